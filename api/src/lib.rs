@@ -1,0 +1,13 @@
+//! saas-api: the HTTP service, its configuration and start-up.
+
+pub mod auth;
+pub mod commands;
+pub mod config;
+pub mod consistency;
+pub mod dev_keys;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

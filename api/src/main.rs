@@ -1,0 +1,70 @@
+use std::io::Write;
+
+use anyhow::Context;
+use api::config::{Config, DEV_DATABASE_URL, dev_keys_path};
+use api::dev_keys::DevKeys;
+use api::startup::{self, Application};
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+/// saas-api: sell LLM access through LiteLLM, with an event-sourced ledger.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database if needed, migrate, and serve HTTP and the consumers (default).
+    Serve,
+    /// Create the database if needed and run migrations, then exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (config, new_dev_keys) = Config::from_env().context("invalid configuration")?;
+    api::telemetry::init(config.log_format);
+    if config.dev_mode {
+        tracing::warn!(
+            database = DEV_DATABASE_URL,
+            keys_file = %dev_keys_path().display(),
+            "DEV MODE: no configuration in the environment; using the local database and dev keys. Never use this in production."
+        );
+    }
+    if let Some(keys) = new_dev_keys {
+        show_dev_keys_once(&keys)?;
+    }
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            let pool = startup::connect(&config).await?;
+            startup::migrate(&pool).await?;
+            tracing::info!("migrations applied");
+        }
+        Command::Serve => {
+            let app = Application::build(config).await?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(startup::shutdown_on_signal(shutdown.clone()));
+            app.run_until_stopped(shutdown).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Dev keys are shown on the terminal once, when generated, and never logged: log lines are
+/// shipped and kept, this banner is not.
+fn show_dev_keys_once(keys: &DevKeys) -> anyhow::Result<()> {
+    let mut out = std::io::stderr().lock();
+    writeln!(
+        out,
+        "\n  saas-api dev mode generated these keys (saved in {}):\n    MASTER_KEY={}\n    ENCRYPTION_KEY={}\n  Use the master key as the X-Admin-Key header. They are not shown again.\n",
+        dev_keys_path().display(),
+        keys.master_key.expose_secret(),
+        keys.encryption_key.expose_secret()
+    )?;
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! Liveness and readiness probes (no authentication: orchestrators call them).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready when the database answers and every migration this binary knows is applied; also
+/// reports how far behind each consumer is.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let not_ready = |reason: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "reason": reason})),
+        )
+            .into_response()
+    };
+    let applied: Vec<i64> = match sqlx::query_scalar(
+        "select version from _sqlx_migrations where success order by version",
+    )
+    .fetch_all(&state.pool)
+    .await
+    {
+        Ok(versions) => versions,
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            return not_ready("database unreachable or not migrated".into());
+        }
+    };
+    let expected: Vec<i64> = projections::MIGRATOR.iter().map(|m| m.version).collect();
+    let missing: Vec<i64> = expected.iter().filter(|v| !applied.contains(v)).copied().collect();
+    if !missing.is_empty() {
+        return not_ready(format!("migrations not applied: {missing:?}"));
+    }
+    let consumers = match projections::progress::lag(&state.pool).await {
+        Ok(lag) => lag,
+        Err(error) => {
+            tracing::warn!(%error, "readiness lag query failed");
+            return not_ready("database unreachable".into());
+        }
+    };
+    Json(json!({
+        "status": "ready",
+        "database": "ok",
+        "migrations": {"applied": applied.len(), "expected": expected.len()},
+        "consumers": consumers,
+    }))
+    .into_response()
+}

@@ -1,0 +1,180 @@
+//! Organizations: `POST /api/organizations/create`, rename, and the read model queries.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::organization::{
+    LitellmOrganizationId, Organization, OrganizationCommand, OrganizationId, OrganizationName,
+};
+use projections::organizations::{self as read_model, OrganizationRow};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Admin;
+use crate::commands::{self, OnConflict, RequestMeta};
+use crate::consistency::{POSITION_HEADER, ReadAfter};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, AppQuery};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/organizations/create", post(create))
+        .route("/api/organizations", get(list))
+        .route("/api/organizations/{id}", get(show))
+        .route("/api/organizations/{id}/rename", post(rename))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateOrganization {
+    name: String,
+    organization_id: Option<String>,
+    litellm_organization_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameOrganization {
+    name: String,
+}
+
+fn position_header(position: i64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(POSITION_HEADER, HeaderValue::from(position));
+    headers
+}
+
+async fn create(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppJson(body): AppJson<CreateOrganization>,
+) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+    let organization_id = match body.organization_id.as_deref() {
+        Some(raw) => OrganizationId::parse(raw)?,
+        None => OrganizationId::generate(),
+    };
+    let name = OrganizationName::parse(&body.name)?;
+    let litellm_organization_id = body
+        .litellm_organization_id
+        .as_deref()
+        .map(LitellmOrganizationId::parse)
+        .transpose()?;
+    let command = OrganizationCommand::Create {
+        organization_id: organization_id.clone(),
+        name: name.clone(),
+        litellm_organization_id: litellm_organization_id.clone(),
+    };
+    let position = commands::execute::<Organization>(
+        &state.organizations,
+        &state.pool,
+        organization_id.as_str(),
+        command,
+        &meta.for_actor(admin.actor()),
+        OnConflict::Fail,
+    )
+    .await?;
+    tracing::info!(organization_id = organization_id.as_str(), position, "organization created");
+    Ok((
+        StatusCode::CREATED,
+        position_header(position),
+        Json(json!({
+            "organization_id": organization_id.as_str(),
+            "name": name.as_str(),
+            "litellm_organization_id": litellm_organization_id.as_ref().map(|id| id.as_str()),
+            "position": position,
+        })),
+    ))
+}
+
+async fn rename(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<RenameOrganization>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let organization_id = OrganizationId::parse(&id)
+        .map_err(|_| ApiError::from(domain::organization::OrganizationError::NotFound))?;
+    let name = OrganizationName::parse(&body.name)?;
+    let position = commands::execute::<Organization>(
+        &state.organizations,
+        &state.pool,
+        organization_id.as_str(),
+        OrganizationCommand::Rename { name: name.clone() },
+        &meta.for_actor(admin.actor()),
+        OnConflict::Retry,
+    )
+    .await?;
+    Ok((
+        position_header(position),
+        Json(json!({
+            "organization_id": organization_id.as_str(),
+            "name": name.as_str(),
+            "position": position,
+        })),
+    ))
+}
+
+async fn show(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrganizationRow>> {
+    state.read_after(read_model::PROJECTOR, read_after).await?;
+    read_model::get(&state.pool, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| domain::organization::OrganizationError::NotFound.into())
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+const MAX_PAGE: i64 = 200;
+const DEFAULT_PAGE: i64 = 50;
+
+async fn list(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|raw| {
+            raw.parse::<i64>().map_err(|_| {
+                ApiError::bad_request("invalid_cursor", "cursor must be a next_cursor value from a previous page")
+            })
+        })
+        .transpose()?;
+    state.read_after(read_model::PROJECTOR, read_after).await?;
+    // One extra row tells whether another page exists.
+    let mut rows = read_model::list(&state.pool, after, limit + 1).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|row| row.created_position.to_string())
+    } else {
+        None
+    };
+    let total = read_model::count(&state.pool).await?;
+    Ok(Json(json!({
+        "organizations": rows,
+        "next_cursor": next_cursor,
+        "total": total,
+    })))
+}

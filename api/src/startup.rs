@@ -1,0 +1,158 @@
+//! Building and running the service: database, migrations, HTTP server and consumers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use cqrs_es::CqrsFramework;
+use cqrs_es::persist::PersistedEventStore;
+use postgres_es::PostgresEventRepository;
+use projections::progress::ProgressSignal;
+use projections::{ConsumerRunner, EventNotifier, RunnerConfig};
+use secrecy::ExposeSecret;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::AdminKey;
+use crate::config::Config;
+use crate::routes;
+use crate::state::AppState;
+
+/// Aggregates are snapshotted every this many events, so loading stays flat with history.
+pub const SNAPSHOT_EVERY: usize = 100;
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    runner_config: RunnerConfig,
+}
+
+/// Creates the database if it does not exist (tolerating a concurrent creator).
+pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
+    if Postgres::database_exists(url)
+        .await
+        .context("connecting to PostgreSQL")?
+    {
+        return Ok(());
+    }
+    tracing::info!("database does not exist; creating it");
+    match Postgres::create_database(url).await {
+        Ok(()) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(()),
+        Err(e) => Err(e).context("creating the database"),
+    }
+}
+
+pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
+    let url = config.database_url.expose_secret();
+    ensure_database(url).await?;
+    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
+    PgPoolOptions::new()
+        .max_connections(config.db_pool_size)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .context("connecting to the database")
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    projections::MIGRATOR
+        .run(pool)
+        .await
+        .context("running database migrations")
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = connect(&config).await?;
+        migrate(&pool).await?;
+        let listener = TcpListener::bind((config.host, config.port))
+            .await
+            .with_context(|| format!("binding {}:{}", config.host, config.port))?;
+        let organizations = CqrsFramework::new(
+            PersistedEventStore::new_snapshot_store(PostgresEventRepository::new(pool.clone()), SNAPSHOT_EVERY),
+            vec![],
+            (),
+        );
+        let state = AppState {
+            pool,
+            admin_key: Arc::new(AdminKey::new(&config.master_key)),
+            organizations: Arc::new(organizations),
+            progress: ProgressSignal::default(),
+            read_wait_timeout: config.read_wait_timeout,
+        };
+        Ok(Self {
+            listener,
+            state,
+            runner_config: RunnerConfig::default(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.state.pool
+    }
+
+    /// Serves HTTP and runs every consumer until `shutdown` is cancelled, then drains.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let notifier = EventNotifier::start(&self.state.pool, shutdown.clone())
+            .await
+            .context("listening for event notifications")?;
+        let mut consumers = Vec::new();
+        for projector in projections::all_projectors() {
+            let runner = ConsumerRunner::new(
+                self.state.pool.clone(),
+                projector,
+                self.runner_config.clone(),
+                self.state.progress.clone(),
+            );
+            consumers.push(tokio::spawn(runner.run(notifier.clone(), shutdown.clone())));
+        }
+        let address = self.listener.local_addr()?;
+        tracing::info!(%address, "saas-api listening");
+        let app = routes::router(self.state);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+            .context("HTTP server failed")?;
+        shutdown.cancel();
+        for consumer in consumers {
+            let _ = consumer.await;
+        }
+        tracing::info!("saas-api stopped");
+        Ok(())
+    }
+}
+
+/// Cancels the token on ctrl-c or SIGTERM.
+pub async fn shutdown_on_signal(token: CancellationToken) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown signal received; draining");
+    token.cancel();
+}

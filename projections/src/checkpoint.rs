@@ -1,0 +1,76 @@
+//! Per-consumer checkpoints. A consumer locks its row for the length of a batch, so two
+//! processes never apply the same events, and moves it in the batch's own transaction.
+
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::event_log::{LogPosition, parse_xid};
+
+/// Creates the consumer's row if this is its first run.
+pub async fn register(pool: &PgPool, consumer: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("insert into consumer_checkpoints (consumer_name) values ($1) on conflict do nothing")
+        .bind(consumer)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Locks the consumer's row and returns its position, or `None` when another process holds
+/// it (it is applying a batch right now) or the consumer was never registered.
+pub async fn claim(
+    conn: &mut PgConnection,
+    consumer: &str,
+) -> Result<Option<LogPosition>, sqlx::Error> {
+    let row = sqlx::query(
+        "select last_tx_id::text as tx_id, last_position from consumer_checkpoints
+          where consumer_name = $1 for update skip locked",
+    )
+    .bind(consumer)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        Ok(LogPosition {
+            tx_id: parse_xid(row.try_get("tx_id")?)?,
+            position: row.try_get("last_position")?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn advance(
+    conn: &mut PgConnection,
+    consumer: &str,
+    to: LogPosition,
+    applied: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update consumer_checkpoints
+            set last_tx_id = $2::text::xid8, last_position = $3,
+                events_applied = events_applied + $4, updated_at = now()
+          where consumer_name = $1",
+    )
+    .bind(consumer)
+    .bind(to.tx_id.to_string())
+    .bind(to.position)
+    .bind(applied)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The committed checkpoint, without locking (for status and lag reports).
+pub async fn current(pool: &PgPool, consumer: &str) -> Result<Option<LogPosition>, sqlx::Error> {
+    let row = sqlx::query(
+        "select last_tx_id::text as tx_id, last_position from consumer_checkpoints
+          where consumer_name = $1",
+    )
+    .bind(consumer)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|row| {
+        Ok(LogPosition {
+            tx_id: parse_xid(row.try_get("tx_id")?)?,
+            position: row.try_get("last_position")?,
+        })
+    })
+    .transpose()
+}

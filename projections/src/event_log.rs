@@ -1,0 +1,157 @@
+//! Reading the event log in a global order that never skips a late-committing event.
+//!
+//! `global_position` is handed out at INSERT time, so a transaction can commit position 5 while
+//! position 4 is still in flight. A reader that advanced past 5 would miss 4 forever. We order
+//! by `(tx_id, global_position)` and only read events whose transaction id is below the oldest
+//! transaction still running (`pg_snapshot_xmin`): every such transaction has finished, and any
+//! transaction that commits later has a larger id, so it sorts after everything read so far.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, Row, postgres::PgRow};
+
+/// A point in the global order: the transaction id and position of the last event read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct LogPosition {
+    pub tx_id: u64,
+    pub position: i64,
+}
+
+impl LogPosition {
+    pub const START: Self = Self {
+        tx_id: 0,
+        position: 0,
+    };
+}
+
+/// One event as stored, with its place in the global order.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub global_position: i64,
+    pub tx_id: u64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    pub fn log_position(&self) -> LogPosition {
+        LogPosition {
+            tx_id: self.tx_id,
+            position: self.global_position,
+        }
+    }
+
+    /// A metadata value written by `CommandMetadata`, e.g. `actor`.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).and_then(Value::as_str)
+    }
+
+    /// Decodes the payload into a domain event enum.
+    pub fn decode<E: serde::de::DeserializeOwned>(&self) -> Result<E, serde_json::Error> {
+        E::deserialize(&self.payload)
+    }
+
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            global_position: row.try_get("global_position")?,
+            tx_id: parse_xid(row.try_get("tx_id")?)?,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            sequence: row.try_get("sequence")?,
+            event_type: row.try_get("event_type")?,
+            event_version: row.try_get("event_version")?,
+            payload: row.try_get("payload")?,
+            metadata: row.try_get("metadata")?,
+            recorded_at: row.try_get("recorded_at")?,
+        })
+    }
+}
+
+/// sqlx has no xid8 type; we move transaction ids through SQL as text.
+pub(crate) fn parse_xid(text: String) -> Result<u64, sqlx::Error> {
+    text.parse()
+        .map_err(|e| sqlx::Error::Decode(format!("bad xid8 {text:?}: {e}").into()))
+}
+
+/// Up to `limit` events after `after`, in global order, all from finished transactions.
+pub async fn read_after(
+    conn: &mut PgConnection,
+    after: LogPosition,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    // language=PostgreSQL
+    let rows = sqlx::query(
+        "select global_position, tx_id::text as tx_id, aggregate_type, aggregate_id, sequence,
+                event_type, event_version, payload, metadata, recorded_at
+           from events
+          where (tx_id, global_position) > ($1::text::xid8, $2)
+            and tx_id < pg_snapshot_xmin(pg_current_snapshot())
+          order by tx_id, global_position
+          limit $3",
+    )
+    .bind(after.tx_id.to_string())
+    .bind(after.position)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// Whether events after `after` exist that `read_after` cannot return yet because an older
+/// transaction is still running. The caller should look again soon rather than wait for a
+/// notification that the blocking transaction (which may write no event) never sends.
+pub async fn has_events_behind_horizon(
+    conn: &mut PgConnection,
+    after: LogPosition,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists(select 1 from events where (tx_id, global_position) > ($1::text::xid8, $2))",
+    )
+    .bind(after.tx_id.to_string())
+    .bind(after.position)
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Every event of one aggregate, in its own sequence order (for history and as-of queries).
+pub async fn read_stream(
+    conn: &mut PgConnection,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select global_position, tx_id::text as tx_id, aggregate_type, aggregate_id, sequence,
+                event_type, event_version, payload, metadata, recorded_at
+           from events
+          where aggregate_type = $1 and aggregate_id = $2
+          order by sequence",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(StoredEvent::from_row).collect()
+}
+
+/// The global position of an aggregate's newest event: what a command reports it wrote at.
+pub async fn stream_head(
+    conn: &mut PgConnection,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select global_position from events
+          where aggregate_type = $1 and aggregate_id = $2
+          order by sequence desc limit 1",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_optional(&mut *conn)
+    .await
+}

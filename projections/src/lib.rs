@@ -1,0 +1,23 @@
+//! The read side: the global-order event-log reader, consumer checkpoints, projectors and the
+//! read models they keep.
+
+pub mod checkpoint;
+pub mod event_log;
+pub mod notifier;
+pub mod organizations;
+pub mod progress;
+pub mod projector;
+pub mod runner;
+
+pub use event_log::{LogPosition, StoredEvent};
+pub use notifier::EventNotifier;
+pub use projector::{ProjectionError, Projector};
+pub use runner::{ConsumerRunner, RunnerConfig};
+
+/// The schema of the event store and every read model, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Every projector the service runs, in one place so `serve` and tests start the same set.
+pub fn all_projectors() -> Vec<std::sync::Arc<dyn Projector>> {
+    vec![std::sync::Arc::new(organizations::OrganizationsProjector)]
+}

@@ -1,0 +1,39 @@
+use async_trait::async_trait;
+use sqlx::PgConnection;
+use thiserror::Error;
+
+use crate::event_log::StoredEvent;
+
+#[derive(Debug, Error)]
+pub enum ProjectionError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("event at position {position} ({event_type}) does not decode: {source}")]
+    Decode {
+        position: i64,
+        event_type: String,
+        source: serde_json::Error,
+    },
+}
+
+impl ProjectionError {
+    pub fn decode(event: &StoredEvent, source: serde_json::Error) -> Self {
+        Self::Decode {
+            position: event.global_position,
+            event_type: event.event_type.clone(),
+            source,
+        }
+    }
+}
+
+/// Builds a read model from the event log. `apply` runs inside the transaction that also moves
+/// the projector's checkpoint, so each event takes effect exactly once. Events the projector
+/// does not care about are simply ignored.
+#[async_trait]
+pub trait Projector: Send + Sync + 'static {
+    /// The checkpoint name; renaming it replays the projector from the start.
+    fn name(&self) -> &'static str;
+
+    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent)
+    -> Result<(), ProjectionError>;
+}
