@@ -43,12 +43,16 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
             match parts.headers.get(name) {
                 None => Ok(None),
                 Some(value) => {
-                    let text = value.to_str().ok().filter(|v| v.len() <= 200).ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_header",
-                            format!("{name} must be printable ASCII of at most 200 characters"),
-                        )
-                    })?;
+                    let text = value
+                        .to_str()
+                        .ok()
+                        .filter(|v| v.len() <= 200)
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                "invalid_header",
+                                format!("{name} must be printable ASCII of at most 200 characters"),
+                            )
+                        })?;
                     Ok(Some(text.to_owned()))
                 }
             }
@@ -120,7 +124,11 @@ where
         ),
         AggregateError::DatabaseConnectionError(source) => ApiError {
             source: Some(anyhow::anyhow!(source)),
-            ..ApiError::unavailable("database_unavailable", "the database is unavailable; retry shortly", 1)
+            ..ApiError::unavailable(
+                "database_unavailable",
+                "the database is unavailable; retry shortly",
+                1,
+            )
         },
         AggregateError::UnexpectedError(source) => match unique_claim_violation(&*source) {
             Some(error) => error,

@@ -49,9 +49,13 @@ pub struct Config {
 
 #[derive(Debug, Error, PartialEq)]
 pub enum ConfigError {
-    #[error("MASTER_KEY is not set; set it to a random secret of at least 16 characters (or unset every variable to run in dev mode)")]
+    #[error(
+        "MASTER_KEY is not set; set it to a random secret of at least 16 characters (or unset every variable to run in dev mode)"
+    )]
     MissingMasterKey,
-    #[error("MASTER_KEY looks like a placeholder or is shorter than 16 characters; generate one with `openssl rand -hex 32`")]
+    #[error(
+        "MASTER_KEY looks like a placeholder or is shorter than 16 characters; generate one with `openssl rand -hex 32`"
+    )]
     PlaceholderMasterKey,
     #[error("DATABASE_URL is not set")]
     MissingDatabaseUrl,
@@ -178,7 +182,15 @@ fn parse_number<T: std::str::FromStr>(
 /// Refuses keys copied from examples: too short, or containing a tell-tale word.
 pub fn is_placeholder(key: &str) -> bool {
     const TELLS: [&str; 9] = [
-        "change", "placeholder", "example", "your", "xxxx", "sk-1234", "secret", "default", "replace",
+        "change",
+        "placeholder",
+        "example",
+        "your",
+        "xxxx",
+        "sk-1234",
+        "secret",
+        "default",
+        "replace",
     ];
     let lower = key.to_ascii_lowercase();
     let distinct = {
@@ -244,7 +256,10 @@ mod tests {
     #[test]
     fn configured_without_master_key_refuses_to_start() {
         let result = Config::from_lookup(
-            lookup(&[("DATABASE_URL", "postgres://db/x"), ("ENCRYPTION_KEY", GOOD_ENC)]),
+            lookup(&[
+                ("DATABASE_URL", "postgres://db/x"),
+                ("ENCRYPTION_KEY", GOOD_ENC),
+            ]),
             &temp_keys_file(),
         );
         assert_eq!(result.unwrap_err(), ConfigError::MissingMasterKey);
@@ -252,7 +267,12 @@ mod tests {
 
     #[test]
     fn placeholder_master_keys_are_refused() {
-        for key in ["sk-1234", "change-me-please-now", "your-master-key-here", "aaaaaaaaaaaaaaaaaaaaaa"] {
+        for key in [
+            "sk-1234",
+            "change-me-please-now",
+            "your-master-key-here",
+            "aaaaaaaaaaaaaaaaaaaaaa",
+        ] {
             let result = Config::from_lookup(
                 lookup(&[
                     ("DATABASE_URL", "postgres://db/x"),
@@ -261,7 +281,11 @@ mod tests {
                 ]),
                 &temp_keys_file(),
             );
-            assert_eq!(result.unwrap_err(), ConfigError::PlaceholderMasterKey, "{key}");
+            assert_eq!(
+                result.unwrap_err(),
+                ConfigError::PlaceholderMasterKey,
+                "{key}"
+            );
         }
     }
 

@@ -73,7 +73,11 @@ impl From<sqlx::Error> for ApiError {
         match &error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self {
                 source: Some(error.into()),
-                ..Self::unavailable("database_unavailable", "the database is unavailable; retry shortly", 1)
+                ..Self::unavailable(
+                    "database_unavailable",
+                    "the database is unavailable; retry shortly",
+                    1,
+                )
             },
             _ => Self::internal(error),
         }
@@ -84,8 +88,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
             match &self.source {
-                Some(source) => tracing::error!(error = ?source, code = self.code, "request failed"),
-                None => tracing::error!(code = self.code, message = %self.message, "request failed"),
+                Some(source) => {
+                    tracing::error!(error = ?source, code = self.code, "request failed")
+                }
+                None => {
+                    tracing::error!(code = self.code, message = %self.message, "request failed")
+                }
             }
         }
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
@@ -109,7 +117,10 @@ impl From<domain::organization::OrganizationError> for ApiError {
     fn from(error: domain::organization::OrganizationError) -> Self {
         use domain::organization::OrganizationError as E;
         match error {
-            E::AlreadyExists => Self::conflict("organization_exists", "an organization with this organization_id already exists"),
+            E::AlreadyExists => Self::conflict(
+                "organization_exists",
+                "an organization with this organization_id already exists",
+            ),
             E::NotFound => Self::not_found("organization_not_found", "organization not found"),
         }
     }

@@ -73,7 +73,10 @@ impl Application {
             .await
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
         let organizations = CqrsFramework::new(
-            PersistedEventStore::new_snapshot_store(PostgresEventRepository::new(pool.clone()), SNAPSHOT_EVERY),
+            PersistedEventStore::new_snapshot_store(
+                PostgresEventRepository::new(pool.clone()),
+                SNAPSHOT_EVERY,
+            ),
             vec![],
             (),
         );

@@ -9,7 +9,8 @@ use crate::config::LogFormat;
 pub const DEFAULT_FILTER: &str = "info,sqlx=warn";
 
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let registry = tracing_subscriber::registry().with(filter);
     // `try_init`: tests may initialise more than once.
     let _ = match format {

@@ -7,10 +7,12 @@ use crate::event_log::{LogPosition, parse_xid};
 
 /// Creates the consumer's row if this is its first run.
 pub async fn register(pool: &PgPool, consumer: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into consumer_checkpoints (consumer_name) values ($1) on conflict do nothing")
-        .bind(consumer)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "insert into consumer_checkpoints (consumer_name) values ($1) on conflict do nothing",
+    )
+    .bind(consumer)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -27,8 +27,9 @@ impl Projector for OrganizationsProjector {
         if event.aggregate_type != "Organization" {
             return Ok(());
         }
-        let decoded: OrganizationEvent =
-            event.decode().map_err(|e| ProjectionError::decode(event, e))?;
+        let decoded: OrganizationEvent = event
+            .decode()
+            .map_err(|e| ProjectionError::decode(event, e))?;
         // Rows remember the last position applied, so applying an event twice is a no-op.
         match decoded {
             OrganizationEvent::OrganizationCreated {
@@ -90,7 +91,10 @@ pub struct OrganizationRow {
 const COLUMNS: &str = "organization_id, name, litellm_organization_id, created_at, updated_at,
     created_by, created_position, last_position";
 
-pub async fn get(pool: &PgPool, organization_id: &str) -> Result<Option<OrganizationRow>, sqlx::Error> {
+pub async fn get(
+    pool: &PgPool,
+    organization_id: &str,
+) -> Result<Option<OrganizationRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "select {COLUMNS} from organizations where organization_id = $1"
     ))

@@ -34,6 +34,9 @@ pub trait Projector: Send + Sync + 'static {
     /// The checkpoint name; renaming it replays the projector from the start.
     fn name(&self) -> &'static str;
 
-    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent)
-    -> Result<(), ProjectionError>;
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError>;
 }

@@ -87,7 +87,12 @@ impl ConsumerRunner {
         checkpoint::advance(&mut tx, name, last, events.len() as i64).await?;
         tx.commit().await?;
         self.progress.bump();
-        tracing::debug!(consumer = name, events = events.len(), position = last.position, "applied batch");
+        tracing::debug!(
+            consumer = name,
+            events = events.len(),
+            position = last.position,
+            "applied batch"
+        );
         Ok(Step::Applied(events.len()))
     }
 

@@ -26,7 +26,11 @@ impl Projector for Recorder {
         self.name
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
         if event.event_type == "Poison" {
             return Err(ProjectionError::Database(sqlx::Error::Protocol(
                 "poison event".into(),
@@ -53,7 +57,12 @@ async fn setup() -> anyhow::Result<PgPool> {
     Ok(db.pool)
 }
 
-async fn insert_event(conn: &mut PgConnection, stream: &str, seq: i64, event_type: &str) -> anyhow::Result<i64> {
+async fn insert_event(
+    conn: &mut PgConnection,
+    stream: &str,
+    seq: i64,
+    event_type: &str,
+) -> anyhow::Result<i64> {
     let position = sqlx::query_scalar(
         "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          values ('Test', $1, $2, $3, '1.0', '{}', '{}') returning global_position",
@@ -76,10 +85,12 @@ fn runner(pool: &PgPool, name: &'static str) -> ConsumerRunner {
 }
 
 async fn applied(pool: &PgPool, consumer: &str) -> anyhow::Result<Vec<i64>> {
-    Ok(sqlx::query_scalar("select global_position from applied where consumer = $1 order by id")
-        .bind(consumer)
-        .fetch_all(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("select global_position from applied where consumer = $1 order by id")
+            .bind(consumer)
+            .fetch_all(pool)
+            .await?,
+    )
 }
 
 /// Steps until nothing is left. xmin is cluster-wide, so a transaction in another test's
@@ -89,7 +100,9 @@ async fn drain(runner: &ConsumerRunner) -> anyhow::Result<usize> {
     for _ in 0..2000 {
         match runner.step().await? {
             Step::Applied(n) => total += n,
-            Step::Idle { behind_horizon: false } => return Ok(total),
+            Step::Idle {
+                behind_horizon: false,
+            } => return Ok(total),
             _ => tokio::time::sleep(Duration::from_millis(5)).await,
         }
     }
@@ -116,7 +129,12 @@ async fn a_lower_position_still_open_holds_back_later_commits() -> anyhow::Resul
     assert!(low < high);
 
     // The later position is committed, but reading it now would skip `low` forever.
-    assert_eq!(runner.step().await?, Step::Idle { behind_horizon: true });
+    assert_eq!(
+        runner.step().await?,
+        Step::Idle {
+            behind_horizon: true
+        }
+    );
     assert!(applied(&pool, "c").await?.is_empty());
 
     tx_a.commit().await?;
@@ -135,7 +153,9 @@ async fn events_are_delivered_in_transaction_order_not_position_order() -> anyho
     let mut b = connect(&pool).await?;
     // A takes its transaction id first but writes its event after B has written and committed.
     let mut tx_a = a.begin().await?;
-    sqlx::query("select pg_current_xact_id()").execute(&mut *tx_a).await?;
+    sqlx::query("select pg_current_xact_id()")
+        .execute(&mut *tx_a)
+        .await?;
     let mut tx_b = b.begin().await?;
     let b_pos = insert_event(&mut tx_b, "b", 1, "Tested").await?;
     tx_b.commit().await?;
@@ -151,7 +171,8 @@ async fn events_are_delivered_in_transaction_order_not_position_order() -> anyho
 }
 
 #[tokio::test]
-async fn concurrent_writers_and_a_live_reader_apply_every_event_exactly_once() -> anyhow::Result<()> {
+async fn concurrent_writers_and_a_live_reader_apply_every_event_exactly_once() -> anyhow::Result<()>
+{
     let pool = setup().await?;
     checkpoint::register(&pool, "c").await?;
     let runner = Arc::new(runner(&pool, "c"));
@@ -189,25 +210,34 @@ async fn concurrent_writers_and_a_live_reader_apply_every_event_exactly_once() -
     reader.await?;
     drain(&runner).await?;
 
-    let all: Vec<i64> = sqlx::query_scalar("select global_position from events order by global_position")
-        .fetch_all(&pool)
-        .await?;
+    let all: Vec<i64> =
+        sqlx::query_scalar("select global_position from events order by global_position")
+            .fetch_all(&pool)
+            .await?;
     let seen = applied(&pool, "c").await?;
     if seen.len() != all.len() {
         let rows = sqlx::query("select a.id, a.global_position, a.tx_id, a.applier, to_char(a.at, 'MI:SS.US'), count(*) over (partition by a.global_position) from applied a order by id").fetch_all(&pool).await?;
-        for r in rows { let (id, p, t, ap, at, c): (i64, i64, i64, i64, String, i64) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)); eprintln!("DBG {id} pos={p} tx={t} applier={ap} at={at} n={c}"); }
+        for r in rows {
+            let (id, p, t, ap, at, c): (i64, i64, i64, i64, String, i64) =
+                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+            eprintln!("DBG {id} pos={p} tx={t} applier={ap} at={at} n={c}");
+        }
     }
     assert_eq!(all.len(), 400);
     assert_eq!(seen.len(), all.len(), "every event applied exactly once");
-    assert_eq!(seen.iter().copied().collect::<HashSet<_>>(), all.iter().copied().collect());
+    assert_eq!(
+        seen.iter().copied().collect::<HashSet<_>>(),
+        all.iter().copied().collect()
+    );
 
     // Delivery order is (tx_id, global_position).
-    let order: Vec<(i64, i64)> = sqlx::query("select tx_id, global_position from applied order by id")
-        .fetch_all(&pool)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let order: Vec<(i64, i64)> =
+        sqlx::query("select tx_id, global_position from applied order by id")
+            .fetch_all(&pool)
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
     let mut sorted = order.clone();
     sorted.sort();
     assert_eq!(order, sorted);
@@ -242,7 +272,10 @@ async fn a_failing_batch_applies_nothing_and_keeps_the_checkpoint() -> anyhow::R
     }
     assert!(failed);
     assert!(applied(&pool, "c").await?.is_empty());
-    assert_eq!(checkpoint::current(&pool, "c").await?, Some(LogPosition::START));
+    assert_eq!(
+        checkpoint::current(&pool, "c").await?,
+        Some(LogPosition::START)
+    );
     Ok(())
 }
 
@@ -260,7 +293,12 @@ async fn two_instances_of_one_consumer_apply_each_event_once() -> anyhow::Result
     let mut handles = Vec::new();
     for _ in 0..2 {
         let own_pool = PgPool::connect_with((*pool.connect_options()).clone()).await?;
-        let r = ConsumerRunner::new(own_pool, Arc::new(Recorder { name: "shared" }), config.clone(), ProgressSignal::default());
+        let r = ConsumerRunner::new(
+            own_pool,
+            Arc::new(Recorder { name: "shared" }),
+            config.clone(),
+            ProgressSignal::default(),
+        );
         handles.push(tokio::spawn(r.run(notifier.clone(), shutdown.clone())));
     }
 
@@ -281,10 +319,12 @@ async fn two_instances_of_one_consumer_apply_each_event_once() -> anyhow::Result
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let count: i64 = sqlx::query_scalar("select events_applied from consumer_checkpoints where consumer_name = 'shared'")
-            .fetch_optional(&pool)
-            .await?
-            .unwrap_or(0);
+        let count: i64 = sqlx::query_scalar(
+            "select events_applied from consumer_checkpoints where consumer_name = 'shared'",
+        )
+        .fetch_optional(&pool)
+        .await?
+        .unwrap_or(0);
         if count >= 200 || tokio::time::Instant::now() > deadline {
             break;
         }
@@ -298,7 +338,11 @@ async fn two_instances_of_one_consumer_apply_each_event_once() -> anyhow::Result
     let seen = applied(&pool, "shared").await?;
     if seen.len() != 200 {
         let rows = sqlx::query("select a.id, a.global_position, a.tx_id, a.applier, to_char(a.at, 'MI:SS.US'), count(*) over (partition by a.global_position) from applied a order by id").fetch_all(&pool).await?;
-        for r in rows { let (id, p, t, ap, at, c): (i64, i64, i64, i64, String, i64) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)); eprintln!("DBG {id} pos={p} tx={t} applier={ap} at={at} n={c}"); }
+        for r in rows {
+            let (id, p, t, ap, at, c): (i64, i64, i64, i64, String, i64) =
+                (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+            eprintln!("DBG {id} pos={p} tx={t} applier={ap} at={at} n={c}");
+        }
     }
     assert_eq!(seen.len(), 200);
     assert_eq!(seen.iter().copied().collect::<HashSet<_>>().len(), 200);
@@ -310,9 +354,16 @@ async fn the_database_refuses_to_rewrite_the_log() -> anyhow::Result<()> {
     let pool = setup().await?;
     let mut conn = connect(&pool).await?;
     insert_event(&mut conn, "s", 1, "Tested").await?;
-    for statement in ["update events set event_type = 'Forged'", "delete from events", "truncate events"] {
+    for statement in [
+        "update events set event_type = 'Forged'",
+        "delete from events",
+        "truncate events",
+    ] {
         let error = sqlx::query(statement).execute(&pool).await.unwrap_err();
-        let code = error.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+        let code = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
         assert_eq!(code.as_deref(), Some("SL001"), "{statement}");
     }
     let count: i64 = sqlx::query_scalar("select count(*) from events where event_type = 'Tested'")

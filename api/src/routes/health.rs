@@ -35,7 +35,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         }
     };
     let expected: Vec<i64> = projections::MIGRATOR.iter().map(|m| m.version).collect();
-    let missing: Vec<i64> = expected.iter().filter(|v| !applied.contains(v)).copied().collect();
+    let missing: Vec<i64> = expected
+        .iter()
+        .filter(|v| !applied.contains(v))
+        .copied()
+        .collect();
     if !missing.is_empty() {
         return not_ready(format!("migrations not applied: {missing:?}"));
     }

@@ -76,7 +76,11 @@ async fn create(
         OnConflict::Fail,
     )
     .await?;
-    tracing::info!(organization_id = organization_id.as_str(), position, "organization created");
+    tracing::info!(
+        organization_id = organization_id.as_str(),
+        position,
+        "organization created"
+    );
     Ok((
         StatusCode::CREATED,
         position_header(position),
@@ -158,7 +162,10 @@ async fn list(
         .as_deref()
         .map(|raw| {
             raw.parse::<i64>().map_err(|_| {
-                ApiError::bad_request("invalid_cursor", "cursor must be a next_cursor value from a previous page")
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    "cursor must be a next_cursor value from a previous page",
+                )
             })
         })
         .transpose()?;

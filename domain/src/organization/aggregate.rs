@@ -128,7 +128,9 @@ mod tests {
     fn rename_records_old_and_new_name() {
         OrganizationTest::with(())
             .given(vec![created()])
-            .when(OrganizationCommand::Rename { name: name("Acme Corp") })
+            .when(OrganizationCommand::Rename {
+                name: name("Acme Corp"),
+            })
             .then_expect_events(vec![OrganizationEvent::OrganizationRenamed {
                 organization_id: id(),
                 old_name: name("Acme"),

@@ -1,0 +1,161 @@
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use api::config::{Config, LogFormat};
+use api::startup::Application;
+use reqwest::{RequestBuilder, Response};
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub const MASTER_KEY: &str = "mk-test-8c1f0e9a7b6d5c4e3f2a1b0c";
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var("TEST_LOG").is_ok() {
+        api::telemetry::init(LogFormat::Pretty);
+    }
+});
+
+pub struct TestApp {
+    pub address: String,
+    pub pool: PgPool,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        database_url: database_url.to_owned().into(),
+        master_key: MASTER_KEY.to_owned().into(),
+        encryption_key: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+            .to_owned()
+            .into(),
+        host: [127, 0, 0, 1].into(),
+        port: 0,
+        litellm_proxy_url: "http://127.0.0.1:9".into(),
+        litellm_master_key: None,
+        log_format: LogFormat::Pretty,
+        db_pool_size: 10,
+        read_wait_timeout: Duration::from_secs(5),
+        dev_mode: false,
+    }
+}
+
+/// Starts the service on a database that does not exist yet (the service creates it).
+pub async fn spawn_app() -> TestApp {
+    let url = testkit::database_url(&testkit::empty_database_name()).unwrap();
+    spawn_app_on(&url).await
+}
+
+pub async fn spawn_app_on(database_url: &str) -> TestApp {
+    spawn(database_url, |_| {}).await
+}
+
+/// Starts the service with a tweaked configuration.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let url = testkit::database_url(&testkit::empty_database_name()).unwrap();
+    spawn(&url, tweak).await
+}
+
+async fn spawn(database_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    LazyLock::force(&TRACING);
+    let mut config = test_config(database_url);
+    tweak(&mut config);
+    let app = Application::build(config)
+        .await
+        .expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let pool = app.pool().clone();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        address,
+        pool,
+        client: reqwest::Client::new(),
+        database_url: database_url.to_owned(),
+        shutdown,
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn admin_get(&self, path: &str) -> RequestBuilder {
+        self.client
+            .get(self.url(path))
+            .header("x-admin-key", MASTER_KEY)
+    }
+
+    pub fn admin_post(&self, path: &str) -> RequestBuilder {
+        self.client
+            .post(self.url(path))
+            .header("x-admin-key", MASTER_KEY)
+    }
+
+    pub async fn create_org(&self, body: Value) -> Response {
+        self.admin_post("/api/organizations/create")
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// GET that waits for `position` to be projected before reading.
+    pub async fn get_after(&self, path: &str, position: i64) -> Response {
+        self.admin_get(path)
+            .header("x-wait-for-position", position.to_string())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from events")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Stops the service and waits for it to drain.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            handle.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Asserts the response is a JSON error with the given status and code; returns the body.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "JSON error body, got {content_type}"
+    );
+    let body: Value = response.json().await.expect("JSON body");
+    assert_eq!(body["error"]["code"], code, "error code in {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "message in {body}"
+    );
+    body
+}
