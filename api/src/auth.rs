@@ -24,6 +24,14 @@ impl AdminKey {
         }
     }
 
+    /// A short, non-secret id of the key, recorded as the actor of admin commands.
+    pub fn fingerprint(&self) -> String {
+        self.digest[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     pub fn matches(&self, candidate: &[u8]) -> bool {
         let candidate: [u8; 32] = Sha256::digest(candidate).into();
         self.digest.ct_eq(&candidate).into()
@@ -31,13 +39,15 @@ impl AdminKey {
 }
 
 /// Proof that the request carries the master key; handlers that take it are admin-only.
-#[derive(Debug, Clone, Copy)]
-pub struct Admin;
+#[derive(Debug, Clone)]
+pub struct Admin {
+    actor: String,
+}
 
 impl Admin {
-    /// The actor recorded in event metadata.
-    pub fn actor(&self) -> &'static str {
-        "admin"
+    /// The actor recorded in event metadata: `admin:<key fingerprint>`.
+    pub fn actor(&self) -> &str {
+        &self.actor
     }
 }
 
@@ -49,7 +59,9 @@ impl FromRequestParts<AppState> for Admin {
             return Err(ApiError::unauthorized("missing X-Admin-Key header"));
         };
         if state.admin_key.matches(value.as_bytes()) {
-            Ok(Admin)
+            Ok(Admin {
+                actor: format!("admin:{}", state.admin_key.fingerprint()),
+            })
         } else {
             Err(ApiError::unauthorized("invalid admin key"))
         }

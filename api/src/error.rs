@@ -113,15 +113,60 @@ impl From<domain::text::TextError> for ApiError {
     }
 }
 
+impl From<domain::money::MoneyError> for ApiError {
+    fn from(error: domain::money::MoneyError) -> Self {
+        Self::unprocessable("validation_failed", error.to_string())
+    }
+}
+
+fn lookup_failed(message: String) -> ApiError {
+    ApiError::unavailable("lookup_unavailable", message, 1)
+}
+
 impl From<domain::organization::OrganizationError> for ApiError {
     fn from(error: domain::organization::OrganizationError) -> Self {
         use domain::organization::OrganizationError as E;
+        let message = error.to_string();
         match error {
             E::AlreadyExists => Self::conflict(
                 "organization_exists",
                 "an organization with this organization_id already exists",
             ),
             E::NotFound => Self::not_found("organization_not_found", "organization not found"),
+            E::Deleted => Self::conflict("organization_deleted", message),
+            E::HasTeams(_) => Self::conflict("organization_has_teams", message),
+            E::Lookup(message) => lookup_failed(message),
+        }
+    }
+}
+
+impl From<domain::model_group::ModelGroupError> for ApiError {
+    fn from(error: domain::model_group::ModelGroupError) -> Self {
+        use domain::model_group::ModelGroupError as E;
+        let message = error.to_string();
+        match error {
+            E::AlreadyExists => Self::conflict("model_group_exists", message),
+            E::NotFound => Self::not_found("model_group_not_found", message),
+            E::InUse(_) => Self::conflict("model_group_in_use", message),
+            E::Lookup(message) => lookup_failed(message),
+        }
+    }
+}
+
+impl From<domain::team::TeamError> for ApiError {
+    fn from(error: domain::team::TeamError) -> Self {
+        use domain::team::TeamError as E;
+        let message = error.to_string();
+        match error {
+            E::AlreadyExists => Self::conflict("team_exists", message),
+            E::NotFound => Self::not_found("team_not_found", message),
+            E::Deleted => Self::conflict("team_deleted", message),
+            E::OrganizationNotFound(_) => Self::unprocessable("organization_not_found", message),
+            E::OrganizationDeleted(_) => Self::unprocessable("organization_deleted", message),
+            E::UnknownModelGroups(_) => Self::unprocessable("unknown_model_groups", message),
+            E::GroupNotAssigned(_) => Self::conflict("model_group_not_assigned", message),
+            E::CreditsOverflow => Self::unprocessable("credits_overflow", message),
+            E::Lookup(message) => lookup_failed(message),
         }
     }
 }

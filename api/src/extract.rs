@@ -60,3 +60,35 @@ where
 fn query_rejection(rejection: QueryRejection) -> ApiError {
     ApiError::bad_request("invalid_query", rejection.body_text())
 }
+
+/// A JSON number (or numeric string) kept as its exact text, so `84.50` never passes through
+/// floating point. The domain parses the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecimalText(pub String);
+
+impl<'de> serde::Deserialize<'de> for DecimalText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw: Box<serde_json::value::RawValue> = serde::Deserialize::deserialize(deserializer)?;
+        let text = raw.get();
+        if let Ok(string) = serde_json::from_str::<String>(text) {
+            return Ok(Self(string));
+        }
+        if text.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+            return Ok(Self(text.to_owned()));
+        }
+        Err(serde::de::Error::custom(
+            "expected a decimal number such as 84.50",
+        ))
+    }
+}
+
+/// Money and percentages in responses: JSON numbers, as the seed shows them.
+pub fn decimal_json(value: rust_decimal::Decimal) -> serde_json::Value {
+    use rust_decimal::prelude::ToPrimitive;
+    value
+        .normalize()
+        .to_f64()
+        .and_then(serde_json::Number::from_f64)
+        .map(serde_json::Value::Number)
+        .unwrap_or(serde_json::Value::Null)
+}

@@ -6,6 +6,9 @@ use std::time::Duration;
 use anyhow::Context;
 use cqrs_es::CqrsFramework;
 use cqrs_es::persist::PersistedEventStore;
+use domain::model_group::ModelGroupServices;
+use domain::organization::OrganizationServices;
+use domain::team::TeamServices;
 use postgres_es::PostgresEventRepository;
 use projections::progress::ProgressSignal;
 use projections::{ConsumerRunner, EventNotifier, RunnerConfig};
@@ -18,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::AdminKey;
 use crate::config::Config;
+use crate::keys::Vault;
+use crate::lookups::ReadModelLookups;
 use crate::routes;
 use crate::state::AppState;
 
@@ -72,19 +77,41 @@ impl Application {
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
+        let progress = ProgressSignal::default();
+        let lookups = ReadModelLookups {
+            pool: pool.clone(),
+            progress: progress.clone(),
+            timeout: config.read_wait_timeout,
+        };
         let organizations = CqrsFramework::new(
-            PersistedEventStore::new_snapshot_store(
-                PostgresEventRepository::new(pool.clone()),
-                SNAPSHOT_EVERY,
-            ),
+            event_store(&pool),
             vec![],
-            (),
+            OrganizationServices {
+                lookups: Box::new(lookups.clone()),
+            },
+        );
+        let model_groups = CqrsFramework::new(
+            event_store(&pool),
+            vec![],
+            ModelGroupServices {
+                lookups: Box::new(lookups.clone()),
+            },
+        );
+        let teams = CqrsFramework::new(
+            event_store(&pool),
+            vec![],
+            TeamServices {
+                lookups: Box::new(lookups),
+            },
         );
         let state = AppState {
             pool,
             admin_key: Arc::new(AdminKey::new(&config.master_key)),
             organizations: Arc::new(organizations),
-            progress: ProgressSignal::default(),
+            model_groups: Arc::new(model_groups),
+            teams: Arc::new(teams),
+            vault: Arc::new(Vault::new(config.encryption_key_bytes())),
+            progress,
             read_wait_timeout: config.read_wait_timeout,
         };
         Ok(Self {
@@ -117,6 +144,10 @@ impl Application {
             );
             consumers.push(tokio::spawn(runner.run(notifier.clone(), shutdown.clone())));
         }
+        consumers.push(tokio::spawn(purge_idempotency_keys(
+            self.state.pool.clone(),
+            shutdown.clone(),
+        )));
         let address = self.listener.local_addr()?;
         tracing::info!(%address, "saas-api listening");
         let app = routes::router(self.state);
@@ -130,6 +161,31 @@ impl Application {
         }
         tracing::info!("saas-api stopped");
         Ok(())
+    }
+}
+
+/// The snapshotting postgres-es store every aggregate uses.
+fn event_store<A: cqrs_es::Aggregate>(
+    pool: &PgPool,
+) -> PersistedEventStore<PostgresEventRepository, A> {
+    PersistedEventStore::new_snapshot_store(
+        PostgresEventRepository::new(pool.clone()),
+        SNAPSHOT_EVERY,
+    )
+}
+
+/// Hourly removal of idempotency records past their retention.
+async fn purge_idempotency_keys(pool: PgPool, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = every.tick() => match crate::idempotency::purge_expired(&pool).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired idempotency keys removed"),
+                Err(error) => tracing::warn!(%error, "could not purge idempotency keys"),
+            },
+        }
     }
 }
 

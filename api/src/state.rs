@@ -1,12 +1,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::model_group::ModelGroup;
 use domain::organization::Organization;
+use domain::team::Team;
 use postgres_es::PostgresCqrs;
 use projections::progress::ProgressSignal;
 use sqlx::PgPool;
 
 use crate::auth::AdminKey;
+use crate::keys::Vault;
 
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]
@@ -14,6 +17,9 @@ pub struct AppState {
     pub pool: PgPool,
     pub admin_key: Arc<AdminKey>,
     pub organizations: Arc<PostgresCqrs<Organization>>,
+    pub model_groups: Arc<PostgresCqrs<ModelGroup>>,
+    pub teams: Arc<PostgresCqrs<Team>>,
+    pub vault: Arc<Vault>,
     pub progress: ProgressSignal,
     pub read_wait_timeout: Duration,
 }

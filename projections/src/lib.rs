@@ -3,11 +3,13 @@
 
 pub mod checkpoint;
 pub mod event_log;
+pub mod model_groups;
 pub mod notifier;
 pub mod organizations;
 pub mod progress;
 pub mod projector;
 pub mod runner;
+pub mod teams;
 
 pub use event_log::{LogPosition, StoredEvent};
 pub use notifier::EventNotifier;
@@ -19,5 +21,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Every projector the service runs, in one place so `serve` and tests start the same set.
 pub fn all_projectors() -> Vec<std::sync::Arc<dyn Projector>> {
-    vec![std::sync::Arc::new(organizations::OrganizationsProjector)]
+    vec![
+        std::sync::Arc::new(organizations::OrganizationsProjector),
+        std::sync::Arc::new(model_groups::ModelGroupsProjector),
+        std::sync::Arc::new(teams::TeamsProjector),
+    ]
 }

@@ -68,6 +68,17 @@ impl Projector for OrganizationsProjector {
                 .execute(&mut *tx)
                 .await?;
             }
+            OrganizationEvent::OrganizationDeleted { organization_id } => {
+                sqlx::query(
+                    "update organizations set deleted_at = $2, updated_at = $2, last_position = $3
+                      where organization_id = $1 and last_position < $3",
+                )
+                .bind(organization_id.as_str())
+                .bind(event.recorded_at)
+                .bind(event.global_position)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         Ok(())
     }
@@ -81,6 +92,7 @@ pub struct OrganizationRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub created_by: String,
+    pub deleted_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub created_position: i64,
     /// The global position of the last event applied to this organization.
@@ -89,7 +101,7 @@ pub struct OrganizationRow {
 }
 
 const COLUMNS: &str = "organization_id, name, litellm_organization_id, created_at, updated_at,
-    created_by, created_position, last_position";
+    created_by, deleted_at, created_position, last_position";
 
 pub async fn get(
     pool: &PgPool,

@@ -121,3 +121,49 @@ pub async fn lag(pool: &PgPool) -> Result<Vec<ConsumerLag>, sqlx::Error> {
         })
         .collect()
 }
+
+/// Waits until `consumer` has applied every event committed before this call, up to
+/// `timeout`; returns whether it got there. Command-side lookups use it so they never decide
+/// on a read model that misses a recent event.
+pub async fn wait_caught_up(
+    pool: &PgPool,
+    signal: &ProgressSignal,
+    consumer: &str,
+    timeout: Duration,
+) -> Result<bool, sqlx::Error> {
+    let head: Option<i64> = sqlx::query_scalar("select max(global_position) from events")
+        .fetch_one(pool)
+        .await?;
+    let Some(head) = head else {
+        return Ok(true);
+    };
+    // Every event at or below `head` that is committed now must be applied. Events still in
+    // flight (not yet visible) are not "before this call".
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut ticks = signal.subscribe();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        ticks.mark_unchanged();
+        let pending: bool = sqlx::query_scalar(
+            "select exists(select 1 from events e, consumer_checkpoints c
+                            where c.consumer_name = $1 and e.global_position <= $2
+                              and (e.tx_id, e.global_position) > (c.last_tx_id, c.last_position))",
+        )
+        .bind(consumer)
+        .bind(head)
+        .fetch_one(pool)
+        .await?;
+        if !pending {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        let sleep_until = (tokio::time::Instant::now() + pause).min(deadline);
+        tokio::select! {
+            _ = ticks.changed() => {}
+            _ = tokio::time::sleep_until(sleep_until) => {}
+        }
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}

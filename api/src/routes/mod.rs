@@ -1,11 +1,13 @@
 //! The HTTP surface: one router, thin handlers, shared middleware.
 
 mod health;
+mod model_groups;
 mod organizations;
+mod teams;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
@@ -14,6 +16,7 @@ use tower_http::request_id::{
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::consistency::POSITION_HEADER;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -27,6 +30,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .merge(organizations::router())
+        .merge(model_groups::router())
+        .merge(teams::router())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -66,4 +72,61 @@ async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "method not allowed on this route",
     )
+}
+
+pub(crate) fn position_header(position: i64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(POSITION_HEADER, HeaderValue::from(position));
+    headers
+}
+
+/// `?limit=&cursor=` for every list endpoint.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ListParams {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+const MAX_PAGE: i64 = 200;
+const DEFAULT_PAGE: i64 = 50;
+
+impl ListParams {
+    /// The page size and the position to continue after.
+    pub(crate) fn validate(&self) -> Result<(i64, Option<i64>), ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let after = self
+            .cursor
+            .as_deref()
+            .map(|raw| {
+                raw.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_cursor",
+                        "cursor must be a next_cursor value from a previous page",
+                    )
+                })
+            })
+            .transpose()?;
+        Ok((limit, after))
+    }
+}
+
+/// Cuts a `limit + 1` fetch to `limit` rows and the cursor of the next page, if any.
+pub(crate) fn page<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    position: impl Fn(&T) -> i64,
+) -> (Vec<T>, Option<String>) {
+    if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        let next = rows.last().map(|row| position(row).to_string());
+        (rows, next)
+    } else {
+        (rows, None)
+    }
 }

@@ -1,7 +1,7 @@
 //! Organizations: `POST /api/organizations/create`, rename, and the read model queries.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use domain::organization::{
@@ -11,9 +11,10 @@ use projections::organizations::{self as read_model, OrganizationRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::{ListParams, page, position_header};
 use crate::auth::Admin;
 use crate::commands::{self, OnConflict, RequestMeta};
-use crate::consistency::{POSITION_HEADER, ReadAfter};
+use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, AppQuery};
 use crate::state::AppState;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/organizations", get(list))
         .route("/api/organizations/{id}", get(show))
         .route("/api/organizations/{id}/rename", post(rename))
+        .route("/api/organizations/{id}/delete", post(delete))
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,12 +40,6 @@ struct CreateOrganization {
 #[serde(deny_unknown_fields)]
 struct RenameOrganization {
     name: String,
-}
-
-fn position_header(position: i64) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(POSITION_HEADER, HeaderValue::from(position));
-    headers
 }
 
 async fn create(
@@ -135,53 +131,46 @@ async fn show(
         .ok_or_else(|| domain::organization::OrganizationError::NotFound.into())
 }
 
-#[derive(Debug, Deserialize)]
-struct ListParams {
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
-const MAX_PAGE: i64 = 200;
-const DEFAULT_PAGE: i64 = 50;
-
 async fn list(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
     AppQuery(params): AppQuery<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
-    let after = params
-        .cursor
-        .as_deref()
-        .map(|raw| {
-            raw.parse::<i64>().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_cursor",
-                    "cursor must be a next_cursor value from a previous page",
-                )
-            })
-        })
-        .transpose()?;
+    let (limit, after) = params.validate()?;
     state.read_after(read_model::PROJECTOR, read_after).await?;
     // One extra row tells whether another page exists.
-    let mut rows = read_model::list(&state.pool, after, limit + 1).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|row| row.created_position.to_string())
-    } else {
-        None
-    };
+    let rows = read_model::list(&state.pool, after, limit + 1).await?;
+    let (rows, next_cursor) = page(rows, limit, |row| row.created_position);
     let total = read_model::count(&state.pool).await?;
     Ok(Json(json!({
         "organizations": rows,
         "next_cursor": next_cursor,
         "total": total,
     })))
+}
+
+async fn delete(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let organization_id = OrganizationId::parse(&id)
+        .map_err(|_| ApiError::from(domain::organization::OrganizationError::NotFound))?;
+    let position = commands::execute::<Organization>(
+        &state.organizations,
+        &state.pool,
+        organization_id.as_str(),
+        OrganizationCommand::Delete,
+        &meta.for_actor(admin.actor()),
+        OnConflict::Fail,
+    )
+    .await?;
+    Ok((
+        position_header(position),
+        Json(
+            json!({"organization_id": organization_id.as_str(), "deleted": true, "position": position}),
+        ),
+    ))
 }

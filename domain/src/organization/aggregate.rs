@@ -1,3 +1,4 @@
+use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -6,11 +7,24 @@ use super::{
     OrganizationCommand, OrganizationError, OrganizationEvent, OrganizationId, OrganizationName,
 };
 
+/// What organization commands need to know from other read models.
+#[async_trait]
+pub trait OrganizationLookups: Send + Sync {
+    /// Teams of the organization that are not deleted.
+    async fn live_teams(&self, id: &OrganizationId) -> Result<Vec<String>, String>;
+}
+
+pub struct OrganizationServices {
+    pub lookups: Box<dyn OrganizationLookups>,
+}
+
 /// Only the state the command rules need; read models hold the rest.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Organization {
     id: Option<OrganizationId>,
     name: Option<OrganizationName>,
+    #[serde(default)]
+    deleted: bool,
 }
 
 impl Aggregate for Organization {
@@ -18,12 +32,12 @@ impl Aggregate for Organization {
     type Command = OrganizationCommand;
     type Event = OrganizationEvent;
     type Error = OrganizationError;
-    type Services = ();
+    type Services = OrganizationServices;
 
     async fn handle(
         &mut self,
         command: Self::Command,
-        _services: &Self::Services,
+        services: &Self::Services,
         sink: &EventSink<Self>,
     ) -> Result<(), Self::Error> {
         match command {
@@ -46,6 +60,9 @@ impl Aggregate for Organization {
                 let (Some(id), Some(old_name)) = (&self.id, &self.name) else {
                     return Err(OrganizationError::NotFound);
                 };
+                if self.deleted {
+                    return Err(OrganizationError::Deleted);
+                }
                 // Renaming to the current name is a no-op, so retries append nothing.
                 if *old_name != name {
                     let event = OrganizationEvent::OrganizationRenamed {
@@ -55,6 +72,29 @@ impl Aggregate for Organization {
                     };
                     sink.write(event, self).await;
                 }
+            }
+            OrganizationCommand::Delete => {
+                let Some(id) = self.id.clone() else {
+                    return Err(OrganizationError::NotFound);
+                };
+                if self.deleted {
+                    return Err(OrganizationError::Deleted);
+                }
+                let teams = services
+                    .lookups
+                    .live_teams(&id)
+                    .await
+                    .map_err(OrganizationError::Lookup)?;
+                if !teams.is_empty() {
+                    return Err(OrganizationError::HasTeams(teams));
+                }
+                sink.write(
+                    OrganizationEvent::OrganizationDeleted {
+                        organization_id: id,
+                    },
+                    self,
+                )
+                .await;
             }
         }
         Ok(())
@@ -71,6 +111,7 @@ impl Aggregate for Organization {
                 self.name = Some(name);
             }
             OrganizationEvent::OrganizationRenamed { name, .. } => self.name = Some(name),
+            OrganizationEvent::OrganizationDeleted { .. } => self.deleted = true,
         }
     }
 }
@@ -83,6 +124,21 @@ mod tests {
     use crate::organization::LitellmOrganizationId;
 
     type OrganizationTest = TestFramework<Organization>;
+
+    struct Teams(Vec<String>);
+
+    #[async_trait]
+    impl OrganizationLookups for Teams {
+        async fn live_teams(&self, _id: &OrganizationId) -> Result<Vec<String>, String> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn no_teams() -> OrganizationServices {
+        OrganizationServices {
+            lookups: Box::new(Teams(vec![])),
+        }
+    }
 
     fn id() -> OrganizationId {
         OrganizationId::parse("org_acme").unwrap()
@@ -102,7 +158,7 @@ mod tests {
 
     #[test]
     fn create_records_the_organization() {
-        OrganizationTest::with(())
+        OrganizationTest::with(no_teams())
             .given_no_previous_events()
             .when(OrganizationCommand::Create {
                 organization_id: id(),
@@ -114,7 +170,7 @@ mod tests {
 
     #[test]
     fn creating_twice_is_refused() {
-        OrganizationTest::with(())
+        OrganizationTest::with(no_teams())
             .given(vec![created()])
             .when(OrganizationCommand::Create {
                 organization_id: id(),
@@ -126,7 +182,7 @@ mod tests {
 
     #[test]
     fn rename_records_old_and_new_name() {
-        OrganizationTest::with(())
+        OrganizationTest::with(no_teams())
             .given(vec![created()])
             .when(OrganizationCommand::Rename {
                 name: name("Acme Corp"),
@@ -140,7 +196,7 @@ mod tests {
 
     #[test]
     fn rename_to_the_same_name_appends_nothing() {
-        OrganizationTest::with(())
+        OrganizationTest::with(no_teams())
             .given(vec![created()])
             .when(OrganizationCommand::Rename { name: name("Acme") })
             .then_expect_events(vec![]);
@@ -148,7 +204,7 @@ mod tests {
 
     #[test]
     fn renaming_an_unknown_organization_is_refused() {
-        OrganizationTest::with(())
+        OrganizationTest::with(no_teams())
             .given_no_previous_events()
             .when(OrganizationCommand::Rename { name: name("Acme") })
             .then_expect_error(OrganizationError::NotFound);
@@ -156,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_rename_after_a_rename_sees_the_latest_name() {
-        OrganizationTest::with(())
+        OrganizationTest::with(no_teams())
             .given(vec![
                 created(),
                 OrganizationEvent::OrganizationRenamed {
@@ -171,5 +227,30 @@ mod tests {
                 old_name: name("Acme Corp"),
                 name: name("Acme"),
             }]);
+    }
+
+    #[test]
+    fn an_organization_without_teams_is_deleted_and_then_frozen() {
+        let deleted = OrganizationEvent::OrganizationDeleted {
+            organization_id: id(),
+        };
+        OrganizationTest::with(no_teams())
+            .given(vec![created()])
+            .when(OrganizationCommand::Delete)
+            .then_expect_events(vec![deleted.clone()]);
+        OrganizationTest::with(no_teams())
+            .given(vec![created(), deleted])
+            .when(OrganizationCommand::Rename { name: name("X") })
+            .then_expect_error(OrganizationError::Deleted);
+    }
+
+    #[test]
+    fn an_organization_with_teams_cannot_be_deleted() {
+        OrganizationTest::with(OrganizationServices {
+            lookups: Box::new(Teams(vec!["team_1".into()])),
+        })
+        .given(vec![created()])
+        .when(OrganizationCommand::Delete)
+        .then_expect_error(OrganizationError::HasTeams(vec!["team_1".into()]));
     }
 }

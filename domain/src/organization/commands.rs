@@ -11,4 +11,6 @@ pub enum OrganizationCommand {
     Rename {
         name: OrganizationName,
     },
+    /// Refused while the organization has teams that are not deleted.
+    Delete,
 }

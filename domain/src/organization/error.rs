@@ -6,4 +6,10 @@ pub enum OrganizationError {
     AlreadyExists,
     #[error("organization not found")]
     NotFound,
+    #[error("the organization was deleted")]
+    Deleted,
+    #[error("the organization still has teams {0:?}; delete them first")]
+    HasTeams(Vec<String>),
+    #[error("lookup failed: {0}")]
+    Lookup(String),
 }

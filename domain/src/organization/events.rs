@@ -17,6 +17,9 @@ pub enum OrganizationEvent {
         old_name: OrganizationName,
         name: OrganizationName,
     },
+    OrganizationDeleted {
+        organization_id: OrganizationId,
+    },
 }
 
 impl DomainEvent for OrganizationEvent {
@@ -24,6 +27,7 @@ impl DomainEvent for OrganizationEvent {
         match self {
             Self::OrganizationCreated { .. } => "OrganizationCreated",
             Self::OrganizationRenamed { .. } => "OrganizationRenamed",
+            Self::OrganizationDeleted { .. } => "OrganizationDeleted",
         }
         .to_owned()
     }

@@ -6,7 +6,7 @@ mod error;
 mod events;
 mod values;
 
-pub use aggregate::Organization;
+pub use aggregate::{Organization, OrganizationLookups, OrganizationServices};
 pub use commands::OrganizationCommand;
 pub use error::OrganizationError;
 pub use events::OrganizationEvent;

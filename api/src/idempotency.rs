@@ -1,0 +1,213 @@
+//! `Idempotency-Key` on mutating admin requests (Stripe's rules): the first successful response
+//! is stored (encrypted: some carry a virtual key) and replayed for retries with the same key
+//! and body; the same key with another body is a 422; a retry while the first is still running
+//! is a 409. Failed requests store nothing, so they can be retried with the same key.
+
+use std::time::Duration;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use crate::auth::ADMIN_KEY_HEADER;
+use crate::error::ApiError;
+use crate::routes::BODY_LIMIT_BYTES;
+use crate::state::AppState;
+
+pub const HEADER: &str = "idempotency-key";
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+/// Records are kept at least this long.
+pub const RETENTION: Duration = Duration::from_secs(48 * 3600);
+
+pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let Some(raw_key) = request.headers().get(HEADER) else {
+        return next.run(request).await;
+    };
+    let key = match raw_key.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= 200 => key.to_owned(),
+        _ => {
+            return ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 200 printable ASCII characters",
+            )
+            .into_response();
+        }
+    };
+    // Keys are scoped to the credential that sent them.
+    let actor = request
+        .headers()
+        .get(ADMIN_KEY_HEADER)
+        .map(|v| hex(&Sha256::digest(v.as_bytes())[..8]))
+        .unwrap_or_else(|| "anonymous".to_owned());
+
+    let (parts, body) = request.into_parts();
+    let bytes = match to_bytes(body, BODY_LIMIT_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body too large",
+            )
+            .into_response();
+        }
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str());
+    hasher.update([0]);
+    hasher.update(parts.uri.path());
+    hasher.update([0]);
+    hasher.update(&bytes);
+    let request_hash: [u8; 32] = hasher.finalize().into();
+
+    match claim(&state.pool, &actor, &key, &request_hash).await {
+        Err(error) => ApiError::from(error).into_response(),
+        Ok(Claim::Mismatch) => ApiError::unprocessable(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request; use a new key",
+        )
+        .into_response(),
+        Ok(Claim::InProgress) => ApiError {
+            retry_after_secs: Some(1),
+            ..ApiError::conflict(
+                "idempotency_in_progress",
+                "a request with this Idempotency-Key is still running; retry shortly",
+            )
+        }
+        .into_response(),
+        Ok(Claim::Replayable {
+            nonce,
+            ciphertext,
+            status,
+        }) => match state.vault.decrypt(&nonce, &ciphertext, key.as_bytes()) {
+            Ok(body) => replay(status, body),
+            Err(error) => ApiError::internal(error).into_response(),
+        },
+        Ok(Claim::Fresh) => {
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            finish(&state, &actor, &key, response).await
+        }
+    }
+}
+
+enum Claim {
+    Fresh,
+    Mismatch,
+    InProgress,
+    Replayable {
+        status: u16,
+        nonce: Vec<u8>,
+        ciphertext: Vec<u8>,
+    },
+}
+
+async fn claim(
+    pool: &PgPool,
+    actor: &str,
+    key: &str,
+    request_hash: &[u8; 32],
+) -> Result<Claim, sqlx::Error> {
+    let inserted = sqlx::query(
+        "insert into idempotency_keys (actor, key, request_hash) values ($1, $2, $3) on conflict do nothing",
+    )
+    .bind(actor)
+    .bind(key)
+    .bind(request_hash.as_slice())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(Claim::Fresh);
+    }
+    let row: Option<(Vec<u8>, Option<i16>, Option<Vec<u8>>, Option<Vec<u8>>)> = sqlx::query_as(
+        "select request_hash, status, nonce, response from idempotency_keys where actor = $1 and key = $2",
+    )
+    .bind(actor)
+    .bind(key)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        // Deleted between our insert and select (the first attempt failed): run it now.
+        None => Box::pin(claim(pool, actor, key, request_hash)).await?,
+        Some((hash, _, _, _)) if hash != request_hash => Claim::Mismatch,
+        Some((_, Some(status), Some(nonce), Some(ciphertext))) => Claim::Replayable {
+            status: status as u16,
+            nonce,
+            ciphertext,
+        },
+        Some(_) => Claim::InProgress,
+    })
+}
+
+async fn finish(state: &AppState, actor: &str, key: &str, response: Response) -> Response {
+    let status = response.status();
+    if !status.is_success() {
+        if let Err(error) =
+            sqlx::query("delete from idempotency_keys where actor = $1 and key = $2")
+                .bind(actor)
+                .bind(key)
+                .execute(&state.pool)
+                .await
+        {
+            tracing::warn!(%error, "could not release an idempotency key");
+        }
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return ApiError::internal(anyhow::anyhow!("response body could not be buffered"))
+            .into_response();
+    };
+    let (nonce, ciphertext) = state.vault.encrypt(&bytes, key.as_bytes());
+    if let Err(error) = sqlx::query(
+        "update idempotency_keys set status = $3, nonce = $4, response = $5 where actor = $1 and key = $2",
+    )
+    .bind(actor)
+    .bind(key)
+    .bind(status.as_u16() as i16)
+    .bind(nonce)
+    .bind(ciphertext)
+    .execute(&state.pool)
+    .await
+    {
+        // The command already took effect; answer it, and let a retry see "in progress".
+        tracing::error!(%error, "could not record an idempotent response");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+fn replay(status: u16, body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Deletes records older than the retention period.
+pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "delete from idempotency_keys where created_at < now() - make_interval(secs => $1)",
+    )
+    .bind(RETENTION.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(result.rows_affected())
+}

@@ -1,0 +1,166 @@
+//! Model groups: named sets of LiteLLM model names.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::model_group::{MAX_MODELS, ModelGroup, ModelGroupCommand, ModelGroupError};
+use domain::model_name::{GroupName, parse_models};
+use projections::model_groups as read_model;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ListParams, position_header};
+use crate::auth::Admin;
+use crate::commands::{self, OnConflict, RequestMeta};
+use crate::consistency::ReadAfter;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, AppQuery};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/model-groups/create", post(create))
+        .route("/api/model-groups", get(list))
+        .route("/api/model-groups/{name}", get(show))
+        .route("/api/model-groups/{name}/models", post(set_models))
+        .route("/api/model-groups/{name}/delete", post(delete))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateGroup {
+    group_name: String,
+    models: Vec<String>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetModels {
+    models: Vec<String>,
+}
+
+fn group_name(raw: &str) -> Result<GroupName, ApiError> {
+    GroupName::parse(raw).map_err(|_| ModelGroupError::NotFound.into())
+}
+
+async fn run(
+    state: &AppState,
+    admin: &Admin,
+    meta: &RequestMeta,
+    name: &GroupName,
+    command: ModelGroupCommand,
+) -> ApiResult<i64> {
+    commands::execute::<ModelGroup>(
+        &state.model_groups,
+        &state.pool,
+        name.as_str(),
+        command,
+        &meta.for_actor(admin.actor()),
+        OnConflict::Fail,
+    )
+    .await
+}
+
+async fn create(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppJson(body): AppJson<CreateGroup>,
+) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+    let name = GroupName::parse(&body.group_name)?;
+    let models = parse_models(&body.models, MAX_MODELS)?;
+    let description = body
+        .description
+        .as_deref()
+        .map(|d| domain::text::display_name("description", d, 1000))
+        .transpose()?;
+    let command = ModelGroupCommand::Create {
+        group_name: name.clone(),
+        models: models.clone(),
+        description: description.clone(),
+    };
+    let position = run(&state, &admin, &meta, &name, command).await?;
+    Ok((
+        StatusCode::CREATED,
+        position_header(position),
+        Json(json!({
+            "group_name": name.as_str(),
+            "models": models.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            "description": description,
+            "position": position,
+        })),
+    ))
+}
+
+async fn set_models(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    AppJson(body): AppJson<SetModels>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let name = group_name(&name)?;
+    let models = parse_models(&body.models, MAX_MODELS)?;
+    let position = run(
+        &state,
+        &admin,
+        &meta,
+        &name,
+        ModelGroupCommand::SetModels {
+            models: models.clone(),
+        },
+    )
+    .await?;
+    Ok((
+        position_header(position),
+        Json(json!({
+            "group_name": name.as_str(),
+            "models": models.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            "position": position,
+        })),
+    ))
+}
+
+async fn delete(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let name = group_name(&name)?;
+    let position = run(&state, &admin, &meta, &name, ModelGroupCommand::Delete).await?;
+    Ok((
+        position_header(position),
+        Json(json!({"group_name": name.as_str(), "deleted": true, "position": position})),
+    ))
+}
+
+async fn show(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<read_model::ModelGroupRow>> {
+    state.read_after(read_model::PROJECTOR, read_after).await?;
+    read_model::get(&state.pool, &name)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ModelGroupError::NotFound.into())
+}
+
+async fn list(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let (limit, after) = params.validate()?;
+    state.read_after(read_model::PROJECTOR, read_after).await?;
+    let rows = read_model::list(&state.pool, after, limit + 1).await?;
+    let (rows, next_cursor) = super::page(rows, limit, |row| row.created_position);
+    Ok(Json(
+        json!({"model_groups": rows, "next_cursor": next_cursor}),
+    ))
+}

@@ -1,0 +1,634 @@
+//! Teams: creation with a virtual key, credits, model groups, budget mode, limits, markup,
+//! suspension, key rotation and reveal, deletion; and the read model queries.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::model_name::GroupName;
+use domain::money::{Money, Percent};
+use domain::organization::OrganizationId;
+use domain::team::{
+    BudgetMode, NewTeam, RateLimits, Team, TeamAlias, TeamCommand, TeamError, TeamId,
+};
+use projections::teams::{self as read_model, TeamRow};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ListParams, page, position_header};
+use crate::auth::Admin;
+use crate::commands::{self, OnConflict, RequestMeta};
+use crate::consistency::ReadAfter;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, AppQuery, DecimalText, decimal_json};
+use crate::keys::{self, VirtualKey};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/teams/create", post(create))
+        .route("/api/teams", get(list))
+        .route("/api/teams/{id}", get(show).delete(delete))
+        .route("/api/teams/{id}/credits/add", post(add_credits))
+        .route("/api/teams/{id}/model-groups/assign", post(assign_group))
+        .route(
+            "/api/teams/{id}/model-groups/unassign",
+            post(unassign_group),
+        )
+        .route("/api/teams/{id}/budget-mode", post(set_budget_mode))
+        .route("/api/teams/{id}/rate-limits", post(set_rate_limits))
+        .route("/api/teams/{id}/markup", post(set_markup))
+        .route("/api/teams/{id}/suspend", post(suspend))
+        .route("/api/teams/{id}/resume", post(resume))
+        .route("/api/teams/{id}/rotate-key", post(rotate_key))
+        .route("/api/teams/{id}/delete", post(delete))
+        .route("/api/teams/{id}/virtual-key", get(reveal_key))
+        .route("/api/organizations/{id}/teams", get(list_for_organization))
+}
+
+/// The JSON shape of a team, shared by every team endpoint.
+pub fn team_json(row: &TeamRow) -> Value {
+    json!({
+        "team_id": row.team_id,
+        "organization_id": row.organization_id,
+        "team_alias": row.team_alias,
+        "model_groups": row.model_groups,
+        "allowed_models": row.allowed_models,
+        "credits": decimal_json(row.credits),
+        "spend": decimal_json(row.spend),
+        "remaining_budget": decimal_json(row.remaining_budget()),
+        "budget_mode": row.budget_mode,
+        "rpm_limit": row.rpm_limit,
+        "tpm_limit": row.tpm_limit,
+        "markup_percent": decimal_json(row.markup_percent),
+        "status": row.status,
+        "key_fingerprint": row.key_fingerprint,
+        "keys_revealed": row.keys_revealed,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "created_by": row.created_by,
+        "position": row.last_position,
+    })
+}
+
+fn team_id(raw: &str) -> Result<TeamId, ApiError> {
+    TeamId::parse(raw).map_err(|_| TeamError::NotFound.into())
+}
+
+/// Runs a team command. Commands whose re-run means the same thing retry conflicts.
+async fn run(
+    state: &AppState,
+    admin: &Admin,
+    meta: &RequestMeta,
+    id: &TeamId,
+    command: TeamCommand,
+    on_conflict: OnConflict,
+) -> ApiResult<i64> {
+    commands::execute::<Team>(
+        &state.teams,
+        &state.pool,
+        id.as_str(),
+        command,
+        &meta.for_actor(admin.actor()),
+        on_conflict,
+    )
+    .await
+}
+
+fn done(id: &TeamId, position: i64, extra: Value) -> (HeaderMap, Json<Value>) {
+    let mut body = json!({"team_id": id.as_str(), "position": position});
+    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    (position_header(position), Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTeam {
+    organization_id: String,
+    team_id: Option<String>,
+    team_alias: String,
+    #[serde(default)]
+    model_groups: Vec<String>,
+    credits: Option<DecimalText>,
+    budget_mode: Option<BudgetMode>,
+    rpm_limit: Option<u64>,
+    tpm_limit: Option<u64>,
+    markup_percent: Option<DecimalText>,
+}
+
+fn parse_groups(raw: &[String]) -> Result<Vec<GroupName>, ApiError> {
+    if raw.len() > 50 {
+        return Err(ApiError::unprocessable(
+            "validation_failed",
+            "a team may have at most 50 model groups",
+        ));
+    }
+    let mut groups: Vec<GroupName> = Vec::new();
+    for name in raw {
+        let group = GroupName::parse(name)?;
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    Ok(groups)
+}
+
+fn rate_limits(rpm: Option<u64>, tpm: Option<u64>) -> Result<RateLimits, ApiError> {
+    RateLimits::new(rpm, tpm)
+        .map_err(|message| ApiError::unprocessable("validation_failed", message))
+}
+
+async fn create(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppJson(body): AppJson<CreateTeam>,
+) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+    let team_id = match body.team_id.as_deref() {
+        Some(raw) => TeamId::parse(raw)?,
+        None => TeamId::generate(),
+    };
+    let credits = match &body.credits {
+        Some(raw) => Money::parse_non_negative("credits", &raw.0)?,
+        None => Money::ZERO,
+    };
+    let markup_percent = match &body.markup_percent {
+        Some(raw) => Percent::parse_markup("markup_percent", &raw.0)?,
+        None => Percent::ZERO,
+    };
+    let key = VirtualKey::generate();
+    let new = NewTeam {
+        team_id: team_id.clone(),
+        organization_id: OrganizationId::parse(&body.organization_id)?,
+        team_alias: TeamAlias::parse(&body.team_alias)?,
+        model_groups: parse_groups(&body.model_groups)?,
+        credits,
+        budget_mode: body.budget_mode.unwrap_or_default(),
+        rate_limits: rate_limits(body.rpm_limit, body.tpm_limit)?,
+        markup_percent,
+        key_fingerprint: key.fingerprint(),
+    };
+    keys::store(&state.pool, &state.vault, team_id.as_str(), &key).await?;
+    let result = run(
+        &state,
+        &admin,
+        &meta,
+        &team_id,
+        TeamCommand::Create(Box::new(new.clone())),
+        OnConflict::Fail,
+    )
+    .await;
+    let position = match result {
+        Ok(position) => position,
+        Err(error) => {
+            keys::discard(&state.pool, &key).await;
+            return Err(error);
+        }
+    };
+    let group_names: Vec<String> = new
+        .model_groups
+        .iter()
+        .map(|g| g.as_str().to_owned())
+        .collect();
+    let allowed_models: Vec<String> = sqlx::query_scalar(
+        "select distinct m from model_groups g, unnest(g.models) m
+          where g.group_name = any($1) and g.deleted_at is null order by m",
+    )
+    .bind(&group_names)
+    .fetch_all(&state.pool)
+    .await?;
+    tracing::info!(
+        team_id = team_id.as_str(),
+        key_fingerprint = new.key_fingerprint.as_str(),
+        position,
+        "team created"
+    );
+    Ok((
+        StatusCode::CREATED,
+        position_header(position),
+        Json(json!({
+            "team_id": team_id.as_str(),
+            "organization_id": new.organization_id.as_str(),
+            "team_alias": new.team_alias.as_str(),
+            "virtual_key": key.expose(),
+            "key_fingerprint": new.key_fingerprint.as_str(),
+            "model_groups": group_names,
+            "allowed_models": allowed_models,
+            "credits": decimal_json(credits.as_decimal()),
+            "remaining_budget": decimal_json(credits.as_decimal()),
+            "budget_mode": new.budget_mode.as_str(),
+            "rpm_limit": new.rate_limits.rpm_limit,
+            "tpm_limit": new.rate_limits.tpm_limit,
+            "markup_percent": decimal_json(markup_percent.as_decimal()),
+            "status": "active",
+            "position": position,
+        })),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddCredits {
+    amount: DecimalText,
+    reason: Option<String>,
+}
+
+async fn add_credits(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<AddCredits>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let id = team_id(&id)?;
+    let amount = Money::parse_amount("amount", &body.amount.0)?;
+    let reason = body
+        .reason
+        .as_deref()
+        .map(|r| domain::text::display_name("reason", r, 500))
+        .transpose()?;
+    // Adding credits is safe to re-run on a conflict: each request adds its amount once.
+    let position = run(
+        &state,
+        &admin,
+        &meta,
+        &id,
+        TeamCommand::AddCredits { amount, reason },
+        OnConflict::Retry,
+    )
+    .await?;
+    Ok(done(
+        &id,
+        position,
+        json!({"amount": decimal_json(amount.as_decimal())}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupBody {
+    group_name: String,
+}
+
+async fn assign_group(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<GroupBody>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let id = team_id(&id)?;
+    let group = GroupName::parse(&body.group_name)?;
+    let position = run(
+        &state,
+        &admin,
+        &meta,
+        &id,
+        TeamCommand::AssignModelGroup {
+            group: group.clone(),
+        },
+        OnConflict::Retry,
+    )
+    .await?;
+    Ok(done(&id, position, json!({"assigned": group.as_str()})))
+}
+
+async fn unassign_group(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<GroupBody>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let id = team_id(&id)?;
+    let group = GroupName::parse(&body.group_name)?;
+    let position = run(
+        &state,
+        &admin,
+        &meta,
+        &id,
+        TeamCommand::UnassignModelGroup {
+            group: group.clone(),
+        },
+        OnConflict::Retry,
+    )
+    .await?;
+    Ok(done(&id, position, json!({"unassigned": group.as_str()})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetModeBody {
+    budget_mode: BudgetMode,
+}
+
+async fn set_budget_mode(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<BudgetModeBody>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let id = team_id(&id)?;
+    let command = TeamCommand::SetBudgetMode {
+        budget_mode: body.budget_mode,
+    };
+    let position = run(&state, &admin, &meta, &id, command, OnConflict::Retry).await?;
+    Ok(done(
+        &id,
+        position,
+        json!({"budget_mode": body.budget_mode.as_str()}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitsBody {
+    rpm_limit: Option<u64>,
+    tpm_limit: Option<u64>,
+}
+
+async fn set_rate_limits(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<RateLimitsBody>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let id = team_id(&id)?;
+    let limits = rate_limits(body.rpm_limit, body.tpm_limit)?;
+    let position = run(
+        &state,
+        &admin,
+        &meta,
+        &id,
+        TeamCommand::SetRateLimits {
+            rate_limits: limits,
+        },
+        OnConflict::Retry,
+    )
+    .await?;
+    Ok(done(
+        &id,
+        position,
+        json!({"rpm_limit": limits.rpm_limit, "tpm_limit": limits.tpm_limit}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkupBody {
+    markup_percent: DecimalText,
+}
+
+async fn set_markup(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<MarkupBody>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let id = team_id(&id)?;
+    let markup_percent = Percent::parse_markup("markup_percent", &body.markup_percent.0)?;
+    let position = run(
+        &state,
+        &admin,
+        &meta,
+        &id,
+        TeamCommand::SetMarkup { markup_percent },
+        OnConflict::Retry,
+    )
+    .await?;
+    Ok(done(
+        &id,
+        position,
+        json!({"markup_percent": decimal_json(markup_percent.as_decimal())}),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuspendBody {
+    reason: Option<String>,
+}
+
+async fn suspend(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<SuspendBody>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let id = team_id(&id)?;
+    let reason = body
+        .reason
+        .as_deref()
+        .map(|r| domain::text::display_name("reason", r, 500))
+        .transpose()?;
+    let position = run(
+        &state,
+        &admin,
+        &meta,
+        &id,
+        TeamCommand::Suspend { reason },
+        OnConflict::Retry,
+    )
+    .await?;
+    Ok(done(&id, position, json!({"status": "suspended"})))
+}
+
+async fn resume(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let id = team_id(&id)?;
+    let position = run(
+        &state,
+        &admin,
+        &meta,
+        &id,
+        TeamCommand::Resume,
+        OnConflict::Retry,
+    )
+    .await?;
+    Ok(done(&id, position, json!({"status": "active"})))
+}
+
+async fn rotate_key(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let id = team_id(&id)?;
+    let key = VirtualKey::generate();
+    keys::store(&state.pool, &state.vault, id.as_str(), &key).await?;
+    let command = TeamCommand::RotateKey {
+        new_fingerprint: key.fingerprint(),
+    };
+    // Not retried: a conflicting concurrent rotation should be seen by the admin.
+    match run(&state, &admin, &meta, &id, command, OnConflict::Fail).await {
+        Ok(position) => Ok(done(
+            &id,
+            position,
+            json!({"virtual_key": key.expose(), "key_fingerprint": key.fingerprint().as_str()}),
+        )),
+        Err(error) => {
+            keys::discard(&state.pool, &key).await;
+            Err(error)
+        }
+    }
+}
+
+async fn delete(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let id = team_id(&id)?;
+    let position = run(
+        &state,
+        &admin,
+        &meta,
+        &id,
+        TeamCommand::Delete,
+        OnConflict::Fail,
+    )
+    .await?;
+    Ok(done(&id, position, json!({"status": "deleted"})))
+}
+
+/// Reveals the team's current key. The reveal is recorded (with its fingerprint) first, so
+/// there is no reveal without an audit trail.
+async fn reveal_key(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let id = team_id(&id)?;
+    let position = run(
+        &state,
+        &admin,
+        &meta,
+        &id,
+        TeamCommand::RecordKeyRevealed,
+        OnConflict::Retry,
+    )
+    .await?;
+    let payload: Option<Value> = sqlx::query_scalar(
+        "select payload::jsonb -> 'VirtualKeyRevealed' from events
+          where aggregate_type = 'Team' and aggregate_id = $1 and event_type = 'VirtualKeyRevealed'
+          order by sequence desc limit 1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&state.pool)
+    .await?
+    .flatten();
+    let fingerprint = payload
+        .as_ref()
+        .and_then(|p| p["key_fingerprint"].as_str())
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("reveal event missing for team")))?
+        .to_owned();
+    let key = keys::reveal(&state.pool, &state.vault, &fingerprint)
+        .await
+        .map_err(ApiError::internal)?;
+    tracing::info!(team_id = id.as_str(), key_fingerprint = %fingerprint, "virtual key revealed");
+    Ok(done(
+        &id,
+        position,
+        json!({"virtual_key": key.expose(), "key_fingerprint": fingerprint}),
+    ))
+}
+
+async fn show(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state.read_after(read_model::PROJECTOR, read_after).await?;
+    let row = read_model::get(&state.pool, &id)
+        .await?
+        .ok_or_else(|| ApiError::from(TeamError::NotFound))?;
+    Ok(Json(team_json(&row)))
+}
+
+#[derive(Debug, Deserialize)]
+struct TeamFilter {
+    organization_id: Option<String>,
+    #[serde(default)]
+    include_deleted: bool,
+}
+
+async fn list_teams(
+    state: &AppState,
+    organization_id: Option<&str>,
+    include_deleted: bool,
+    params: &ListParams,
+    read_after: ReadAfter,
+) -> ApiResult<Json<Value>> {
+    let (limit, after) = params.validate()?;
+    state.read_after(read_model::PROJECTOR, read_after).await?;
+    let rows = read_model::list(
+        &state.pool,
+        organization_id,
+        include_deleted,
+        after,
+        limit + 1,
+    )
+    .await?;
+    let (rows, next_cursor) = page(rows, limit, |row| row.created_position);
+    Ok(Json(
+        json!({"teams": rows.iter().map(team_json).collect::<Vec<_>>(), "next_cursor": next_cursor}),
+    ))
+}
+
+async fn list(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<ListParams>,
+    AppQuery(filter): AppQuery<TeamFilter>,
+) -> ApiResult<Json<Value>> {
+    list_teams(
+        &state,
+        filter.organization_id.as_deref(),
+        filter.include_deleted,
+        &params,
+        read_after,
+    )
+    .await
+}
+
+async fn list_for_organization(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    Path(organization_id): Path<String>,
+    AppQuery(params): AppQuery<ListParams>,
+    AppQuery(filter): AppQuery<TeamFilter>,
+) -> ApiResult<Json<Value>> {
+    state
+        .read_after(projections::organizations::PROJECTOR, read_after)
+        .await?;
+    if projections::organizations::get(&state.pool, &organization_id)
+        .await?
+        .is_none()
+    {
+        return Err(domain::organization::OrganizationError::NotFound.into());
+    }
+    list_teams(
+        &state,
+        Some(&organization_id),
+        filter.include_deleted,
+        &params,
+        read_after,
+    )
+    .await
+}
