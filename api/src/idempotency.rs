@@ -99,6 +99,9 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     }
 }
 
+/// request_hash, status, nonce, encrypted response.
+type StoredRecord = (Vec<u8>, Option<i16>, Option<Vec<u8>>, Option<Vec<u8>>);
+
 enum Claim {
     Fresh,
     Mismatch,
@@ -128,7 +131,7 @@ async fn claim(
     if inserted == 1 {
         return Ok(Claim::Fresh);
     }
-    let row: Option<(Vec<u8>, Option<i16>, Option<Vec<u8>>, Option<Vec<u8>>)> = sqlx::query_as(
+    let row: Option<StoredRecord> = sqlx::query_as(
         "select request_hash, status, nonce, response from idempotency_keys where actor = $1 and key = $2",
     )
     .bind(actor)

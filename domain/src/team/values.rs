@@ -70,12 +70,12 @@ impl RateLimits {
             ("rpm_limit", rpm_limit, Self::MAX_RPM),
             ("tpm_limit", tpm_limit, Self::MAX_TPM),
         ] {
-            if let Some(value) = value {
-                if value == 0 || value > max {
-                    return Err(format!(
-                        "{name} must be between 1 and {max} (omit it for no limit)"
-                    ));
-                }
+            if let Some(value) = value
+                && (value == 0 || value > max)
+            {
+                return Err(format!(
+                    "{name} must be between 1 and {max} (omit it for no limit)"
+                ));
             }
         }
         Ok(Self {
