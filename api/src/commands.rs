@@ -73,12 +73,36 @@ pub enum OnConflict {
     Fail,
 }
 
-const MAX_ATTEMPTS: usize = 5;
+const MAX_ATTEMPTS: u32 = 10;
+
+/// Commands on one aggregate queue up in this process instead of racing to a conflict; the
+/// optimistic lock still guards against other processes. Striped, so memory stays bounded.
+pub struct AggregateLocks {
+    stripes: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for AggregateLocks {
+    fn default() -> Self {
+        Self {
+            stripes: (0..1024).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+}
+
+impl AggregateLocks {
+    fn stripe(&self, aggregate_type: &str, id: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (aggregate_type, id).hash(&mut hasher);
+        &self.stripes[(hasher.finish() % self.stripes.len() as u64) as usize]
+    }
+}
 
 /// Executes `command` on aggregate `id` and returns the global position of the aggregate's
 /// newest event, which the client can pass back as a read-your-writes hint.
 pub async fn execute<A>(
     cqrs: &PostgresCqrs<A>,
+    locks: &AggregateLocks,
     pool: &PgPool,
     id: &str,
     command: A::Command,
@@ -90,6 +114,7 @@ where
     A::Command: Clone,
     A::Error: Into<ApiError>,
 {
+    let _queued = locks.stripe(A::TYPE, id).lock().await;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -101,8 +126,12 @@ where
             Err(AggregateError::AggregateConflict)
                 if on_conflict == OnConflict::Retry && attempt < MAX_ATTEMPTS =>
             {
-                let pause = rand::random_range(1..=5 * attempt as u64);
-                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                // Another process won the race: back off exponentially, with jitter.
+                let ceiling = 2u64.pow(attempt.min(7));
+                tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
+                    1..=ceiling,
+                )))
+                .await;
             }
             Err(error) => return Err(aggregate_error(error)),
         }

@@ -47,9 +47,25 @@ impl<S: Send + Sync> FromRequestParts<S> for ReadAfter {
 impl AppState {
     /// Waits until `projector` has applied the requested position, if any.
     pub async fn read_after(&self, projector: &str, read_after: ReadAfter) -> Result<(), ApiError> {
+        self.read_after_all(&[projector], read_after).await
+    }
+
+    /// Like `read_after`, for answers built from several read models.
+    pub async fn read_after_all(
+        &self,
+        projectors: &[&str],
+        read_after: ReadAfter,
+    ) -> Result<(), ApiError> {
         let Some(position) = read_after.0 else {
             return Ok(());
         };
+        for projector in projectors {
+            self.wait_one(projector, position).await?;
+        }
+        Ok(())
+    }
+
+    async fn wait_one(&self, projector: &str, position: i64) -> Result<(), ApiError> {
         let outcome = progress::wait_for(
             &self.pool,
             &self.progress,

@@ -74,6 +74,12 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = connect(&config).await?;
         migrate(&pool).await?;
+        // Checkpoint rows exist before anything is served, so lag is visible from the start.
+        for projector in projections::all_projectors() {
+            projections::checkpoint::register(&pool, projector.name())
+                .await
+                .context("registering consumers")?;
+        }
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
@@ -111,6 +117,7 @@ impl Application {
             model_groups: Arc::new(model_groups),
             teams: Arc::new(teams),
             vault: Arc::new(Vault::new(config.encryption_key_bytes())),
+            locks: Arc::default(),
             progress,
             read_wait_timeout: config.read_wait_timeout,
         };

@@ -9,6 +9,7 @@ use projections::progress::ProgressSignal;
 use sqlx::PgPool;
 
 use crate::auth::AdminKey;
+use crate::commands::AggregateLocks;
 use crate::keys::Vault;
 
 /// Everything a handler needs, cheap to clone.
@@ -20,6 +21,7 @@ pub struct AppState {
     pub model_groups: Arc<PostgresCqrs<ModelGroup>>,
     pub teams: Arc<PostgresCqrs<Team>>,
     pub vault: Arc<Vault>,
+    pub locks: Arc<AggregateLocks>,
     pub progress: ProgressSignal,
     pub read_wait_timeout: Duration,
 }

@@ -54,6 +54,7 @@ async fn run(
 ) -> ApiResult<i64> {
     commands::execute::<ModelGroup>(
         &state.model_groups,
+        &state.locks,
         &state.pool,
         name.as_str(),
         command,

@@ -65,6 +65,7 @@ async fn create(
     };
     let position = commands::execute::<Organization>(
         &state.organizations,
+        &state.locks,
         &state.pool,
         organization_id.as_str(),
         command,
@@ -101,6 +102,7 @@ async fn rename(
     let name = OrganizationName::parse(&body.name)?;
     let position = commands::execute::<Organization>(
         &state.organizations,
+        &state.locks,
         &state.pool,
         organization_id.as_str(),
         OrganizationCommand::Rename { name: name.clone() },
@@ -160,6 +162,7 @@ async fn delete(
         .map_err(|_| ApiError::from(domain::organization::OrganizationError::NotFound))?;
     let position = commands::execute::<Organization>(
         &state.organizations,
+        &state.locks,
         &state.pool,
         organization_id.as_str(),
         OrganizationCommand::Delete,

@@ -86,6 +86,7 @@ async fn run(
 ) -> ApiResult<i64> {
     commands::execute::<Team>(
         &state.teams,
+        &state.locks,
         &state.pool,
         id.as_str(),
         command,
@@ -552,7 +553,12 @@ async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    state.read_after(read_model::PROJECTOR, read_after).await?;
+    state
+        .read_after_all(
+            &[read_model::PROJECTOR, projections::model_groups::PROJECTOR],
+            read_after,
+        )
+        .await?;
     let row = read_model::get(&state.pool, &id)
         .await?
         .ok_or_else(|| ApiError::from(TeamError::NotFound))?;
@@ -574,7 +580,12 @@ async fn list_teams(
     read_after: ReadAfter,
 ) -> ApiResult<Json<Value>> {
     let (limit, after) = params.validate()?;
-    state.read_after(read_model::PROJECTOR, read_after).await?;
+    state
+        .read_after_all(
+            &[read_model::PROJECTOR, projections::model_groups::PROJECTOR],
+            read_after,
+        )
+        .await?;
     let rows = read_model::list(
         &state.pool,
         organization_id,

@@ -159,3 +159,62 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
     );
     body
 }
+
+impl TestApp {
+    /// POST as admin with a JSON body; returns status and body.
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .admin_post(path)
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GET as admin, waiting for `position` when given.
+    pub async fn get_json(&self, path: &str, position: Option<i64>) -> (u16, Value) {
+        let mut request = self.admin_get(path);
+        if let Some(position) = position {
+            request = request.header("x-wait-for-position", position.to_string());
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn events_of(&self, aggregate_type: &str) -> i64 {
+        sqlx::query_scalar("select count(*) from events where aggregate_type = $1")
+            .bind(aggregate_type)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// An organization and the model groups `gpt` (gpt-4o, gpt-4o-mini) and `claude`.
+    pub async fn seed_catalog(&self) -> i64 {
+        let (status, _) = self
+            .post_json(
+                "/api/organizations/create",
+                serde_json::json!({"organization_id": "org_acme", "name": "Acme"}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (status, _) = self
+            .post_json(
+                "/api/model-groups/create",
+                serde_json::json!({"group_name": "gpt", "models": ["gpt-4o", "gpt-4o-mini"]}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (status, body) = self
+            .post_json(
+                "/api/model-groups/create",
+                serde_json::json!({"group_name": "claude", "models": ["claude-3-5-sonnet"]}),
+            )
+            .await;
+        assert_eq!(status, 201);
+        body["position"].as_i64().unwrap()
+    }
+}

@@ -3,5 +3,8 @@
 mod auth;
 mod health;
 mod helpers;
+mod idempotency;
+mod model_groups;
 mod organizations;
 mod startup;
+mod teams;

@@ -345,6 +345,7 @@ async fn waiting_for_an_unprojected_position_times_out_with_503_then_succeeds() 
     let position = body["position"].as_i64().unwrap();
 
     let response = app.get_after("/api/organizations", position).await;
+    assert_eq!(response.status(), 503, "{:?}", response.headers());
     assert_eq!(response.headers()["retry-after"], "1");
     assert_error(response, 503, "projection_lag").await;
 

@@ -1,0 +1,144 @@
+use serde_json::{Value, json};
+
+use crate::helpers::{MASTER_KEY, assert_error, spawn_app};
+
+async fn post_with_key(
+    app: &crate::helpers::TestApp,
+    path: &str,
+    key: &str,
+    body: Value,
+) -> reqwest::Response {
+    app.admin_post(path)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_retried_request_returns_the_first_response_without_a_second_effect() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    app.post_json(
+        "/api/teams/create",
+        json!({"organization_id": "org_acme", "team_id": "team_x", "team_alias": "X"}),
+    )
+    .await;
+    let first = post_with_key(
+        &app,
+        "/api/teams/team_x/credits/add",
+        "pay-1",
+        json!({"amount": 10}),
+    )
+    .await;
+    assert_eq!(first.status(), 200);
+    let first_body: Value = first.json().await.unwrap();
+    let second = post_with_key(
+        &app,
+        "/api/teams/team_x/credits/add",
+        "pay-1",
+        json!({"amount": 10}),
+    )
+    .await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    assert_eq!(second.json::<Value>().await.unwrap(), first_body);
+    let added: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = 'CreditsAdded'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(added, 1);
+
+    let response = post_with_key(
+        &app,
+        "/api/teams/team_x/credits/add",
+        "pay-1",
+        json!({"amount": 11}),
+    )
+    .await;
+    assert_error(response, 422, "idempotency_key_reused").await;
+}
+
+#[tokio::test]
+async fn a_replayed_team_creation_returns_the_same_key_which_is_stored_encrypted() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let body = json!({"organization_id": "org_acme", "team_alias": "Idem"});
+    let first: Value = post_with_key(&app, "/api/teams/create", "create-1", body.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: Value = post_with_key(&app, "/api/teams/create", "create-1", body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["virtual_key"], second["virtual_key"]);
+    assert_eq!(first["team_id"], second["team_id"]);
+    assert_eq!(app.events_of("Team").await, 1);
+    let key = first["virtual_key"].as_str().unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar("select response from idempotency_keys where key = 'create-1'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains(&key[3..]));
+}
+
+#[tokio::test]
+async fn a_failed_request_keeps_its_key_free_for_a_corrected_retry() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let response = post_with_key(
+        &app,
+        "/api/teams/create",
+        "fix-1",
+        json!({"organization_id": "org_missing", "team_alias": "A"}),
+    )
+    .await;
+    assert_eq!(response.status(), 422);
+    let response = post_with_key(
+        &app,
+        "/api/teams/create",
+        "fix-1",
+        json!({"organization_id": "org_acme", "team_alias": "A"}),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+}
+
+#[tokio::test]
+async fn keys_are_scoped_to_the_credential_and_bad_keys_are_refused() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/api/organizations/create"))
+        .header("x-admin-key", MASTER_KEY)
+        .header("idempotency-key", "x".repeat(300))
+        .json(&json!({"name": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 400, "invalid_idempotency_key").await;
+    // An unauthenticated request with a key is refused and does not reserve the key.
+    let response = app
+        .client
+        .post(app.url("/api/organizations/create"))
+        .header("idempotency-key", "k-1")
+        .json(&json!({"name": "A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = post_with_key(
+        &app,
+        "/api/organizations/create",
+        "k-1",
+        json!({"name": "A"}),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+}
