@@ -38,25 +38,32 @@ pub async fn claim(
     .transpose()
 }
 
+/// Moves the checkpoint from `from` to `to`. A compare-and-set on top of the row lock: if the
+/// checkpoint is no longer `from`, nothing is written and the caller must roll back, so a
+/// batch can never be applied twice even if the lock were somehow lost.
 pub async fn advance(
     conn: &mut PgConnection,
     consumer: &str,
+    from: LogPosition,
     to: LogPosition,
     applied: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
         "update consumer_checkpoints
             set last_tx_id = $2::text::xid8, last_position = $3,
                 events_applied = events_applied + $4, updated_at = now()
-          where consumer_name = $1",
+          where consumer_name = $1 and last_tx_id = $5::text::xid8 and last_position = $6",
     )
     .bind(consumer)
     .bind(to.tx_id.to_string())
     .bind(to.position)
     .bind(applied)
+    .bind(from.tx_id.to_string())
+    .bind(from.position)
     .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
 }
 
 /// The committed checkpoint, without locking (for status and lag reports).

@@ -8,6 +8,8 @@ use crate::event_log::StoredEvent;
 pub enum ProjectionError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("the checkpoint of {consumer} moved during a batch; the batch was rolled back")]
+    CheckpointMoved { consumer: String },
     #[error("event at position {position} ({event_type}) does not decode: {source}")]
     Decode {
         position: i64,

@@ -84,7 +84,12 @@ impl ConsumerRunner {
         for event in &events {
             self.projector.apply(&mut tx, event).await?;
         }
-        checkpoint::advance(&mut tx, name, last, events.len() as i64).await?;
+        if !checkpoint::advance(&mut tx, name, from, last, events.len() as i64).await? {
+            // Dropping `tx` rolls the batch back.
+            return Err(ProjectionError::CheckpointMoved {
+                consumer: name.to_owned(),
+            });
+        }
         tx.commit().await?;
         self.progress.bump();
         tracing::debug!(
