@@ -20,6 +20,8 @@ use crate::state::AppState;
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+/// A record still "in progress" after this long belongs to a request that died with its process.
+pub const ABANDONED_AFTER_SECS: f64 = 60.0;
 /// Records are kept at least this long.
 pub const RETENTION: Duration = Duration::from_secs(48 * 3600);
 
@@ -74,6 +76,11 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             "this Idempotency-Key was used with a different request; use a new key",
         )
         .into_response(),
+        Ok(Claim::Consumed) => ApiError::conflict(
+            "idempotency_key_consumed",
+            "a request with this Idempotency-Key took effect but its response was lost (the server stopped); read the resource to see the result",
+        )
+        .into_response(),
         Ok(Claim::InProgress) => ApiError {
             retry_after_secs: Some(1),
             ..ApiError::conflict(
@@ -111,6 +118,8 @@ enum Claim {
         nonce: Vec<u8>,
         ciphertext: Vec<u8>,
     },
+    /// Abandoned in progress, but its command committed.
+    Consumed,
 }
 
 async fn claim(
@@ -147,7 +156,52 @@ async fn claim(
             nonce,
             ciphertext,
         },
-        Some(_) => Claim::InProgress,
+        Some(_) => recover_abandoned(pool, actor, key).await?,
+    })
+}
+
+/// An in-progress record older than `ABANDONED_AFTER_SECS` was left by a process that died.
+/// If no event carries the key, the command never committed: this request takes the key over
+/// and runs. If one does, the effect happened and only the answer was lost.
+async fn recover_abandoned(pool: &PgPool, actor: &str, key: &str) -> Result<Claim, sqlx::Error> {
+    let abandoned: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "select created_at from idempotency_keys
+          where actor = $1 and key = $2 and status is null
+            and created_at < now() - make_interval(secs => $3)",
+    )
+    .bind(actor)
+    .bind(key)
+    .bind(ABANDONED_AFTER_SECS)
+    .fetch_optional(pool)
+    .await?;
+    let Some(since) = abandoned else {
+        return Ok(Claim::InProgress);
+    };
+    let committed: bool = sqlx::query_scalar(
+        "select exists(select 1 from events
+                        where metadata ->> 'idempotency_key' = $1 and recorded_at >= $2)",
+    )
+    .bind(key)
+    .bind(since)
+    .fetch_one(pool)
+    .await?;
+    if committed {
+        return Ok(Claim::Consumed);
+    }
+    let taken = sqlx::query(
+        "update idempotency_keys set created_at = now()
+          where actor = $1 and key = $2 and status is null and created_at = $3",
+    )
+    .bind(actor)
+    .bind(key)
+    .bind(since)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(if taken == 1 {
+        Claim::Fresh
+    } else {
+        Claim::InProgress
     })
 }
 

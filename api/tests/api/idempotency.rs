@@ -142,3 +142,75 @@ async fn keys_are_scoped_to_the_credential_and_bad_keys_are_refused() {
     .await;
     assert_eq!(response.status(), 201);
 }
+
+/// A record left "in progress" by a crashed process: what the retry gets depends on whether
+/// the crashed request's command committed.
+#[tokio::test]
+async fn a_key_abandoned_by_a_crash_is_recovered_safely() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    app.post_json(
+        "/api/teams/create",
+        json!({"organization_id": "org_acme", "team_id": "team_x", "team_alias": "X"}),
+    )
+    .await;
+    let actor = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(MASTER_KEY.as_bytes())[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let body = json!({"amount": 7});
+    let hash = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update("POST");
+        h.update([0]);
+        h.update("/api/teams/team_x/credits/add");
+        h.update([0]);
+        h.update(serde_json::to_vec(&body).unwrap());
+        h.finalize().to_vec()
+    };
+    for key in ["crashed-before-commit", "crashed-after-commit"] {
+        sqlx::query("insert into idempotency_keys (actor, key, request_hash, created_at) values ($1, $2, $3, now() - interval '5 minutes')")
+            .bind(&actor)
+            .bind(key)
+            .bind(&hash)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+    // The second one's command did commit before the crash: an event carries its key.
+    sqlx::query("insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                 values ('Probe', 'p', 1, 'Probe', '1.0', '{}', '{\"idempotency_key\": \"crashed-after-commit\"}')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let response = post_with_key(
+        &app,
+        "/api/teams/team_x/credits/add",
+        "crashed-before-commit",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "nothing committed: the retry runs");
+    let response = post_with_key(
+        &app,
+        "/api/teams/team_x/credits/add",
+        "crashed-after-commit",
+        body,
+    )
+    .await;
+    assert_error(response, 409, "idempotency_key_consumed").await;
+    let added: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = 'CreditsAdded'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        added, 1,
+        "only the retry of the request that never committed added credits"
+    );
+}
