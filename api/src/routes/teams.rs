@@ -1,7 +1,8 @@
 //! Teams: creation with a virtual key, credits, model groups, budget mode, limits, markup,
 //! suspension, key rotation and reveal, deletion; and the read model queries.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -75,7 +76,52 @@ fn team_id(raw: &str) -> Result<TeamId, ApiError> {
     TeamId::parse(raw).map_err(|_| TeamError::NotFound.into())
 }
 
-/// Runs a team command. Commands whose re-run means the same thing retry conflicts.
+/// What every command on an existing team needs: the admin, the request's metadata, the state
+/// and the team id from the path.
+struct TeamTarget {
+    admin: Admin,
+    meta: RequestMeta,
+    state: AppState,
+    id: TeamId,
+}
+
+impl FromRequestParts<AppState> for TeamTarget {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let admin = Admin::from_request_parts(parts, state).await?;
+        let meta = RequestMeta::from_request_parts(parts, state).await?;
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::from(TeamError::NotFound))?;
+        Ok(Self {
+            admin,
+            meta,
+            state: state.clone(),
+            id: team_id(&raw)?,
+        })
+    }
+}
+
+impl TeamTarget {
+    /// Commands whose re-run means the same thing retry conflicts (`OnConflict::Retry`).
+    async fn run(&self, command: TeamCommand, on_conflict: OnConflict) -> ApiResult<i64> {
+        run(
+            &self.state,
+            &self.admin,
+            &self.meta,
+            &self.id,
+            command,
+            on_conflict,
+        )
+        .await
+    }
+
+    fn done(&self, position: i64, extra: Value) -> (HeaderMap, Json<Value>) {
+        done(&self.id, position, extra)
+    }
+}
+
 async fn run(
     state: &AppState,
     admin: &Admin,
@@ -236,32 +282,25 @@ struct AddCredits {
     reason: Option<String>,
 }
 
-async fn add_credits(
-    admin: Admin,
-    meta: RequestMeta,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    AppJson(body): AppJson<AddCredits>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
-    let id = team_id(&id)?;
-    let amount = Money::parse_amount("amount", &body.amount.0)?;
-    let reason = body
-        .reason
-        .as_deref()
+type Answer = ApiResult<(HeaderMap, Json<Value>)>;
+
+fn reason(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    Ok(raw
         .map(|r| domain::text::display_name("reason", r, 500))
-        .transpose()?;
-    // Adding credits is safe to re-run on a conflict: each request adds its amount once.
-    let position = run(
-        &state,
-        &admin,
-        &meta,
-        &id,
-        TeamCommand::AddCredits { amount, reason },
-        OnConflict::Retry,
-    )
-    .await?;
-    Ok(done(
-        &id,
+        .transpose()?)
+}
+
+async fn add_credits(team: TeamTarget, AppJson(body): AppJson<AddCredits>) -> Answer {
+    let amount = Money::parse_amount("amount", &body.amount.0)?;
+    let reason = reason(body.reason.as_deref())?;
+    // Safe to re-run on a conflict: each request adds its amount once.
+    let position = team
+        .run(
+            TeamCommand::AddCredits { amount, reason },
+            OnConflict::Retry,
+        )
+        .await?;
+    Ok(team.done(
         position,
         json!({"amount": decimal_json(amount.as_decimal())}),
     ))
@@ -273,50 +312,22 @@ struct GroupBody {
     group_name: String,
 }
 
-async fn assign_group(
-    admin: Admin,
-    meta: RequestMeta,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    AppJson(body): AppJson<GroupBody>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
-    let id = team_id(&id)?;
+async fn assign_group(team: TeamTarget, AppJson(body): AppJson<GroupBody>) -> Answer {
     let group = GroupName::parse(&body.group_name)?;
-    let position = run(
-        &state,
-        &admin,
-        &meta,
-        &id,
-        TeamCommand::AssignModelGroup {
-            group: group.clone(),
-        },
-        OnConflict::Retry,
-    )
-    .await?;
-    Ok(done(&id, position, json!({"assigned": group.as_str()})))
+    let command = TeamCommand::AssignModelGroup {
+        group: group.clone(),
+    };
+    let position = team.run(command, OnConflict::Retry).await?;
+    Ok(team.done(position, json!({"assigned": group.as_str()})))
 }
 
-async fn unassign_group(
-    admin: Admin,
-    meta: RequestMeta,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    AppJson(body): AppJson<GroupBody>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
-    let id = team_id(&id)?;
+async fn unassign_group(team: TeamTarget, AppJson(body): AppJson<GroupBody>) -> Answer {
     let group = GroupName::parse(&body.group_name)?;
-    let position = run(
-        &state,
-        &admin,
-        &meta,
-        &id,
-        TeamCommand::UnassignModelGroup {
-            group: group.clone(),
-        },
-        OnConflict::Retry,
-    )
-    .await?;
-    Ok(done(&id, position, json!({"unassigned": group.as_str()})))
+    let command = TeamCommand::UnassignModelGroup {
+        group: group.clone(),
+    };
+    let position = team.run(command, OnConflict::Retry).await?;
+    Ok(team.done(position, json!({"unassigned": group.as_str()})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -325,23 +336,12 @@ struct BudgetModeBody {
     budget_mode: BudgetMode,
 }
 
-async fn set_budget_mode(
-    admin: Admin,
-    meta: RequestMeta,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    AppJson(body): AppJson<BudgetModeBody>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
-    let id = team_id(&id)?;
+async fn set_budget_mode(team: TeamTarget, AppJson(body): AppJson<BudgetModeBody>) -> Answer {
     let command = TeamCommand::SetBudgetMode {
         budget_mode: body.budget_mode,
     };
-    let position = run(&state, &admin, &meta, &id, command, OnConflict::Retry).await?;
-    Ok(done(
-        &id,
-        position,
-        json!({"budget_mode": body.budget_mode.as_str()}),
-    ))
+    let position = team.run(command, OnConflict::Retry).await?;
+    Ok(team.done(position, json!({"budget_mode": body.budget_mode.as_str()})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -351,28 +351,17 @@ struct RateLimitsBody {
     tpm_limit: Option<u64>,
 }
 
-async fn set_rate_limits(
-    admin: Admin,
-    meta: RequestMeta,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    AppJson(body): AppJson<RateLimitsBody>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
-    let id = team_id(&id)?;
+async fn set_rate_limits(team: TeamTarget, AppJson(body): AppJson<RateLimitsBody>) -> Answer {
     let limits = rate_limits(body.rpm_limit, body.tpm_limit)?;
-    let position = run(
-        &state,
-        &admin,
-        &meta,
-        &id,
-        TeamCommand::SetRateLimits {
-            rate_limits: limits,
-        },
-        OnConflict::Retry,
-    )
-    .await?;
-    Ok(done(
-        &id,
+    let position = team
+        .run(
+            TeamCommand::SetRateLimits {
+                rate_limits: limits,
+            },
+            OnConflict::Retry,
+        )
+        .await?;
+    Ok(team.done(
         position,
         json!({"rpm_limit": limits.rpm_limit, "tpm_limit": limits.tpm_limit}),
     ))
@@ -384,26 +373,12 @@ struct MarkupBody {
     markup_percent: DecimalText,
 }
 
-async fn set_markup(
-    admin: Admin,
-    meta: RequestMeta,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    AppJson(body): AppJson<MarkupBody>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
-    let id = team_id(&id)?;
+async fn set_markup(team: TeamTarget, AppJson(body): AppJson<MarkupBody>) -> Answer {
     let markup_percent = Percent::parse_markup("markup_percent", &body.markup_percent.0)?;
-    let position = run(
-        &state,
-        &admin,
-        &meta,
-        &id,
-        TeamCommand::SetMarkup { markup_percent },
-        OnConflict::Retry,
-    )
-    .await?;
-    Ok(done(
-        &id,
+    let position = team
+        .run(TeamCommand::SetMarkup { markup_percent }, OnConflict::Retry)
+        .await?;
+    Ok(team.done(
         position,
         json!({"markup_percent": decimal_json(markup_percent.as_decimal())}),
     ))
@@ -415,120 +390,56 @@ struct SuspendBody {
     reason: Option<String>,
 }
 
-async fn suspend(
-    admin: Admin,
-    meta: RequestMeta,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    AppJson(body): AppJson<SuspendBody>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
-    let id = team_id(&id)?;
-    let reason = body
-        .reason
-        .as_deref()
-        .map(|r| domain::text::display_name("reason", r, 500))
-        .transpose()?;
-    let position = run(
-        &state,
-        &admin,
-        &meta,
-        &id,
-        TeamCommand::Suspend { reason },
-        OnConflict::Retry,
-    )
-    .await?;
-    Ok(done(&id, position, json!({"status": "suspended"})))
+async fn suspend(team: TeamTarget, AppJson(body): AppJson<SuspendBody>) -> Answer {
+    let reason = reason(body.reason.as_deref())?;
+    let position = team
+        .run(TeamCommand::Suspend { reason }, OnConflict::Retry)
+        .await?;
+    Ok(team.done(position, json!({"status": "suspended"})))
 }
 
-async fn resume(
-    admin: Admin,
-    meta: RequestMeta,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
-    let id = team_id(&id)?;
-    let position = run(
-        &state,
-        &admin,
-        &meta,
-        &id,
-        TeamCommand::Resume,
-        OnConflict::Retry,
-    )
-    .await?;
-    Ok(done(&id, position, json!({"status": "active"})))
+async fn resume(team: TeamTarget) -> Answer {
+    let position = team.run(TeamCommand::Resume, OnConflict::Retry).await?;
+    Ok(team.done(position, json!({"status": "active"})))
 }
 
-async fn rotate_key(
-    admin: Admin,
-    meta: RequestMeta,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
-    let id = team_id(&id)?;
+async fn rotate_key(team: TeamTarget) -> Answer {
     let key = VirtualKey::generate();
-    keys::store(&state.pool, &state.vault, id.as_str(), &key).await?;
+    keys::store(&team.state.pool, &team.state.vault, team.id.as_str(), &key).await?;
     let command = TeamCommand::RotateKey {
         new_fingerprint: key.fingerprint(),
     };
     // Not retried: a conflicting concurrent rotation should be seen by the admin.
-    match run(&state, &admin, &meta, &id, command, OnConflict::Fail).await {
-        Ok(position) => Ok(done(
-            &id,
+    match team.run(command, OnConflict::Fail).await {
+        Ok(position) => Ok(team.done(
             position,
             json!({"virtual_key": key.expose(), "key_fingerprint": key.fingerprint().as_str()}),
         )),
         Err(error) => {
-            keys::discard(&state.pool, &key).await;
+            keys::discard(&team.state.pool, &key).await;
             Err(error)
         }
     }
 }
 
-async fn delete(
-    admin: Admin,
-    meta: RequestMeta,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
-    let id = team_id(&id)?;
-    let position = run(
-        &state,
-        &admin,
-        &meta,
-        &id,
-        TeamCommand::Delete,
-        OnConflict::Fail,
-    )
-    .await?;
-    Ok(done(&id, position, json!({"status": "deleted"})))
+async fn delete(team: TeamTarget) -> Answer {
+    let position = team.run(TeamCommand::Delete, OnConflict::Fail).await?;
+    Ok(team.done(position, json!({"status": "deleted"})))
 }
 
 /// Reveals the team's current key. The reveal is recorded (with its fingerprint) first, so
 /// there is no reveal without an audit trail.
-async fn reveal_key(
-    admin: Admin,
-    meta: RequestMeta,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
-    let id = team_id(&id)?;
-    let position = run(
-        &state,
-        &admin,
-        &meta,
-        &id,
-        TeamCommand::RecordKeyRevealed,
-        OnConflict::Retry,
-    )
-    .await?;
+async fn reveal_key(team: TeamTarget) -> Answer {
+    let position = team
+        .run(TeamCommand::RecordKeyRevealed, OnConflict::Retry)
+        .await?;
     let payload: Option<Value> = sqlx::query_scalar(
         "select payload::jsonb -> 'VirtualKeyRevealed' from events
           where aggregate_type = 'Team' and aggregate_id = $1 and event_type = 'VirtualKeyRevealed'
           order by sequence desc limit 1",
     )
-    .bind(id.as_str())
-    .fetch_optional(&state.pool)
+    .bind(team.id.as_str())
+    .fetch_optional(&team.state.pool)
     .await?
     .flatten();
     let fingerprint = payload
@@ -536,12 +447,11 @@ async fn reveal_key(
         .and_then(|p| p["key_fingerprint"].as_str())
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("reveal event missing for team")))?
         .to_owned();
-    let key = keys::reveal(&state.pool, &state.vault, &fingerprint)
+    let key = keys::reveal(&team.state.pool, &team.state.vault, &fingerprint)
         .await
         .map_err(ApiError::internal)?;
-    tracing::info!(team_id = id.as_str(), key_fingerprint = %fingerprint, "virtual key revealed");
-    Ok(done(
-        &id,
+    tracing::info!(team_id = team.id.as_str(), key_fingerprint = %fingerprint, "virtual key revealed");
+    Ok(team.done(
         position,
         json!({"virtual_key": key.expose(), "key_fingerprint": fingerprint}),
     ))
