@@ -1,0 +1,194 @@
+use std::time::Duration;
+
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::error::LitellmError;
+use crate::types::{KeyInfo, KeySpec, TeamInfo, TeamSpec};
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub base_url: String,
+    pub master_key: SecretString,
+    /// Short: a slow LiteLLM must not hold our workers.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(base_url: impl Into<String>, master_key: SecretString) -> Self {
+        Self {
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            master_key,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LitellmClient {
+    http: reqwest::Client,
+    config: ClientConfig,
+}
+
+impl LitellmClient {
+    pub fn new(config: ClientConfig) -> Result<Self, LitellmError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .build()
+            .map_err(|e| LitellmError::Unreachable(e.to_string()))?;
+        Ok(Self { http, config })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<T, LitellmError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.config.base_url))
+            .bearer_auth(self.config.master_key.expose_secret())
+            .query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let text = response.text().await.map_err(transport)?;
+        if !status.is_success() {
+            return Err(LitellmError::from_response(status.as_u16(), &text));
+        }
+        serde_json::from_str(&text).map_err(|e| LitellmError::Garbage(format!("{path}: {e}")))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value, LitellmError> {
+        self.call(Method::POST, path, &[], Some(&body)).await
+    }
+
+    /// `GET /health/readiness`: LiteLLM up with its database.
+    pub async fn ready(&self) -> Result<bool, LitellmError> {
+        let value: Value = self
+            .call(Method::GET, "/health/readiness", &[], None)
+            .await?;
+        Ok(value["status"] == "healthy" && value["db"] == "connected")
+    }
+
+    /// The model names LiteLLM serves (`model_name` of each `/model/info` entry), sorted.
+    pub async fn model_names(&self) -> Result<Vec<String>, LitellmError> {
+        let value: Value = self.call(Method::GET, "/model/info", &[], None).await?;
+        let mut names: Vec<String> = value["data"]
+            .as_array()
+            .ok_or_else(|| LitellmError::Garbage("/model/info without data".into()))?
+            .iter()
+            .filter_map(|m| m["model_name"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    pub async fn team_info(&self, team_id: &str) -> Result<Option<TeamInfo>, LitellmError> {
+        match self
+            .call::<Value>(Method::GET, "/team/info", &[("team_id", team_id)], None)
+            .await
+        {
+            Ok(value) => serde_json::from_value(value["team_info"].clone())
+                .map(Some)
+                .map_err(|e| LitellmError::Garbage(format!("/team/info: {e}"))),
+            Err(LitellmError::NotFound(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    pub async fn team_new(&self, spec: &TeamSpec) -> Result<(), LitellmError> {
+        self.post("/team/new", to_value(spec)).await.map(drop)
+    }
+
+    pub async fn team_update(&self, spec: &TeamSpec) -> Result<(), LitellmError> {
+        self.post("/team/update", to_value(spec)).await.map(drop)
+    }
+
+    /// Deletes the team and, in LiteLLM, every key of the team. Already gone is success.
+    pub async fn team_delete(&self, team_id: &str) -> Result<(), LitellmError> {
+        match self
+            .post("/team/delete", json!({"team_ids": [team_id]}))
+            .await
+        {
+            Ok(_) | Err(LitellmError::NotFound(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `key_or_hash`: the plaintext key or its SHA-256 hex, as LiteLLM accepts both.
+    pub async fn key_info(&self, key_or_hash: &str) -> Result<Option<KeyInfo>, LitellmError> {
+        match self
+            .call::<Value>(Method::GET, "/key/info", &[("key", key_or_hash)], None)
+            .await
+        {
+            Ok(value) => serde_json::from_value(value["info"].clone())
+                .map(Some)
+                .map_err(|e| LitellmError::Garbage(format!("/key/info: {e}"))),
+            Err(LitellmError::NotFound(_)) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Creates our key in LiteLLM under the team. LiteLLM answers 200 without changing
+    /// anything when the key exists, so callers check with `key_info` first.
+    pub async fn key_generate(&self, spec: &KeySpec) -> Result<(), LitellmError> {
+        let body = json!({
+            "key": spec.expose(),
+            "team_id": spec.team_id,
+            "models": [],
+            "metadata": {"saas_fingerprint": spec.fingerprint},
+        });
+        self.post("/key/generate", body).await.map(drop)
+    }
+
+    pub async fn key_set_blocked(
+        &self,
+        key_or_hash: &str,
+        blocked: bool,
+    ) -> Result<(), LitellmError> {
+        let path = if blocked {
+            "/key/block"
+        } else {
+            "/key/unblock"
+        };
+        self.post(path, json!({"key": key_or_hash})).await.map(drop)
+    }
+
+    /// Already gone is success.
+    pub async fn key_delete(&self, key_or_hash: &str) -> Result<(), LitellmError> {
+        match self
+            .post("/key/delete", json!({"keys": [key_or_hash]}))
+            .await
+        {
+            Ok(_) | Err(LitellmError::NotFound(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+fn to_value<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("plain structs serialize")
+}
+
+fn transport(error: reqwest::Error) -> LitellmError {
+    if error.is_timeout() {
+        LitellmError::Timeout
+    } else if let Some(status) = error.status() {
+        LitellmError::from_response(status.as_u16(), "")
+    } else {
+        // reqwest errors name the URL, never headers: the master key cannot leak here.
+        LitellmError::Unreachable(error.without_url().to_string())
+    }
+}

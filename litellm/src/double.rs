@@ -1,0 +1,442 @@
+//! An in-process LiteLLM for fast tests: the management endpoints we use, answering with the
+//! shapes and status codes captured from the real proxy (see `../shared/litellm/README.md`),
+//! plus fault injection (down, slow, 500, 401, garbage).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    None,
+    /// Every call waits this long first (beyond the client's timeout = a timeout).
+    Slow(Duration),
+    /// Every call answers 500 like LiteLLM without its database.
+    ServerError,
+    /// Every call answers 401 as if our master key were wrong.
+    Unauthorized,
+    /// Every call answers 200 with a body that is not JSON.
+    Garbage,
+}
+
+#[derive(Debug, Default)]
+struct World {
+    teams: BTreeMap<String, Value>,
+    /// By SHA-256 hex of the key, as LiteLLM stores them.
+    keys: BTreeMap<String, Value>,
+    models: Vec<String>,
+    mutations: u64,
+}
+
+struct Shared {
+    master_key: String,
+    world: Mutex<World>,
+    fault: Mutex<Fault>,
+}
+
+/// A running double. `stop`/`start` take it down and bring it back on the same port.
+pub struct LitellmDouble {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+    running: Mutex<Option<CancellationToken>>,
+}
+
+fn hash(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn error(status: u16, kind: &str, message: &str) -> Response {
+    let body = json!({"error": {"message": message, "type": kind, "param": null, "code": status.to_string()}});
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Json(body),
+    )
+        .into_response()
+}
+
+impl LitellmDouble {
+    pub async fn start(master_key: &str, models: &[&str]) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            master_key: master_key.to_owned(),
+            world: Mutex::new(World {
+                models: models.iter().map(|m| m.to_string()).collect(),
+                ..World::default()
+            }),
+            fault: Mutex::new(Fault::None),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let double = Self {
+            shared,
+            address,
+            running: Mutex::new(None),
+        };
+        double.serve(listener);
+        Ok(double)
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn set_fault(&self, fault: Fault) {
+        *self.shared.fault.lock().unwrap() = fault;
+    }
+
+    /// Stops listening: connections are refused until `resume`.
+    pub fn stop(&self) {
+        if let Some(token) = self.running.lock().unwrap().take() {
+            token.cancel();
+        }
+    }
+
+    pub async fn resume(&self) -> std::io::Result<()> {
+        let mut attempts = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.address).await {
+                Ok(listener) => break listener,
+                Err(error) if attempts < 50 => {
+                    attempts += 1;
+                    tracing::debug!(%error, "double: port not free yet");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        self.serve(listener);
+        Ok(())
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let token = CancellationToken::new();
+        *self.running.lock().unwrap() = Some(token.clone());
+        let app = router(self.shared.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await;
+        });
+    }
+
+    /// The team as LiteLLM would report it, if it exists.
+    pub fn team(&self, team_id: &str) -> Option<Value> {
+        self.shared
+            .world
+            .lock()
+            .unwrap()
+            .teams
+            .get(team_id)
+            .cloned()
+    }
+
+    /// The key row stored for a plaintext key, if any.
+    pub fn key(&self, key: &str) -> Option<Value> {
+        self.shared
+            .world
+            .lock()
+            .unwrap()
+            .keys
+            .get(&hash(key))
+            .cloned()
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.shared.world.lock().unwrap().keys.len()
+    }
+
+    /// Successful writes so far (to check that work is not repeated).
+    pub fn mutations(&self) -> u64 {
+        self.shared.world.lock().unwrap().mutations
+    }
+
+    /// Simulates an operator editing LiteLLM by hand.
+    pub fn tamper_team(&self, team_id: &str, field: &str, value: Value) {
+        if let Some(team) = self.shared.world.lock().unwrap().teams.get_mut(team_id) {
+            team[field] = value;
+        }
+    }
+
+    pub fn delete_key_by_hand(&self, key: &str) {
+        self.shared.world.lock().unwrap().keys.remove(&hash(key));
+    }
+}
+
+impl Drop for LitellmDouble {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(
+            "/health/readiness",
+            get(|| async { Json(json!({"status": "healthy", "db": "connected"})) }),
+        )
+        .route("/model/info", get(model_info))
+        .route("/team/new", post(team_new))
+        .route("/team/update", post(team_update))
+        .route("/team/info", get(team_info))
+        .route("/team/delete", post(team_delete))
+        .route("/key/generate", post(key_generate))
+        .route("/key/info", get(key_info))
+        .route("/key/block", post(|s, b| key_block(s, b, true)))
+        .route("/key/unblock", post(|s, b| key_block(s, b, false)))
+        .route("/key/delete", post(key_delete))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            faults_and_auth,
+        ))
+        .with_state(shared)
+}
+
+async fn faults_and_auth(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let fault = shared.fault.lock().unwrap().clone();
+    match fault {
+        Fault::None => {}
+        Fault::Slow(delay) => tokio::time::sleep(delay).await,
+        Fault::ServerError => {
+            return error(500, "internal_server_error", "{'error': 'No db connected'}");
+        }
+        Fault::Unauthorized => {
+            return error(
+                401,
+                "auth_error",
+                "Authentication Error, Invalid API key provided.",
+            );
+        }
+        Fault::Garbage => return (StatusCode::OK, "<html>proxy error</html>").into_response(),
+    }
+    let open = request.uri().path().starts_with("/health/");
+    let bearer = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !open && bearer != Some(shared.master_key.as_str()) {
+        return error(
+            401,
+            "auth_error",
+            "Authentication Error, Only proxy admin can be used to generate, delete, update info for new keys/users/teams.",
+        );
+    }
+    next.run(request).await
+}
+
+type S = State<Arc<Shared>>;
+
+async fn model_info(State(shared): S) -> Json<Value> {
+    let world = shared.world.lock().unwrap();
+    let data: Vec<Value> = world
+        .models
+        .iter()
+        .map(|m| json!({"model_name": m, "litellm_params": {"model": format!("openai/{m}")}, "model_info": {"id": hash(m)}}))
+        .collect();
+    Json(json!({"data": data}))
+}
+
+const TEAM_FIELDS: [&str; 8] = [
+    "team_alias",
+    "models",
+    "max_budget",
+    "soft_budget",
+    "rpm_limit",
+    "tpm_limit",
+    "blocked",
+    "metadata",
+];
+
+async fn team_new(State(shared): S, Json(body): Json<Value>) -> Response {
+    let mut world = shared.world.lock().unwrap();
+    let Some(team_id) = body["team_id"].as_str().map(str::to_owned) else {
+        return error(
+            400,
+            "internal_server_error",
+            "{'error': 'team_id required by this double'}",
+        );
+    };
+    if world.teams.contains_key(&team_id) {
+        let message = format!(
+            "{{'error': 'Team id = {team_id} already exists. Please use a different team id.'}}"
+        );
+        return error(400, "internal_server_error", &message);
+    }
+    let mut team = json!({"team_id": team_id, "spend": 0.0, "models": [], "blocked": false});
+    for field in TEAM_FIELDS {
+        if let Some(value) = body.get(field) {
+            team[field] = value.clone();
+        }
+    }
+    world.teams.insert(team_id, team.clone());
+    world.mutations += 1;
+    Json(team).into_response()
+}
+
+async fn team_update(State(shared): S, Json(body): Json<Value>) -> Response {
+    let mut world = shared.world.lock().unwrap();
+    let team_id = body["team_id"].as_str().unwrap_or_default().to_owned();
+    let Some(team) = world.teams.get_mut(&team_id) else {
+        return error(
+            404,
+            "internal_server_error",
+            &format!("{{'error': 'Team not found, passed team_id={team_id}'}}"),
+        );
+    };
+    // Absent fields stay; nulls clear.
+    for field in TEAM_FIELDS {
+        if let Some(value) = body.get(field) {
+            team[field] = value.clone();
+        }
+    }
+    let team = team.clone();
+    world.mutations += 1;
+    Json(json!({"team_id": team_id, "data": team})).into_response()
+}
+
+async fn team_info(State(shared): S, Query(query): Query<BTreeMap<String, String>>) -> Response {
+    let world = shared.world.lock().unwrap();
+    let team_id = query.get("team_id").cloned().unwrap_or_default();
+    match world.teams.get(&team_id) {
+        Some(team) => {
+            let keys: Vec<&Value> = world
+                .keys
+                .values()
+                .filter(|k| k["team_id"] == team_id.as_str())
+                .collect();
+            Json(json!({"team_id": team_id, "team_info": team, "keys": keys})).into_response()
+        }
+        None => error(
+            404,
+            "auth_error",
+            &format!("{{'message': 'Team not found, passed team id: {team_id}.'}}"),
+        ),
+    }
+}
+
+async fn team_delete(State(shared): S, Json(body): Json<Value>) -> Response {
+    let mut world = shared.world.lock().unwrap();
+    let ids: Vec<String> = body["team_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    if let Some(missing) = ids.iter().find(|id| !world.teams.contains_key(*id)) {
+        let body =
+            json!({"detail": {"error": format!("Team not found, passed team_id={missing}")}});
+        return (StatusCode::NOT_FOUND, Json(body)).into_response();
+    }
+    for id in &ids {
+        world.teams.remove(id);
+        world.keys.retain(|_, k| k["team_id"] != id.as_str());
+    }
+    world.mutations += 1;
+    Json(json!({"deleted_teams": ids})).into_response()
+}
+
+async fn key_generate(State(shared): S, Json(body): Json<Value>) -> Response {
+    let mut world = shared.world.lock().unwrap();
+    let key = body["key"].as_str().unwrap_or_default().to_owned();
+    if !key.starts_with("sk-") {
+        return error(
+            400,
+            "internal_server_error",
+            "{'error': \"Invalid key format. LiteLLM Virtual Key must start with 'sk-'.\"}",
+        );
+    }
+    if key.len() < 16 {
+        return error(
+            400,
+            "internal_server_error",
+            "{'error': 'custom key too short'}",
+        );
+    }
+    let token = hash(&key);
+    // Like the real proxy: an existing key is left unchanged, yet the answer is 200.
+    if !world.keys.contains_key(&token) {
+        let row = json!({
+            "token": token, "team_id": body["team_id"], "models": body.get("models").cloned().unwrap_or(json!([])),
+            "metadata": body.get("metadata").cloned().unwrap_or(json!({})), "blocked": null, "spend": 0.0,
+            "key_name": format!("sk-...{}", &key[key.len() - 4..]),
+        });
+        world.keys.insert(token.clone(), row);
+        world.mutations += 1;
+    }
+    let mut answer = body.clone();
+    answer["token"] = json!(token);
+    Json(answer).into_response()
+}
+
+fn find_key<'a>(world: &'a mut World, key_or_hash: &str) -> Option<&'a mut Value> {
+    let token = if world.keys.contains_key(key_or_hash) {
+        key_or_hash.to_owned()
+    } else {
+        hash(key_or_hash)
+    };
+    world.keys.get_mut(&token)
+}
+
+async fn key_info(State(shared): S, Query(query): Query<BTreeMap<String, String>>) -> Response {
+    let mut world = shared.world.lock().unwrap();
+    let key = query.get("key").cloned().unwrap_or_default();
+    match find_key(&mut world, &key) {
+        Some(row) => Json(json!({"key": key, "info": row})).into_response(),
+        None => error(404, "not_found_error", "Key not found in database"),
+    }
+}
+
+async fn key_block(State(shared): S, Json(body): Json<Value>, blocked: bool) -> Response {
+    let mut world = shared.world.lock().unwrap();
+    let key = body["key"].as_str().unwrap_or_default().to_owned();
+    let Some(row) = find_key(&mut world, &key) else {
+        return error(404, "not_found_error", "Key not found.");
+    };
+    row["blocked"] = json!(blocked);
+    let row = row.clone();
+    world.mutations += 1;
+    Json(row).into_response()
+}
+
+async fn key_delete(State(shared): S, Json(body): Json<Value>) -> Response {
+    let mut world = shared.world.lock().unwrap();
+    let keys: Vec<String> = body["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    let mut deleted = Vec::new();
+    for key in &keys {
+        let token = if world.keys.contains_key(key) {
+            key.clone()
+        } else {
+            hash(key)
+        };
+        if world.keys.remove(&token).is_some() {
+            deleted.push(key.clone());
+        }
+    }
+    if deleted.is_empty() {
+        return error(404, "internal_server_error", "{'error': 'No keys found'}");
+    }
+    world.mutations += 1;
+    Json(json!({"deleted_keys": deleted})).into_response()
+}

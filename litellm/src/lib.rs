@@ -1,0 +1,15 @@
+//! A typed client for LiteLLM's management API (the parts we drive: teams, keys, the model
+//! catalog, readiness) and an in-process test double that answers like the real proxy.
+//!
+//! The contract and real captured responses: `../shared/litellm/README.md`. Errors are
+//! classified by `error.type` first and the status second: LiteLLM reports many 400/404s with
+//! `type: internal_server_error`, and some handlers answer FastAPI's `{"detail": ...}` instead.
+
+mod client;
+pub mod double;
+mod error;
+mod types;
+
+pub use client::{ClientConfig, LitellmClient};
+pub use error::LitellmError;
+pub use types::{KeyInfo, KeySpec, TeamInfo, TeamSpec};

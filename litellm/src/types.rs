@@ -1,0 +1,104 @@
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// The state a LiteLLM team should have. Every field is sent on update, so `None` clears
+/// (`/team/update` keeps absent fields and clears nulls).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TeamSpec {
+    pub team_id: String,
+    pub team_alias: String,
+    pub models: Vec<String>,
+    /// USD, LiteLLM's float. `None` = no hard budget.
+    pub max_budget: Option<f64>,
+    pub soft_budget: Option<f64>,
+    pub rpm_limit: Option<u64>,
+    pub tpm_limit: Option<u64>,
+    pub blocked: bool,
+}
+
+/// What LiteLLM reports for a team (`/team/info` → `team_info`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TeamInfo {
+    pub team_id: String,
+    #[serde(default)]
+    pub team_alias: Option<String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub max_budget: Option<f64>,
+    #[serde(default)]
+    pub soft_budget: Option<f64>,
+    #[serde(default)]
+    pub rpm_limit: Option<u64>,
+    #[serde(default)]
+    pub tpm_limit: Option<u64>,
+    #[serde(default)]
+    pub blocked: bool,
+    #[serde(default)]
+    pub spend: f64,
+}
+
+impl TeamInfo {
+    /// Whether LiteLLM already holds `spec` (model order does not matter).
+    pub fn matches(&self, spec: &TeamSpec) -> bool {
+        let mut have = self.models.clone();
+        let mut want = spec.models.clone();
+        have.sort();
+        want.sort();
+        have == want
+            && self.team_alias.as_deref() == Some(spec.team_alias.as_str())
+            && self.max_budget == spec.max_budget
+            && self.soft_budget == spec.soft_budget
+            && self.rpm_limit == spec.rpm_limit
+            && self.tpm_limit == spec.tpm_limit
+            && self.blocked == spec.blocked
+    }
+}
+
+/// A virtual key to create in LiteLLM: our own key, passed as LiteLLM's custom `key`, so a retry
+/// cannot mint a second key. Debug never shows the key.
+#[derive(Clone)]
+pub struct KeySpec {
+    pub key: SecretString,
+    pub team_id: String,
+    /// Our fingerprint, stored in the key's metadata so drift repair can recognise it.
+    pub fingerprint: String,
+}
+
+impl fmt::Debug for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySpec")
+            .field("team_id", &self.team_id)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeySpec {
+    pub(crate) fn expose(&self) -> &str {
+        self.key.expose_secret()
+    }
+}
+
+/// What LiteLLM reports for a key (`/key/info` → `info`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct KeyInfo {
+    #[serde(default)]
+    pub team_id: Option<String>,
+    #[serde(default)]
+    pub blocked: Option<bool>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub spend: f64,
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+}
+
+impl KeyInfo {
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.unwrap_or(false)
+    }
+}
