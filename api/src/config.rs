@@ -44,6 +44,8 @@ pub struct Config {
     pub db_pool_size: u32,
     /// How long a query waits for a requested position to be projected.
     pub read_wait_timeout: Duration,
+    /// How often every team is compared with LiteLLM again, to repair drift.
+    pub litellm_resync_every: Duration,
     pub dev_mode: bool,
 }
 
@@ -115,6 +117,12 @@ impl Config {
             3000,
         )?);
 
+        let litellm_resync_every = Duration::from_secs(parse_number(
+            get("LITELLM_RESYNC_SECS"),
+            "LITELLM_RESYNC_SECS",
+            300,
+        )?);
+
         if dev_mode {
             let (keys, created) = dev_keys::load_or_create(dev_keys_file)
                 .map_err(|e| ConfigError::DevKeys(e.to_string()))?;
@@ -129,6 +137,7 @@ impl Config {
                 log_format,
                 db_pool_size,
                 read_wait_timeout,
+                litellm_resync_every,
                 dev_mode: true,
             };
             return Ok((config, created.then_some(keys)));
@@ -153,6 +162,7 @@ impl Config {
             log_format,
             db_pool_size,
             read_wait_timeout,
+            litellm_resync_every,
             dev_mode: false,
         };
         Ok((config, None))

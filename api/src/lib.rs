@@ -13,4 +13,5 @@ pub mod lookups;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod sync;
 pub mod telemetry;

@@ -25,6 +25,8 @@ use crate::keys::Vault;
 use crate::lookups::ReadModelLookups;
 use crate::routes;
 use crate::state::AppState;
+use crate::sync::{Reconciler, SyncSettings};
+use litellm::{ClientConfig, LitellmClient};
 
 /// Aggregates are snapshotted every this many events, so loading stays flat with history.
 pub const SNAPSHOT_EVERY: usize = 100;
@@ -33,6 +35,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     runner_config: RunnerConfig,
+    reconciler: Option<Reconciler>,
 }
 
 /// Creates the database if it does not exist (tolerating a concurrent creator).
@@ -120,11 +123,37 @@ impl Application {
             locks: Arc::default(),
             progress,
             read_wait_timeout: config.read_wait_timeout,
+            litellm_sync_enabled: config.litellm_master_key.is_some(),
+        };
+        let reconciler = match &config.litellm_master_key {
+            Some(master_key) => {
+                let client = LitellmClient::new(ClientConfig::new(
+                    config.litellm_proxy_url.clone(),
+                    master_key.clone(),
+                ))
+                .context("building the LiteLLM client")?;
+                let settings = SyncSettings {
+                    resync_every: config.litellm_resync_every,
+                    ..SyncSettings::default()
+                };
+                Some(Reconciler::new(
+                    state.pool.clone(),
+                    state.vault.clone(),
+                    client,
+                    state.progress.clone(),
+                    settings,
+                ))
+            }
+            None => {
+                tracing::warn!("LITELLM_MASTER_KEY is not set: LiteLLM sync is disabled");
+                None
+            }
         };
         Ok(Self {
             listener,
             state,
             runner_config: RunnerConfig::default(),
+            reconciler,
         })
     }
 
@@ -150,6 +179,9 @@ impl Application {
                 self.state.progress.clone(),
             );
             consumers.push(tokio::spawn(runner.run(notifier.clone(), shutdown.clone())));
+        }
+        if let Some(reconciler) = self.reconciler {
+            consumers.push(tokio::spawn(reconciler.run(shutdown.clone())));
         }
         consumers.push(tokio::spawn(purge_idempotency_keys(
             self.state.pool.clone(),

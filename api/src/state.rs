@@ -24,4 +24,6 @@ pub struct AppState {
     pub locks: Arc<AggregateLocks>,
     pub progress: ProgressSignal,
     pub read_wait_timeout: Duration,
+    /// Whether a reconciler keeps LiteLLM in sync (needs `LITELLM_MASTER_KEY`).
+    pub litellm_sync_enabled: bool,
 }

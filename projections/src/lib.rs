@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod event_log;
+pub mod litellm_sync;
 pub mod model_groups;
 pub mod notifier;
 pub mod organizations;
@@ -25,5 +26,6 @@ pub fn all_projectors() -> Vec<std::sync::Arc<dyn Projector>> {
         std::sync::Arc::new(organizations::OrganizationsProjector),
         std::sync::Arc::new(model_groups::ModelGroupsProjector),
         std::sync::Arc::new(teams::TeamsProjector),
+        std::sync::Arc::new(litellm_sync::SyncMarker),
     ]
 }

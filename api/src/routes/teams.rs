@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/teams/{id}/delete", post(delete))
         .route("/api/teams/{id}/virtual-key", get(reveal_key))
         .route("/api/organizations/{id}/teams", get(list_for_organization))
+        .route("/api/sync/status", get(sync_status))
 }
 
 /// The JSON shape of a team, shared by every team endpoint.
@@ -472,7 +473,10 @@ async fn show(
     let row = read_model::get(&state.pool, &id)
         .await?
         .ok_or_else(|| ApiError::from(TeamError::NotFound))?;
-    Ok(Json(team_json(&row)))
+    let mut body = team_json(&row);
+    let sync = projections::litellm_sync::status_of(&state.pool, &id).await?;
+    body["litellm_sync"] = sync_json(&state, sync);
+    Ok(Json(body))
 }
 
 #[derive(Debug, Deserialize)]
@@ -552,4 +556,28 @@ async fn list_for_organization(
         read_after,
     )
     .await
+}
+
+fn sync_json(state: &AppState, sync: Option<projections::litellm_sync::SyncRow>) -> Value {
+    if !state.litellm_sync_enabled {
+        return json!({"status": "disabled"});
+    }
+    match sync {
+        Some(row) => serde_json::to_value(row).unwrap_or(Value::Null),
+        None => json!({"status": "pending"}),
+    }
+}
+
+/// `GET /api/sync/status`: how LiteLLM sync is doing overall.
+async fn sync_status(_admin: Admin, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let (counts, attention) = projections::litellm_sync::summary(&state.pool, 50).await?;
+    let counts: serde_json::Map<String, Value> = counts
+        .into_iter()
+        .map(|(status, n)| (status, json!(n)))
+        .collect();
+    Ok(Json(json!({
+        "enabled": state.litellm_sync_enabled,
+        "teams": counts,
+        "not_in_sync": attention,
+    })))
 }

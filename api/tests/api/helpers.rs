@@ -39,6 +39,7 @@ pub fn test_config(database_url: &str) -> Config {
         log_format: LogFormat::Pretty,
         db_pool_size: 10,
         read_wait_timeout: Duration::from_secs(5),
+        litellm_resync_every: Duration::from_secs(300),
         dev_mode: false,
     }
 }
@@ -57,6 +58,14 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let url = testkit::database_url(&testkit::empty_database_name()).unwrap();
     spawn(&url, tweak).await
+}
+
+/// Starts another instance on an existing database (two processes sharing one store).
+pub async fn spawn_app_with_database(
+    database_url: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    spawn(database_url, tweak).await
 }
 
 async fn spawn(database_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {

@@ -4,6 +4,7 @@ mod auth;
 mod health;
 mod helpers;
 mod idempotency;
+mod litellm_sync;
 mod model_groups;
 mod organizations;
 mod startup;

@@ -1,0 +1,274 @@
+//! LiteLLM sync against the in-process double: the reconciler makes LiteLLM match our state,
+//! keeps it matching, and converges after outages.
+
+use std::time::Duration;
+
+use litellm::double::{Fault, LitellmDouble};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app_with};
+
+const LITELLM_MASTER: &str = "sk-litellm-master-for-tests";
+
+async fn double() -> LitellmDouble {
+    LitellmDouble::start(
+        LITELLM_MASTER,
+        &["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet"],
+    )
+    .await
+    .unwrap()
+}
+
+async fn app_with(double: &LitellmDouble, resync: Duration) -> TestApp {
+    let url = double.base_url();
+    spawn_app_with(move |c| {
+        c.litellm_proxy_url = url;
+        c.litellm_master_key = Some(LITELLM_MASTER.to_owned().into());
+        c.litellm_resync_every = resync;
+    })
+    .await
+}
+
+/// Waits until LiteLLM holds the team's state as of `position` (or later).
+async fn wait_in_sync(app: &TestApp, team_id: &str, position: i64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, team) = app.get_json(&format!("/api/teams/{team_id}"), None).await;
+        let sync = &team["litellm_sync"];
+        if sync["status"] == "in_sync" && sync["synced_position"].as_i64().unwrap_or(0) >= position
+        {
+            return team;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "team {team_id} never got in sync: {sync}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn create_team(app: &TestApp, team_id: &str) -> (String, i64) {
+    let (status, body) = app
+        .post_json(
+            "/api/teams/create",
+            json!({"organization_id": "org_acme", "team_id": team_id, "team_alias": team_id,
+                   "model_groups": ["gpt"], "credits": 120, "markup_percent": 20, "rpm_limit": 60}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    (
+        body["virtual_key"].as_str().unwrap().to_owned(),
+        body["position"].as_i64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn litellm_follows_every_team_command() {
+    let double = double().await;
+    let app = app_with(&double, Duration::from_secs(300)).await;
+    app.seed_catalog().await;
+    let (key, position) = create_team(&app, "team_s").await;
+    wait_in_sync(&app, "team_s", position).await;
+    let team = double.team("team_s").expect("team created in LiteLLM");
+    assert_eq!(team["models"], json!(["gpt-4o", "gpt-4o-mini"]));
+    assert_eq!(
+        team["max_budget"],
+        json!(100.0),
+        "120 credits at 20% markup = 100 of provider cost"
+    );
+    assert_eq!(team["rpm_limit"], 60);
+    assert_eq!(
+        double.key(&key).expect("our key is in LiteLLM")["team_id"],
+        "team_s"
+    );
+
+    let (_, body) = app
+        .post_json(
+            "/api/teams/team_s/model-groups/assign",
+            json!({"group_name": "claude"}),
+        )
+        .await;
+    wait_in_sync(&app, "team_s", body["position"].as_i64().unwrap()).await;
+    assert_eq!(
+        double.team("team_s").unwrap()["models"],
+        json!(["claude-3-5-sonnet", "gpt-4o", "gpt-4o-mini"])
+    );
+
+    let (_, body) = app.post_json("/api/teams/team_s/suspend", json!({})).await;
+    wait_in_sync(&app, "team_s", body["position"].as_i64().unwrap()).await;
+    assert_eq!(double.team("team_s").unwrap()["blocked"], true);
+    assert_eq!(double.key(&key).unwrap()["blocked"], true);
+
+    let (_, body) = app.post_json("/api/teams/team_s/resume", json!({})).await;
+    wait_in_sync(&app, "team_s", body["position"].as_i64().unwrap()).await;
+    assert_eq!(double.team("team_s").unwrap()["blocked"], false);
+    assert_eq!(double.key(&key).unwrap()["blocked"], false);
+
+    let (_, body) = app
+        .post_json(
+            "/api/teams/team_s/budget-mode",
+            json!({"budget_mode": "soft"}),
+        )
+        .await;
+    wait_in_sync(&app, "team_s", body["position"].as_i64().unwrap()).await;
+    assert_eq!(double.team("team_s").unwrap()["max_budget"], Value::Null);
+    assert_eq!(double.team("team_s").unwrap()["soft_budget"], json!(80.0));
+
+    let (_, rotated) = app
+        .post_json("/api/teams/team_s/rotate-key", json!({}))
+        .await;
+    wait_in_sync(&app, "team_s", rotated["position"].as_i64().unwrap()).await;
+    let new_key = rotated["virtual_key"].as_str().unwrap();
+    assert!(double.key(new_key).is_some(), "the new key is live");
+    assert!(double.key(&key).is_none(), "the old key is gone");
+
+    let (_, body) = app.post_json("/api/teams/team_s/delete", json!({})).await;
+    wait_in_sync(&app, "team_s", body["position"].as_i64().unwrap()).await;
+    assert!(double.team("team_s").is_none());
+    assert!(double.key(new_key).is_none());
+}
+
+#[tokio::test]
+async fn a_model_group_change_resyncs_its_teams() {
+    let double = double().await;
+    let app = app_with(&double, Duration::from_secs(300)).await;
+    app.seed_catalog().await;
+    let (_, position) = create_team(&app, "team_g").await;
+    wait_in_sync(&app, "team_g", position).await;
+    let (_, body) = app
+        .post_json(
+            "/api/model-groups/gpt/models",
+            json!({"models": ["gpt-4o-mini"]}),
+        )
+        .await;
+    wait_in_sync(&app, "team_g", body["position"].as_i64().unwrap()).await;
+    assert_eq!(
+        double.team("team_g").unwrap()["models"],
+        json!(["gpt-4o-mini"])
+    );
+}
+
+#[tokio::test]
+async fn changes_made_while_litellm_is_down_all_arrive() {
+    let double = double().await;
+    let app = app_with(&double, Duration::from_secs(300)).await;
+    app.seed_catalog().await;
+    double.stop();
+    let mut last = 0;
+    for i in 0..3 {
+        let (_, position) = create_team(&app, &format!("team_d{i}")).await;
+        last = position;
+    }
+    for _ in 0..20 {
+        let (status, body) = app
+            .post_json("/api/teams/team_d0/credits/add", json!({"amount": 6}))
+            .await;
+        assert_eq!(status, 200);
+        last = body["position"].as_i64().unwrap();
+    }
+    app.post_json("/api/teams/team_d1/suspend", json!({})).await;
+    // While down: failing, with the reason, and a retry planned.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, status) = app.get_json("/api/sync/status", None).await;
+        if status["teams"]["failing"].as_i64().unwrap_or(0) > 0 {
+            let failing = &status["not_in_sync"][0];
+            assert!(
+                failing["last_error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("unreachable"),
+                "{status}"
+            );
+            assert!(!status.to_string().contains(LITELLM_MASTER));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failure reported: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    double.resume().await.unwrap();
+    for team in ["team_d0", "team_d1", "team_d2"] {
+        wait_in_sync(&app, team, if team == "team_d0" { last } else { 0 }).await;
+    }
+    // 120 + 20 × 6 = 240 credits at 20% markup = 200 provider budget.
+    assert_eq!(double.team("team_d0").unwrap()["max_budget"], json!(200.0));
+    assert_eq!(double.team("team_d1").unwrap()["blocked"], true);
+    assert!(double.team("team_d2").is_some());
+}
+
+#[tokio::test]
+async fn drift_made_by_hand_is_repaired_by_the_periodic_pass() {
+    let double = double().await;
+    let app = app_with(&double, Duration::from_secs(1)).await;
+    app.seed_catalog().await;
+    let (key, position) = create_team(&app, "team_h").await;
+    wait_in_sync(&app, "team_h", position).await;
+    double.tamper_team("team_h", "models", json!(["claude-3-5-sonnet"]));
+    double.tamper_team("team_h", "max_budget", json!(1_000_000.0));
+    double.delete_key_by_hand(&key);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let team = double.team("team_h").unwrap();
+        if team["models"] == json!(["gpt-4o", "gpt-4o-mini"])
+            && team["max_budget"] == json!(100.0)
+            && double.key(&key).is_some()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "drift not repaired: {team}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_instances_share_the_work_without_repeating_it() {
+    let double = double().await;
+    let first = app_with(&double, Duration::from_secs(300)).await;
+    let url = double.base_url();
+    let second = {
+        let database_url = first.database_url.clone();
+        crate::helpers::spawn_app_with_database(&database_url, move |c| {
+            c.litellm_proxy_url = url;
+            c.litellm_master_key = Some(LITELLM_MASTER.to_owned().into());
+        })
+        .await
+    };
+    first.seed_catalog().await;
+    let mut positions = Vec::new();
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &first } else { &second };
+        positions.push((
+            format!("team_p{i}"),
+            create_team(app, &format!("team_p{i}")).await.1,
+        ));
+    }
+    for (team, position) in &positions {
+        wait_in_sync(&first, team, *position).await;
+    }
+    // One team creation and one key per team: nothing was done twice.
+    assert_eq!(double.mutations(), 20);
+}
+
+#[tokio::test]
+async fn errors_from_litellm_are_retried_until_it_recovers() {
+    let double = double().await;
+    let app = app_with(&double, Duration::from_secs(300)).await;
+    app.seed_catalog().await;
+    double.set_fault(Fault::ServerError);
+    let (_, position) = create_team(&app, "team_e").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, team) = app.get_json("/api/teams/team_e", None).await;
+    assert_eq!(team["litellm_sync"]["status"], "failing", "{team}");
+    assert!(team["litellm_sync"]["attempts"].as_i64().unwrap() >= 1);
+    double.set_fault(Fault::None);
+    wait_in_sync(&app, "team_e", position).await;
+    assert!(double.team("team_e").is_some());
+}
