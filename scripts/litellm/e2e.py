@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""End-to-end checks against the real LiteLLM proxy: what saas-api decides, LiteLLM enforces.
+
+Driven by scripts/e2e-litellm, which starts LiteLLM, a fake upstream and saas-api on loopback.
+Every wait is bounded; LiteLLM caches auth objects for up to ~10 s, so outcomes are polled.
+"""
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+API = os.environ["API"]
+LITELLM = os.environ["LITELLM"]
+ADMIN = {"X-Admin-Key": os.environ["ADMIN_KEY"]}
+
+
+def call(method, url, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    for k, v in (headers or {}).items():
+        request.add_header(k, v)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        try:
+            return error.code, json.loads(raw)
+        except ValueError:
+            return error.code, {"raw": raw.decode(errors="replace")[:200]}
+
+
+def admin(method, path, body=None, headers=None):
+    status, answer = call(method, API + path, body, {**ADMIN, **(headers or {})})
+    if status >= 300:
+        fail(f"{method} {path} -> {status} {answer}")
+    return answer
+
+
+def chat(key, model):
+    """A chat completion straight to LiteLLM with the team's key; (status, error type)."""
+    status, answer = call("POST", LITELLM + "/v1/chat/completions",
+                          {"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
+                          {"Authorization": "Bearer " + key})
+    kind = (answer or {}).get("error", {}).get("type") if isinstance(answer, dict) else None
+    return status, kind
+
+
+def fail(message):
+    print("E2E FAILED: " + message, file=sys.stderr)
+    sys.exit(1)
+
+
+def eventually(what, check, timeout=40):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        ok, last = check()
+        if ok:
+            print(f"ok   {what}")
+            return
+        time.sleep(0.5)
+    fail(f"{what}: last outcome {last}")
+
+
+def wait_in_sync(team_id, position):
+    def check():
+        team = admin("GET", f"/api/teams/{team_id}", headers={"X-Wait-For-Position": str(position)})
+        sync = team.get("litellm_sync", {})
+        return sync.get("status") == "in_sync" and (sync.get("synced_position") or 0) >= position, sync
+    eventually(f"{team_id} in sync at {position}", check, timeout=30)
+
+
+def expect_chat(what, key, model, want_status, want_kind=None):
+    def check():
+        status, kind = chat(key, model)
+        return status == want_status and (want_kind is None or kind in want_kind), (status, kind)
+    eventually(what, check)
+
+
+admin("POST", "/api/organizations/create", {"organization_id": "org_e2e", "name": "E2E"})
+admin("POST", "/api/model-groups/create", {"group_name": "basic", "models": ["fake-gpt"]})
+admin("POST", "/api/model-groups/create", {"group_name": "extra", "models": ["fake-gpt-2"]})
+team = admin("POST", "/api/teams/create", {"organization_id": "org_e2e", "team_id": "team_e2e", "team_alias": "E2E",
+                                           "model_groups": ["basic"], "credits": 1000, "budget_mode": "hard"})
+key = team["virtual_key"]
+wait_in_sync("team_e2e", team["position"])
+
+expect_chat("the team's key makes a chat completion", key, "fake-gpt", 200)
+expect_chat("a model outside its groups is refused", key, "fake-gpt-2", 403,
+            {"team_model_access_denied", "key_model_access_denied"})
+
+moved = admin("POST", "/api/teams/team_e2e/model-groups/assign", {"group_name": "extra"})
+wait_in_sync("team_e2e", moved["position"])
+expect_chat("an assigned group's model works with the same key", key, "fake-gpt-2", 200)
+
+moved = admin("POST", "/api/teams/team_e2e/suspend", {"reason": "e2e"})
+wait_in_sync("team_e2e", moved["position"])
+expect_chat("a suspended team's key is refused", key, "fake-gpt", 401)
+
+moved = admin("POST", "/api/teams/team_e2e/resume")
+wait_in_sync("team_e2e", moved["position"])
+expect_chat("a resumed team's key works again", key, "fake-gpt", 200)
+
+rotated = admin("POST", "/api/teams/team_e2e/rotate-key")
+wait_in_sync("team_e2e", rotated["position"])
+expect_chat("the rotated key works", rotated["virtual_key"], "fake-gpt", 200)
+expect_chat("the old key is refused", key, "fake-gpt", 401)
+
+small = admin("POST", "/api/teams/create", {"organization_id": "org_e2e", "team_id": "team_small", "team_alias": "Small",
+                                            "model_groups": ["basic"], "credits": 1, "budget_mode": "hard"})
+wait_in_sync("team_small", small["position"])
+# Each fake completion costs 2.00 USD (1000 prompt + 500 completion tokens): one call spends it all.
+chat(small["virtual_key"], "fake-gpt")
+expect_chat("a hard budget exhausted is refused by LiteLLM", small["virtual_key"], "fake-gpt", 422, {"budget_exceeded"})
+
+gone = admin("POST", "/api/teams/team_small/delete")
+wait_in_sync("team_small", gone["position"])
+expect_chat("a deleted team's key stops working", small["virtual_key"], "fake-gpt", 401)
+
+print("e2e: all LiteLLM checks passed")
