@@ -148,6 +148,7 @@ impl From<domain::model_group::ModelGroupError> for ApiError {
             E::AlreadyExists => Self::conflict("model_group_exists", message),
             E::NotFound => Self::not_found("model_group_not_found", message),
             E::InUse(_) => Self::conflict("model_group_in_use", message),
+            E::UnknownModels { .. } => Self::unprocessable("unknown_models", message),
             E::Lookup(message) => lookup_failed(message),
         }
     }

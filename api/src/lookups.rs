@@ -2,7 +2,7 @@
 //! log, so a command never decides on a stale view.
 
 use async_trait::async_trait;
-use domain::model_group::ModelGroupLookups;
+use domain::model_group::{Catalog, ModelCatalog, ModelGroupLookups};
 use domain::model_name::GroupName;
 use domain::organization::{OrganizationId, OrganizationLookups};
 use domain::team::TeamLookups;
@@ -69,5 +69,26 @@ impl OrganizationLookups for ReadModelLookups {
         projections::teams::live_in_organization(&self.pool, id.as_str())
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// LiteLLM's catalog for model-name checks; `None` when no LiteLLM is configured.
+pub struct LitellmCatalog {
+    pub client: Option<litellm::LitellmClient>,
+}
+
+#[async_trait]
+impl ModelCatalog for LitellmCatalog {
+    async fn catalog(&self) -> Catalog {
+        let Some(client) = &self.client else {
+            return Catalog::NotConfigured;
+        };
+        match client.model_names().await {
+            Ok(names) => Catalog::Known(names),
+            Err(error) => {
+                tracing::warn!(%error, "LiteLLM's model catalog is unavailable; accepting names unverified");
+                Catalog::Unavailable(error.to_string())
+            }
+        }
     }
 }

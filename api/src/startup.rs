@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::AdminKey;
 use crate::config::Config;
 use crate::keys::Vault;
-use crate::lookups::ReadModelLookups;
+use crate::lookups::{LitellmCatalog, ReadModelLookups};
 use crate::routes;
 use crate::state::AppState;
 use crate::sync::{Reconciler, SyncSettings};
@@ -86,6 +86,21 @@ impl Application {
         let listener = TcpListener::bind((config.host, config.port))
             .await
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
+        let litellm = match &config.litellm_master_key {
+            Some(master_key) => Some(
+                LitellmClient::new(ClientConfig::new(
+                    config.litellm_proxy_url.clone(),
+                    master_key.clone(),
+                ))
+                .context("building the LiteLLM client")?,
+            ),
+            None => {
+                tracing::warn!(
+                    "LITELLM_MASTER_KEY is not set: LiteLLM sync and model-name checks are disabled"
+                );
+                None
+            }
+        };
         let progress = ProgressSignal::default();
         let lookups = ReadModelLookups {
             pool: pool.clone(),
@@ -104,6 +119,9 @@ impl Application {
             vec![],
             ModelGroupServices {
                 lookups: Box::new(lookups.clone()),
+                catalog: Box::new(LitellmCatalog {
+                    client: litellm.clone(),
+                }),
             },
         );
         let teams = CqrsFramework::new(
@@ -125,30 +143,19 @@ impl Application {
             read_wait_timeout: config.read_wait_timeout,
             litellm_sync_enabled: config.litellm_master_key.is_some(),
         };
-        let reconciler = match &config.litellm_master_key {
-            Some(master_key) => {
-                let client = LitellmClient::new(ClientConfig::new(
-                    config.litellm_proxy_url.clone(),
-                    master_key.clone(),
-                ))
-                .context("building the LiteLLM client")?;
-                let settings = SyncSettings {
-                    resync_every: config.litellm_resync_every,
-                    ..SyncSettings::default()
-                };
-                Some(Reconciler::new(
-                    state.pool.clone(),
-                    state.vault.clone(),
-                    client,
-                    state.progress.clone(),
-                    settings,
-                ))
-            }
-            None => {
-                tracing::warn!("LITELLM_MASTER_KEY is not set: LiteLLM sync is disabled");
-                None
-            }
-        };
+        let reconciler = litellm.map(|client| {
+            let settings = SyncSettings {
+                resync_every: config.litellm_resync_every,
+                ..SyncSettings::default()
+            };
+            Reconciler::new(
+                state.pool.clone(),
+                state.vault.clone(),
+                client,
+                state.progress.clone(),
+                settings,
+            )
+        });
         Ok(Self {
             listener,
             state,

@@ -38,14 +38,16 @@ impl Projector for ModelGroupsProjector {
                 group_name,
                 models,
                 description,
+                verified,
             } => {
                 // A deleted group's name can be created again: the row is reset.
                 sqlx::query(
                     "insert into model_groups (group_name, description, models, created_at, updated_at,
-                        deleted_at, created_position, last_position)
-                     values ($1, $2, $3, $4, $4, null, $5, $5)
+                        deleted_at, created_position, last_position, verified)
+                     values ($1, $2, $3, $4, $4, null, $5, $5, $6)
                      on conflict (group_name) do update
                         set description = excluded.description, models = excluded.models,
+                            verified = excluded.verified,
                             created_at = excluded.created_at, updated_at = excluded.updated_at,
                             deleted_at = null, created_position = excluded.created_position,
                             last_position = excluded.last_position
@@ -56,20 +58,25 @@ impl Projector for ModelGroupsProjector {
                 .bind(names(&models))
                 .bind(event.recorded_at)
                 .bind(event.global_position)
+                .bind(verified)
                 .execute(&mut *tx)
                 .await?;
             }
             ModelGroupEvent::ModelGroupModelsChanged {
-                group_name, models, ..
+                group_name,
+                models,
+                verified,
+                ..
             } => {
                 sqlx::query(
-                    "update model_groups set models = $2, updated_at = $3, last_position = $4
+                    "update model_groups set models = $2, updated_at = $3, last_position = $4, verified = $5
                       where group_name = $1 and last_position < $4",
                 )
                 .bind(group_name.as_str())
                 .bind(names(&models))
                 .bind(event.recorded_at)
                 .bind(event.global_position)
+                .bind(verified)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -94,6 +101,8 @@ pub struct ModelGroupRow {
     pub group_name: String,
     pub description: Option<String>,
     pub models: Vec<String>,
+    /// Checked against LiteLLM's catalog when last set.
+    pub verified: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip)]
@@ -102,8 +111,7 @@ pub struct ModelGroupRow {
     pub last_position: i64,
 }
 
-const COLUMNS: &str =
-    "group_name, description, models, created_at, updated_at, created_position, last_position";
+const COLUMNS: &str = "group_name, description, models, verified, created_at, updated_at, created_position, last_position";
 
 /// A live (not deleted) group.
 pub async fn get(pool: &PgPool, group_name: &str) -> Result<Option<ModelGroupRow>, sqlx::Error> {

@@ -272,3 +272,52 @@ async fn errors_from_litellm_are_retried_until_it_recovers() {
     wait_in_sync(&app, "team_e", position).await;
     assert!(double.team("team_e").is_some());
 }
+
+#[tokio::test]
+async fn model_names_are_checked_against_the_litellm_catalog() {
+    let double = double().await;
+    let app = app_with(&double, Duration::from_secs(300)).await;
+    let response = app
+        .admin_post("/api/model-groups/create")
+        .json(&json!({"group_name": "gpt", "models": ["GPT-4o", "gpt-4o-mini"]}))
+        .send()
+        .await
+        .unwrap();
+    let body = crate::helpers::assert_error(response, 422, "unknown_models").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"GPT-4o\" (did you mean \"gpt-4o\"?)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("claude-3-5-sonnet"),
+        "lists the known names: {message}"
+    );
+    assert_eq!(app.event_count().await, 0);
+
+    let (status, body) = app
+        .post_json(
+            "/api/model-groups/create",
+            json!({"group_name": "gpt", "models": ["gpt-4o"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, group) = app
+        .get_json("/api/model-groups/gpt", body["position"].as_i64())
+        .await;
+    assert_eq!(group["verified"], true);
+
+    // LiteLLM unreachable: accepted, flagged unverified.
+    double.stop();
+    let (status, body) = app
+        .post_json(
+            "/api/model-groups/create",
+            json!({"group_name": "later", "models": ["future-model"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, group) = app
+        .get_json("/api/model-groups/later", body["position"].as_i64())
+        .await;
+    assert_eq!(group["verified"], false);
+}

@@ -25,12 +25,18 @@ pub enum ModelGroupEvent {
         group_name: GroupName,
         models: Vec<ModelName>,
         description: Option<String>,
+        /// Whether the names were checked against LiteLLM's catalog (false when it was
+        /// unreachable or not configured).
+        #[serde(default)]
+        verified: bool,
     },
     ModelGroupModelsChanged {
         group_name: GroupName,
         models: Vec<ModelName>,
         added: Vec<ModelName>,
         removed: Vec<ModelName>,
+        #[serde(default)]
+        verified: bool,
     },
     ModelGroupDeleted {
         group_name: GroupName,
@@ -60,8 +66,89 @@ pub enum ModelGroupError {
     NotFound,
     #[error("model group is used by teams {0:?}; unassign it from them first")]
     InUse(Vec<String>),
+    #[error("{}", unknown_models_message(.unknown, .known))]
+    UnknownModels {
+        unknown: Vec<UnknownModel>,
+        known: Vec<String>,
+    },
     #[error("could not check which teams use the group: {0}")]
     Lookup(String),
+}
+
+/// A model name LiteLLM does not serve, with the known name it most resembles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownModel {
+    pub name: String,
+    pub closest: Option<String>,
+}
+
+fn unknown_models_message(unknown: &[UnknownModel], known: &[String]) -> String {
+    let names: Vec<String> = unknown
+        .iter()
+        .map(|m| match &m.closest {
+            Some(closest) => format!("{:?} (did you mean {closest:?}?)", m.name),
+            None => format!("{:?}", m.name),
+        })
+        .collect();
+    format!(
+        "LiteLLM does not know the models {}; names are case-sensitive. Known models: {}",
+        names.join(", "),
+        known.join(", ")
+    )
+}
+
+/// The known name closest to `name`: an exact case-insensitive match first, else the smallest
+/// edit distance between lower-cased names.
+pub fn closest_model(name: &str, known: &[String]) -> Option<String> {
+    let lower = name.to_lowercase();
+    if let Some(same) = known.iter().find(|k| k.to_lowercase() == lower) {
+        return Some(same.clone());
+    }
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(&lower, &k.to_lowercase()), k))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k.clone())
+}
+
+/// LiteLLM's model catalog, as far as it can be known right now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Catalog {
+    Known(Vec<String>),
+    /// LiteLLM could not be asked; names are accepted unverified.
+    Unavailable(String),
+    /// No LiteLLM is configured; names are accepted unverified.
+    NotConfigured,
+}
+
+#[async_trait]
+pub trait ModelCatalog: Send + Sync {
+    async fn catalog(&self) -> Catalog;
+}
+
+/// Checks names against the catalog: `Ok(verified)` or the unknown names.
+async fn verify(
+    services: &ModelGroupServices,
+    models: &[ModelName],
+) -> Result<bool, ModelGroupError> {
+    match services.catalog.catalog().await {
+        Catalog::Known(known) => {
+            let unknown: Vec<UnknownModel> = models
+                .iter()
+                .filter(|m| !known.iter().any(|k| k == m.as_str()))
+                .map(|m| UnknownModel {
+                    name: m.as_str().to_owned(),
+                    closest: closest_model(m.as_str(), &known),
+                })
+                .collect();
+            if unknown.is_empty() {
+                Ok(true)
+            } else {
+                Err(ModelGroupError::UnknownModels { unknown, known })
+            }
+        }
+        Catalog::Unavailable(_) | Catalog::NotConfigured => Ok(false),
+    }
 }
 
 /// What the group needs to know from outside its own stream.
@@ -73,6 +160,7 @@ pub trait ModelGroupLookups: Send + Sync {
 
 pub struct ModelGroupServices {
     pub lookups: Box<dyn ModelGroupLookups>,
+    pub catalog: Box<dyn ModelCatalog>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -80,6 +168,8 @@ pub struct ModelGroup {
     name: Option<GroupName>,
     models: Vec<ModelName>,
     deleted: bool,
+    #[serde(default)]
+    verified: bool,
 }
 
 impl ModelGroup {
@@ -114,19 +204,19 @@ impl Aggregate for ModelGroup {
                 if self.name.is_some() && !self.deleted {
                     return Err(ModelGroupError::AlreadyExists);
                 }
-                sink.write(
-                    ModelGroupEvent::ModelGroupCreated {
-                        group_name,
-                        models,
-                        description,
-                    },
-                    self,
-                )
-                .await;
+                let verified = verify(services, &models).await?;
+                let event = ModelGroupEvent::ModelGroupCreated {
+                    group_name,
+                    models,
+                    description,
+                    verified,
+                };
+                sink.write(event, self).await;
             }
             ModelGroupCommand::SetModels { models } => {
                 let group_name = self.live_name()?.clone();
-                if models == self.models {
+                let verified = verify(services, &models).await?;
+                if models == self.models && verified == self.verified {
                     return Ok(());
                 }
                 let added = models
@@ -140,16 +230,14 @@ impl Aggregate for ModelGroup {
                     .filter(|m| !models.contains(m))
                     .cloned()
                     .collect();
-                sink.write(
-                    ModelGroupEvent::ModelGroupModelsChanged {
-                        group_name,
-                        models,
-                        added,
-                        removed,
-                    },
-                    self,
-                )
-                .await;
+                let event = ModelGroupEvent::ModelGroupModelsChanged {
+                    group_name,
+                    models,
+                    added,
+                    removed,
+                    verified,
+                };
+                sink.write(event, self).await;
             }
             ModelGroupCommand::Delete => {
                 let group_name = self.live_name()?.clone();
@@ -171,13 +259,22 @@ impl Aggregate for ModelGroup {
     fn apply(&mut self, event: Self::Event) {
         match event {
             ModelGroupEvent::ModelGroupCreated {
-                group_name, models, ..
+                group_name,
+                models,
+                verified,
+                ..
             } => {
                 self.name = Some(group_name);
                 self.models = models;
                 self.deleted = false;
+                self.verified = verified;
             }
-            ModelGroupEvent::ModelGroupModelsChanged { models, .. } => self.models = models,
+            ModelGroupEvent::ModelGroupModelsChanged {
+                models, verified, ..
+            } => {
+                self.models = models;
+                self.verified = verified;
+            }
             ModelGroupEvent::ModelGroupDeleted { .. } => self.deleted = true,
         }
     }
@@ -198,9 +295,31 @@ mod tests {
         }
     }
 
+    struct Fixed(Catalog);
+
+    #[async_trait]
+    impl ModelCatalog for Fixed {
+        async fn catalog(&self) -> Catalog {
+            self.0.clone()
+        }
+    }
+
+    fn known() -> Catalog {
+        Catalog::Known(
+            ["gpt-4o", "gpt-4o-mini", "claude", "x", "y"]
+                .map(String::from)
+                .to_vec(),
+        )
+    }
+
     fn services(teams: &[&str]) -> ModelGroupServices {
+        with_catalog(teams, known())
+    }
+
+    fn with_catalog(teams: &[&str], catalog: Catalog) -> ModelGroupServices {
         ModelGroupServices {
             lookups: Box::new(Usage(teams.iter().map(|t| t.to_string()).collect())),
+            catalog: Box::new(Fixed(catalog)),
         }
     }
 
@@ -217,6 +336,7 @@ mod tests {
             group_name: name(),
             models: models(&["gpt-4o"]),
             description: None,
+            verified: true,
         }
     }
 
@@ -260,6 +380,7 @@ mod tests {
                 group_name: name(),
                 models: models(&["y"]),
                 description: None,
+                verified: true,
             }]);
     }
 
@@ -275,6 +396,7 @@ mod tests {
                 models: models(&["gpt-4o-mini", "claude"]),
                 added: models(&["gpt-4o-mini", "claude"]),
                 removed: models(&["gpt-4o"]),
+                verified: true,
             }]);
     }
 
@@ -313,5 +435,70 @@ mod tests {
                 models: models(&["x"]),
             })
             .then_expect_error(ModelGroupError::NotFound);
+    }
+
+    #[test]
+    fn names_litellm_does_not_know_are_refused_with_the_closest_match() {
+        TestFramework::<ModelGroup>::with(services(&[]))
+            .given_no_previous_events()
+            .when(ModelGroupCommand::Create {
+                group_name: name(),
+                models: models(&["GPT-4o", "gpt-4o-mimi", "gpt-4o"]),
+                description: None,
+            })
+            .then_expect_error(ModelGroupError::UnknownModels {
+                unknown: vec![
+                    UnknownModel {
+                        name: "GPT-4o".into(),
+                        closest: Some("gpt-4o".into()),
+                    },
+                    UnknownModel {
+                        name: "gpt-4o-mimi".into(),
+                        closest: Some("gpt-4o-mini".into()),
+                    },
+                ],
+                known: ["gpt-4o", "gpt-4o-mini", "claude", "x", "y"]
+                    .map(String::from)
+                    .to_vec(),
+            });
+    }
+
+    #[test]
+    fn without_litellm_names_are_accepted_unverified() {
+        TestFramework::<ModelGroup>::with(with_catalog(&[], Catalog::Unavailable("down".into())))
+            .given_no_previous_events()
+            .when(ModelGroupCommand::Create {
+                group_name: name(),
+                models: models(&["anything"]),
+                description: None,
+            })
+            .then_expect_events(vec![ModelGroupEvent::ModelGroupCreated {
+                group_name: name(),
+                models: models(&["anything"]),
+                description: None,
+                verified: false,
+            }]);
+    }
+
+    #[test]
+    fn setting_the_same_models_again_verifies_them_once_litellm_is_back() {
+        let unverified = ModelGroupEvent::ModelGroupCreated {
+            group_name: name(),
+            models: models(&["gpt-4o"]),
+            description: None,
+            verified: false,
+        };
+        TestFramework::<ModelGroup>::with(services(&[]))
+            .given(vec![unverified])
+            .when(ModelGroupCommand::SetModels {
+                models: models(&["gpt-4o"]),
+            })
+            .then_expect_events(vec![ModelGroupEvent::ModelGroupModelsChanged {
+                group_name: name(),
+                models: models(&["gpt-4o"]),
+                added: vec![],
+                removed: vec![],
+                verified: true,
+            }]);
     }
 }

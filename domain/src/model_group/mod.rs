@@ -3,8 +3,8 @@
 mod aggregate;
 
 pub use aggregate::{
-    ModelGroup, ModelGroupCommand, ModelGroupError, ModelGroupEvent, ModelGroupLookups,
-    ModelGroupServices,
+    Catalog, ModelCatalog, ModelGroup, ModelGroupCommand, ModelGroupError, ModelGroupEvent,
+    ModelGroupLookups, ModelGroupServices, UnknownModel, closest_model,
 };
 
 /// A group holds at most this many models.
