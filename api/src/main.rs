@@ -22,11 +22,29 @@ enum Command {
     Serve,
     /// Create the database if needed and run migrations, then exit.
     Migrate,
+    /// Run the in-process LiteLLM test double as a server (for benchmarks and local trials).
+    #[command(hide = true)]
+    LitellmDouble {
+        #[arg(long, default_value_t = 4001)]
+        port: u16,
+        #[arg(long, default_value = "sk-double-master")]
+        master_key: String,
+        #[arg(long, value_delimiter = ',', default_value = "fake-gpt,fake-gpt-2")]
+        models: Vec<String>,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::LitellmDouble { port, master_key, models }) = &cli.command {
+        api::telemetry::init(api::config::LogFormat::Pretty);
+        let models: Vec<&str> = models.iter().map(String::as_str).collect();
+        let double = litellm::double::LitellmDouble::start_on(*port, master_key, &models).await?;
+        tracing::info!(url = %double.base_url(), "LiteLLM test double listening");
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
+    }
     let (config, new_dev_keys) = Config::from_env().context("invalid configuration")?;
     api::telemetry::init(config.log_format);
     if config.dev_mode {
@@ -45,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             startup::migrate(&pool).await?;
             tracing::info!("migrations applied");
         }
+        Command::LitellmDouble { .. } => unreachable!("handled before configuration"),
         Command::Serve => {
             let app = Application::build(config).await?;
             let shutdown = CancellationToken::new();

@@ -70,6 +70,11 @@ fn error(status: u16, kind: &str, message: &str) -> Response {
 
 impl LitellmDouble {
     pub async fn start(master_key: &str, models: &[&str]) -> std::io::Result<Self> {
+        Self::start_on(0, master_key, models).await
+    }
+
+    /// Like `start`, on a given loopback port (0 = any).
+    pub async fn start_on(port: u16, master_key: &str, models: &[&str]) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             master_key: master_key.to_owned(),
             world: Mutex::new(World {
@@ -78,7 +83,7 @@ impl LitellmDouble {
             }),
             fault: Mutex::new(Fault::None),
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let address = listener.local_addr()?;
         let double = Self {
             shared,

@@ -321,3 +321,29 @@ async fn model_names_are_checked_against_the_litellm_catalog() {
         .await;
     assert_eq!(group["verified"], false);
 }
+
+#[tokio::test]
+async fn a_restarted_service_resumes_pending_sync() {
+    let double = double().await;
+    let first = app_with(&double, Duration::from_secs(300)).await;
+    first.seed_catalog().await;
+    double.stop();
+    let mut positions = Vec::new();
+    for i in 0..4 {
+        positions.push((format!("team_r{i}"), create_team(&first, &format!("team_r{i}")).await.1));
+    }
+    let database_url = first.database_url.clone();
+    first.stop().await;
+
+    double.resume().await.unwrap();
+    let url = double.base_url();
+    let second = crate::helpers::spawn_app_with_database(&database_url, move |c| {
+        c.litellm_proxy_url = url;
+        c.litellm_master_key = Some(LITELLM_MASTER.to_owned().into());
+    })
+    .await;
+    for (team, position) in &positions {
+        wait_in_sync(&second, team, *position).await;
+        assert!(double.team(team).is_some());
+    }
+}
