@@ -37,7 +37,12 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::LitellmDouble { port, master_key, models }) = &cli.command {
+    if let Some(Command::LitellmDouble {
+        port,
+        master_key,
+        models,
+    }) = &cli.command
+    {
         api::telemetry::init(api::config::LogFormat::Pretty);
         let models: Vec<&str> = models.iter().map(String::as_str).collect();
         let double = litellm::double::LitellmDouble::start_on(*port, master_key, &models).await?;

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use litellm::{KeySpec, LitellmClient, LitellmError, TeamSpec};
 use projections::progress::{self, ProgressSignal};
 use projections::teams::TeamRow;
@@ -22,6 +23,8 @@ pub struct SyncSettings {
     pub batch: i64,
     pub lease: Duration,
     pub max_backoff: Duration,
+    /// Teams of one batch reconciled at the same time.
+    pub concurrency: usize,
 }
 
 impl Default for SyncSettings {
@@ -29,9 +32,10 @@ impl Default for SyncSettings {
         Self {
             poll_interval: Duration::from_millis(200),
             resync_every: Duration::from_secs(300),
-            batch: 20,
+            batch: 64,
             lease: Duration::from_secs(60),
             max_backoff: Duration::from_secs(60),
+            concurrency: 8,
         }
     }
 }
@@ -128,9 +132,22 @@ impl Reconciler {
             let worked = match self.claim().await {
                 Ok(batch) => {
                     let n = batch.len();
-                    for (team_id, wanted) in batch {
-                        self.reconcile_and_record(&team_id, wanted).await;
-                    }
+                    // Decide on read models that hold every event committed so far (once per
+                    // batch); teams are then independent, so they are reconciled concurrently.
+                    let fresh = self.read_models_fresh().await;
+                    let this = &self;
+                    futures::stream::iter(batch)
+                        .for_each_concurrent(self.settings.concurrency, |(team_id, wanted)| {
+                            let fresh = &fresh;
+                            async move {
+                                let outcome = match fresh {
+                                    Ok(()) => this.reconcile(&team_id).await,
+                                    Err(_) => Err(SyncError::Behind),
+                                };
+                                this.record(&team_id, wanted, outcome).await;
+                            }
+                        })
+                        .await;
                     n
                 }
                 Err(error) => {
@@ -180,8 +197,27 @@ impl Reconciler {
         .await
     }
 
-    async fn reconcile_and_record(&self, team_id: &str, wanted: i64) {
-        match self.reconcile(team_id).await {
+    async fn read_models_fresh(&self) -> Result<(), SyncError> {
+        for projector in [
+            projections::teams::PROJECTOR,
+            projections::model_groups::PROJECTOR,
+        ] {
+            if !progress::wait_caught_up(
+                &self.pool,
+                &self.progress,
+                projector,
+                Duration::from_secs(5),
+            )
+            .await?
+            {
+                return Err(SyncError::Behind);
+            }
+        }
+        Ok(())
+    }
+
+    async fn record(&self, team_id: &str, wanted: i64, outcome: Result<(), SyncError>) {
+        match outcome {
             Ok(()) => {
                 let result = sqlx::query(
                     "update litellm_sync set

@@ -330,7 +330,10 @@ async fn a_restarted_service_resumes_pending_sync() {
     double.stop();
     let mut positions = Vec::new();
     for i in 0..4 {
-        positions.push((format!("team_r{i}"), create_team(&first, &format!("team_r{i}")).await.1));
+        positions.push((
+            format!("team_r{i}"),
+            create_team(&first, &format!("team_r{i}")).await.1,
+        ));
     }
     let database_url = first.database_url.clone();
     first.stop().await;
