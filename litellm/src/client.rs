@@ -116,6 +116,17 @@ impl LitellmClient {
         self.post("/team/update", to_value(spec)).await.map(drop)
     }
 
+    /// `/team/block` or `/team/unblock`. LiteLLM caches auth objects, so the effect on requests
+    /// can take up to ~10 s; blocking the key as well is immediate.
+    pub async fn team_set_blocked(&self, team_id: &str, blocked: bool) -> Result<(), LitellmError> {
+        let path = if blocked {
+            "/team/block"
+        } else {
+            "/team/unblock"
+        };
+        self.post(path, json!({"team_id": team_id})).await.map(drop)
+    }
+
     /// Deletes the team and, in LiteLLM, every key of the team. Already gone is success.
     pub async fn team_delete(&self, team_id: &str) -> Result<(), LitellmError> {
         match self
@@ -151,6 +162,39 @@ impl LitellmClient {
             "metadata": {"saas_fingerprint": spec.fingerprint},
         });
         self.post("/key/generate", body).await.map(drop)
+    }
+
+    /// `/key/update`: sets the given fields of a key (absent fields stay as they are).
+    pub async fn key_update(&self, key_or_hash: &str, fields: Value) -> Result<(), LitellmError> {
+        let mut body = fields;
+        body["key"] = json!(key_or_hash);
+        self.post("/key/update", body).await.map(drop)
+    }
+
+    /// `/v1/models` as seen by a virtual key: the models that key may call.
+    pub async fn models_for_key(&self, key: &str) -> Result<Vec<String>, LitellmError> {
+        let response = self
+            .http
+            .get(format!("{}/v1/models", self.config.base_url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let text = response.text().await.map_err(transport)?;
+        if !status.is_success() {
+            return Err(LitellmError::from_response(status.as_u16(), &text));
+        }
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| LitellmError::Garbage(format!("/v1/models: {e}")))?;
+        let mut ids: Vec<String> = value["data"]
+            .as_array()
+            .ok_or_else(|| LitellmError::Garbage("/v1/models without data".into()))?
+            .iter()
+            .filter_map(|m| m["id"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        Ok(ids)
     }
 
     pub async fn key_set_blocked(

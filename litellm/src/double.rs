@@ -197,6 +197,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/team/update", post(team_update))
         .route("/team/info", get(team_info))
         .route("/team/delete", post(team_delete))
+        .route("/team/block", post(|s, b| team_block(s, b, true)))
+        .route("/team/unblock", post(|s, b| team_block(s, b, false)))
+        .route("/key/update", post(key_update))
+        .route("/v1/models", get(models_for_key))
         .route("/key/generate", post(key_generate))
         .route("/key/info", get(key_info))
         .route("/key/block", post(|s, b| key_block(s, b, true)))
@@ -230,7 +234,8 @@ async fn faults_and_auth(
         }
         Fault::Garbage => return (StatusCode::OK, "<html>proxy error</html>").into_response(),
     }
-    let open = request.uri().path().starts_with("/health/");
+    // Health is open; `/v1/models` authenticates the caller's virtual key itself.
+    let open = request.uri().path().starts_with("/health/") || request.uri().path() == "/v1/models";
     let bearer = request
         .headers()
         .get("authorization")
@@ -444,4 +449,83 @@ async fn key_delete(State(shared): S, Json(body): Json<Value>) -> Response {
     }
     world.mutations += 1;
     Json(json!({"deleted_keys": deleted})).into_response()
+}
+
+async fn team_block(State(shared): S, Json(body): Json<Value>, blocked: bool) -> Response {
+    let mut world = shared.world.lock().unwrap();
+    let team_id = body["team_id"].as_str().unwrap_or_default().to_owned();
+    let Some(team) = world.teams.get_mut(&team_id) else {
+        return error(
+            404,
+            "internal_server_error",
+            &format!("{{'error': 'Team not found, passed team_id={team_id}'}}"),
+        );
+    };
+    team["blocked"] = json!(blocked);
+    let team = team.clone();
+    world.mutations += 1;
+    Json(team).into_response()
+}
+
+async fn key_update(State(shared): S, Json(body): Json<Value>) -> Response {
+    let mut world = shared.world.lock().unwrap();
+    let key = body["key"].as_str().unwrap_or_default().to_owned();
+    let Some(row) = find_key(&mut world, &key) else {
+        return error(404, "not_found_error", "Key not found.");
+    };
+    for field in [
+        "models",
+        "metadata",
+        "blocked",
+        "max_budget",
+        "rpm_limit",
+        "tpm_limit",
+    ] {
+        if let Some(value) = body.get(field) {
+            row[field] = value.clone();
+        }
+    }
+    let row = row.clone();
+    world.mutations += 1;
+    Json(row).into_response()
+}
+
+/// The models a virtual key may call: the key's own list, else its team's, else all.
+async fn models_for_key(State(shared): S, request: Request) -> Response {
+    let mut world = shared.world.lock().unwrap();
+    let key = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    let all = world.models.clone();
+    let Some(row) = find_key(&mut world, &key).cloned() else {
+        return error(
+            401,
+            "token_not_found_in_db",
+            "Authentication Error, Invalid API key provided.",
+        );
+    };
+    let list = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut models = list(&row["models"]);
+    if models.is_empty() {
+        let team = row["team_id"].as_str().and_then(|t| world.teams.get(t));
+        models = team.map(|t| list(&t["models"])).unwrap_or_default();
+    }
+    if models.is_empty() {
+        models = all;
+    }
+    let data: Vec<Value> = models
+        .iter()
+        .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "openai"}))
+        .collect();
+    Json(json!({"data": data, "object": "list"})).into_response()
 }

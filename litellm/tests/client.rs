@@ -203,3 +203,42 @@ async fn a_wrong_master_key_is_unauthorized_and_never_echoed() {
     assert!(matches!(error, LitellmError::Unauthorized(_)));
     assert!(!error.to_string().contains("sk-wrong-master"));
 }
+
+#[tokio::test]
+async fn teams_block_keys_update_and_keys_see_their_models() {
+    let (_double, client) = contract_client().await;
+    let team = unique("team");
+    client.team_new(&spec_for(&team)).await.unwrap();
+    client.team_set_blocked(&team, true).await.unwrap();
+    assert!(client.team_info(&team).await.unwrap().unwrap().blocked);
+    client.team_set_blocked(&team, false).await.unwrap();
+    assert!(!client.team_info(&team).await.unwrap().unwrap().blocked);
+
+    let plaintext = format!("sk-models-key-{}", unique("k"));
+    let key = KeySpec {
+        key: SecretString::from(plaintext.clone()),
+        team_id: team.clone(),
+        fingerprint: "fp".into(),
+    };
+    client.key_generate(&key).await.unwrap();
+    assert_eq!(
+        client.models_for_key(&plaintext).await.unwrap(),
+        ["fake-gpt"]
+    );
+    client
+        .key_update(
+            &plaintext,
+            serde_json::json!({"metadata": {"note": "updated"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        client.key_info(&plaintext).await.unwrap().unwrap().metadata["note"],
+        "updated"
+    );
+    assert!(matches!(
+        client.models_for_key("sk-not-a-real-key-000000").await,
+        Err(LitellmError::Unauthorized(_))
+    ));
+    client.team_delete(&team).await.unwrap();
+}

@@ -159,7 +159,8 @@ async fn changes_made_while_litellm_is_down_all_arrive() {
         let (_, position) = create_team(&app, &format!("team_d{i}")).await;
         last = position;
     }
-    for _ in 0..20 {
+    // 3 creations + 196 credit additions + 1 suspension = 200 commands while LiteLLM is down.
+    for _ in 0..196 {
         let (status, body) = app
             .post_json("/api/teams/team_d0/credits/add", json!({"amount": 6}))
             .await;
@@ -194,8 +195,8 @@ async fn changes_made_while_litellm_is_down_all_arrive() {
     for team in ["team_d0", "team_d1", "team_d2"] {
         wait_in_sync(&app, team, if team == "team_d0" { last } else { 0 }).await;
     }
-    // 120 + 20 × 6 = 240 credits at 20% markup = 200 provider budget.
-    assert_eq!(double.team("team_d0").unwrap()["max_budget"], json!(200.0));
+    // 120 + 196 × 6 = 1296 credits at 20% markup = 1080 provider budget.
+    assert_eq!(double.team("team_d0").unwrap()["max_budget"], json!(1080.0));
     assert_eq!(double.team("team_d1").unwrap()["blocked"], true);
     assert!(double.team("team_d2").is_some());
 }
