@@ -267,23 +267,8 @@ impl Reconciler {
         }
     }
 
+    /// Brings LiteLLM in line with one team; the caller made sure the read models are fresh.
     async fn reconcile(&self, team_id: &str) -> Result<(), SyncError> {
-        // Decide on read models that hold every event committed so far.
-        for projector in [
-            projections::teams::PROJECTOR,
-            projections::model_groups::PROJECTOR,
-        ] {
-            if !progress::wait_caught_up(
-                &self.pool,
-                &self.progress,
-                projector,
-                Duration::from_secs(5),
-            )
-            .await?
-            {
-                return Err(SyncError::Behind);
-            }
-        }
         let team = projections::teams::get(&self.pool, team_id)
             .await?
             .ok_or_else(|| SyncError::UnknownTeam(team_id.to_owned()))?;

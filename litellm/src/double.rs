@@ -59,6 +59,16 @@ fn hash(key: &str) -> String {
         .collect()
 }
 
+/// The strings of a JSON array (anything else: none).
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
 fn error(status: u16, kind: &str, message: &str) -> Response {
     let body = json!({"error": {"message": message, "type": kind, "param": null, "code": status.to_string()}});
     (
@@ -343,12 +353,7 @@ async fn team_info(State(shared): S, Query(query): Query<BTreeMap<String, String
 
 async fn team_delete(State(shared): S, Json(body): Json<Value>) -> Response {
     let mut world = shared.world.lock().unwrap();
-    let ids: Vec<String> = body["team_ids"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect();
+    let ids: Vec<String> = strings(&body["team_ids"]);
     if let Some(missing) = ids.iter().find(|id| !world.teams.contains_key(*id)) {
         let body =
             json!({"detail": {"error": format!("Team not found, passed team_id={missing}")}});
@@ -427,12 +432,7 @@ async fn key_block(State(shared): S, Json(body): Json<Value>, blocked: bool) -> 
 
 async fn key_delete(State(shared): S, Json(body): Json<Value>) -> Response {
     let mut world = shared.world.lock().unwrap();
-    let keys: Vec<String> = body["keys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect();
+    let keys: Vec<String> = strings(&body["keys"]);
     let mut deleted = Vec::new();
     for key in &keys {
         let token = if world.keys.contains_key(key) {
@@ -508,17 +508,10 @@ async fn models_for_key(State(shared): S, request: Request) -> Response {
             "Authentication Error, Invalid API key provided.",
         );
     };
-    let list = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m.as_str().map(str::to_owned))
-            .collect()
-    };
-    let mut models = list(&row["models"]);
+    let mut models = strings(&row["models"]);
     if models.is_empty() {
         let team = row["team_id"].as_str().and_then(|t| world.teams.get(t));
-        models = team.map(|t| list(&t["models"])).unwrap_or_default();
+        models = team.map(|t| strings(&t["models"])).unwrap_or_default();
     }
     if models.is_empty() {
         models = all;
