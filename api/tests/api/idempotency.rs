@@ -16,15 +16,23 @@ async fn post_with_key(
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_retried_request_returns_the_first_response_without_a_second_effect() {
+/// A service with the seed catalog and a team `team_x`.
+async fn app_with_team_x() -> crate::helpers::TestApp {
     let app = spawn_app().await;
     app.seed_catalog().await;
-    app.post_json(
-        "/api/teams/create",
-        json!({"organization_id": "org_acme", "team_id": "team_x", "team_alias": "X"}),
-    )
-    .await;
+    let (status, _) = app
+        .post_json(
+            "/api/teams/create",
+            json!({"organization_id": "org_acme", "team_id": "team_x", "team_alias": "X"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    app
+}
+
+#[tokio::test]
+async fn a_retried_request_returns_the_first_response_without_a_second_effect() {
+    let app = app_with_team_x().await;
     let first = post_with_key(
         &app,
         "/api/teams/team_x/credits/add",
@@ -147,13 +155,7 @@ async fn keys_are_scoped_to_the_credential_and_bad_keys_are_refused() {
 /// the crashed request's command committed.
 #[tokio::test]
 async fn a_key_abandoned_by_a_crash_is_recovered_safely() {
-    let app = spawn_app().await;
-    app.seed_catalog().await;
-    app.post_json(
-        "/api/teams/create",
-        json!({"organization_id": "org_acme", "team_id": "team_x", "team_alias": "X"}),
-    )
-    .await;
+    let app = app_with_team_x().await;
     let actor = {
         use sha2::{Digest, Sha256};
         Sha256::digest(MASTER_KEY.as_bytes())[..8]
