@@ -65,20 +65,29 @@ enum SyncError {
 
 /// LiteLLM's `max_budget` counts provider cost; our credits are at the team's price
 /// (cost × (1 + markup)). Rounded down to the micro-dollar so LiteLLM never allows more.
-pub fn provider_budget(credits: Decimal, markup_percent: Decimal) -> f64 {
+pub fn provider_budget(credits: Decimal, markup_percent: Decimal) -> Decimal {
     let factor = Decimal::ONE + markup_percent / Decimal::ONE_HUNDRED;
-    let budget =
-        (credits / factor).round_dp_with_strategy(6, rust_decimal::RoundingStrategy::ToZero);
-    budget.to_f64().unwrap_or(0.0)
+    micro_floor(credits / factor)
+}
+
+fn micro_floor(value: Decimal) -> Decimal {
+    value.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::ToZero)
+}
+
+/// LiteLLM takes budgets as floats; the value was computed exactly and is converted last.
+fn litellm_float(value: Decimal) -> f64 {
+    value.to_f64().unwrap_or(0.0)
 }
 
 /// The LiteLLM team our read model says should exist.
 pub fn desired_team(team: &TeamRow) -> TeamSpec {
     let cap = provider_budget(team.credits, team.markup_percent);
     let (max_budget, soft_budget) = if team.budget_mode == "hard" {
-        (Some(cap), None)
+        (Some(litellm_float(cap)), None)
     } else {
-        (None, Some((cap * 0.8 * 1e6).floor() / 1e6))
+        // Soft mode warns at 80 % of the credits.
+        let soft = micro_floor(cap * Decimal::new(8, 1));
+        (None, Some(litellm_float(soft)))
     };
     TeamSpec {
         team_id: team.team_id.clone(),
@@ -336,8 +345,8 @@ mod tests {
     #[test]
     fn budgets_are_converted_through_the_markup_and_rounded_down() {
         let d = |s: &str| s.parse::<Decimal>().unwrap();
-        assert_eq!(provider_budget(d("84.50"), d("0")), 84.5);
-        assert_eq!(provider_budget(d("120"), d("20")), 100.0);
-        assert_eq!(provider_budget(d("100"), d("200")), 33.333333);
+        assert_eq!(provider_budget(d("84.50"), d("0")), d("84.5"));
+        assert_eq!(provider_budget(d("120"), d("20")), d("100"));
+        assert_eq!(provider_budget(d("100"), d("200")), d("33.333333"));
     }
 }

@@ -400,12 +400,17 @@ async fn key_generate(State(shared): S, Json(body): Json<Value>) -> Response {
     Json(answer).into_response()
 }
 
-fn find_key<'a>(world: &'a mut World, key_or_hash: &str) -> Option<&'a mut Value> {
-    let token = if world.keys.contains_key(key_or_hash) {
+/// LiteLLM accepts a key or its hash wherever a key is named.
+fn token_of(world: &World, key_or_hash: &str) -> String {
+    if world.keys.contains_key(key_or_hash) {
         key_or_hash.to_owned()
     } else {
         hash(key_or_hash)
-    };
+    }
+}
+
+fn find_key<'a>(world: &'a mut World, key_or_hash: &str) -> Option<&'a mut Value> {
+    let token = token_of(world, key_or_hash);
     world.keys.get_mut(&token)
 }
 
@@ -435,11 +440,7 @@ async fn key_delete(State(shared): S, Json(body): Json<Value>) -> Response {
     let keys: Vec<String> = strings(&body["keys"]);
     let mut deleted = Vec::new();
     for key in &keys {
-        let token = if world.keys.contains_key(key) {
-            key.clone()
-        } else {
-            hash(key)
-        };
+        let token = token_of(&world, key);
         if world.keys.remove(&token).is_some() {
             deleted.push(key.clone());
         }
