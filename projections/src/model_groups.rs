@@ -149,3 +149,14 @@ pub async fn missing(pool: &PgPool, names: &[String]) -> Result<Vec<String>, sql
     .fetch_all(pool)
     .await
 }
+
+/// The distinct models of the given live groups, sorted: what a team with them may call.
+pub async fn models_of(pool: &PgPool, groups: &[String]) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select distinct m from model_groups g, unnest(g.models) m
+          where g.group_name = any($1) and g.deleted_at is null order by m",
+    )
+    .bind(groups)
+    .fetch_all(pool)
+    .await
+}

@@ -240,13 +240,7 @@ async fn create(
         .iter()
         .map(|g| g.as_str().to_owned())
         .collect();
-    let allowed_models: Vec<String> = sqlx::query_scalar(
-        "select distinct m from model_groups g, unnest(g.models) m
-          where g.group_name = any($1) and g.deleted_at is null order by m",
-    )
-    .bind(&group_names)
-    .fetch_all(&state.pool)
-    .await?;
+    let allowed_models = projections::model_groups::models_of(&state.pool, &group_names).await?;
     tracing::info!(
         team_id = team_id.as_str(),
         key_fingerprint = new.key_fingerprint.as_str(),
