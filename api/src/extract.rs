@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use std::str::FromStr;
 
 use crate::error::ApiError;
 
@@ -84,11 +85,9 @@ impl<'de> serde::Deserialize<'de> for DecimalText {
 
 /// Money and percentages in responses: JSON numbers, as the seed shows them.
 pub fn decimal_json(value: rust_decimal::Decimal) -> serde_json::Value {
-    use rust_decimal::prelude::ToPrimitive;
-    value
-        .normalize()
-        .to_f64()
-        .and_then(serde_json::Number::from_f64)
+    // serde_json's `arbitrary_precision` keeps the decimal's digits as written: no f64 on the way.
+    let text = value.normalize().to_string();
+    serde_json::Number::from_str(&text)
         .map(serde_json::Value::Number)
         .unwrap_or(serde_json::Value::Null)
 }

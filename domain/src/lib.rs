@@ -6,6 +6,7 @@ pub mod model_name;
 pub mod money;
 pub mod organization;
 pub mod team;
+pub mod usage;
 pub mod text;
 
 pub use metadata::CommandMetadata;

@@ -1,6 +1,8 @@
 //! The read side: the global-order event-log reader, consumer checkpoints, projectors and the
 //! read models they keep.
 
+pub mod append;
+pub mod budgets;
 pub mod checkpoint;
 pub mod event_log;
 pub mod litellm_sync;
@@ -8,9 +10,11 @@ pub mod model_groups;
 pub mod notifier;
 pub mod organizations;
 pub mod progress;
+pub mod reports;
 pub mod projector;
 pub mod runner;
 pub mod teams;
+pub mod usage;
 
 pub use event_log::{LogPosition, StoredEvent};
 pub use notifier::EventNotifier;
@@ -27,5 +31,7 @@ pub fn all_projectors() -> Vec<std::sync::Arc<dyn Projector>> {
         std::sync::Arc::new(model_groups::ModelGroupsProjector),
         std::sync::Arc::new(teams::TeamsProjector),
         std::sync::Arc::new(litellm_sync::SyncMarker),
+        std::sync::Arc::new(usage::UsageProjector),
+        std::sync::Arc::new(budgets::BudgetsProjector),
     ]
 }

@@ -10,6 +10,8 @@ pub enum ProjectionError {
     Database(#[from] sqlx::Error),
     #[error("the checkpoint of {consumer} moved during a batch; the batch was rolled back")]
     CheckpointMoved { consumer: String },
+    #[error("an event could not be encoded: {0}")]
+    Encode(String),
     #[error("event at position {position} ({event_type}) does not decode: {source}")]
     Decode {
         position: i64,
@@ -41,4 +43,17 @@ pub trait Projector: Send + Sync + 'static {
         tx: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<(), ProjectionError>;
+
+    /// Applies a batch in order. Projectors of high-volume events override this to write a
+    /// batch in a few statements instead of a few per event.
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            self.apply(tx, event).await?;
+        }
+        Ok(())
+    }
 }

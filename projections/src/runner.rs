@@ -81,9 +81,7 @@ impl ConsumerRunner {
             let behind_horizon = event_log::has_events_behind_horizon(&mut tx, from).await?;
             return Ok(Step::Idle { behind_horizon });
         };
-        for event in &events {
-            self.projector.apply(&mut tx, event).await?;
-        }
+        self.projector.apply_batch(&mut tx, &events).await?;
         if !checkpoint::advance(&mut tx, name, from, last, events.len() as i64).await? {
             // Dropping `tx` rolls the batch back.
             return Err(ProjectionError::CheckpointMoved {

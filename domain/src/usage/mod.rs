@@ -1,0 +1,14 @@
+//! Usage: one record per LLM request, priced at the team's markup, and the budget thresholds
+//! that spend crosses. Each record is its own single-event stream keyed by the request id, so
+//! the event store's primary key makes recording the same request twice a no-op.
+
+mod budget;
+mod period;
+mod record;
+
+pub use budget::{BUDGET_ALERT_AGGREGATE, BudgetEvent, BudgetState, THRESHOLDS, alert_stream_id};
+pub use period::{DayRange, Period, PeriodError, PeriodPlan};
+pub use record::{
+    RequestId, USAGE_AGGREGATE, UsageError, UsageEvent, UsageInput, UsageRecord, UsageSource,
+    UsageStatus, price_of,
+};

@@ -1,0 +1,149 @@
+//! The usage read model: one row per recorded request plus per-day, per-model roll-ups, written
+//! a batch at a time (ingestion produces thousands of records a second).
+
+use async_trait::async_trait;
+use domain::usage::{USAGE_AGGREGATE, UsageEvent, UsageRecord};
+use rust_decimal::Decimal;
+use sqlx::PgConnection;
+
+use crate::event_log::StoredEvent;
+use crate::projector::{ProjectionError, Projector};
+
+pub const PROJECTOR: &str = "usage";
+
+pub struct UsageProjector;
+
+#[async_trait]
+impl Projector for UsageProjector {
+    fn name(&self) -> &'static str {
+        PROJECTOR
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        self.apply_batch(tx, std::slice::from_ref(event)).await
+    }
+
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut records = Vec::new();
+        for event in events.iter().filter(|e| e.aggregate_type == USAGE_AGGREGATE) {
+            let UsageEvent::UsageRecorded(record) = event
+                .decode()
+                .map_err(|e| ProjectionError::decode(event, e))?;
+            records.push((record, event.global_position));
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        insert(tx, &records).await?;
+        Ok(())
+    }
+}
+
+/// Column vectors for one `unnest` insert.
+#[derive(Default)]
+struct Columns {
+    request_id: Vec<String>,
+    team_id: Vec<String>,
+    organization_id: Vec<String>,
+    key_fingerprint: Vec<Option<String>>,
+    model: Vec<String>,
+    provider_model: Vec<Option<String>>,
+    prompt_tokens: Vec<i64>,
+    completion_tokens: Vec<i64>,
+    cached_tokens: Vec<i64>,
+    provider_cost: Vec<Decimal>,
+    price: Vec<Decimal>,
+    status: Vec<&'static str>,
+    latency_ms: Vec<Option<i64>>,
+    occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
+    job_id: Vec<Option<String>>,
+    source: Vec<&'static str>,
+    position: Vec<i64>,
+}
+
+fn tokens(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+async fn insert(
+    tx: &mut PgConnection,
+    records: &[(UsageRecord, i64)],
+) -> Result<(), sqlx::Error> {
+    let mut c = Columns::default();
+    for (r, position) in records {
+        c.request_id.push(r.request_id.as_str().to_owned());
+        c.team_id.push(r.team_id.as_str().to_owned());
+        c.organization_id.push(r.organization_id.as_str().to_owned());
+        c.key_fingerprint
+            .push(r.key_fingerprint.as_ref().map(|f| f.as_str().to_owned()));
+        c.model.push(r.model.clone());
+        c.provider_model.push(r.provider_model.clone());
+        c.prompt_tokens.push(tokens(r.prompt_tokens));
+        c.completion_tokens.push(tokens(r.completion_tokens));
+        c.cached_tokens.push(tokens(r.cached_tokens));
+        c.provider_cost.push(r.provider_cost.as_decimal());
+        c.price.push(r.price.as_decimal());
+        c.status.push(r.status.as_str());
+        c.latency_ms
+            .push(r.latency_ms.map(|l| i64::try_from(l).unwrap_or(i64::MAX)));
+        c.occurred_at.push(r.occurred_at);
+        c.job_id.push(r.job_id.clone());
+        c.source.push(r.source.as_str());
+        c.position.push(*position);
+    }
+    // Roll-ups are summed from the rows actually inserted, so the two tables cannot disagree.
+    sqlx::query(
+        "with ins as (
+             insert into usage_records (request_id, team_id, organization_id, key_fingerprint, model,
+                 provider_model, prompt_tokens, completion_tokens, cached_tokens, provider_cost, price,
+                 status, latency_ms, occurred_at, job_id, source, position)
+             select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                 $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[], $11::numeric[], $12::text[],
+                 $13::bigint[], $14::timestamptz[], $15::text[], $16::text[], $17::bigint[])
+             on conflict (request_id) do nothing
+             returning *)
+         insert into usage_daily (team_id, day, model, organization_id, requests, failed_requests,
+             prompt_tokens, completion_tokens, cached_tokens, provider_cost, price)
+         select team_id, (occurred_at at time zone 'UTC')::date, model, min(organization_id), count(*),
+                count(*) filter (where status = 'failure'), sum(prompt_tokens), sum(completion_tokens),
+                sum(cached_tokens), sum(provider_cost), sum(price)
+           from ins
+          group by 1, 2, 3
+         on conflict (team_id, day, model) do update set
+             requests = usage_daily.requests + excluded.requests,
+             failed_requests = usage_daily.failed_requests + excluded.failed_requests,
+             prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens,
+             completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens,
+             cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens,
+             provider_cost = usage_daily.provider_cost + excluded.provider_cost,
+             price = usage_daily.price + excluded.price",
+    )
+    .bind(&c.request_id)
+    .bind(&c.team_id)
+    .bind(&c.organization_id)
+    .bind(&c.key_fingerprint)
+    .bind(&c.model)
+    .bind(&c.provider_model)
+    .bind(&c.prompt_tokens)
+    .bind(&c.completion_tokens)
+    .bind(&c.cached_tokens)
+    .bind(&c.provider_cost)
+    .bind(&c.price)
+    .bind(&c.status)
+    .bind(&c.latency_ms)
+    .bind(&c.occurred_at)
+    .bind(&c.job_id)
+    .bind(&c.source)
+    .bind(&c.position)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
