@@ -46,7 +46,56 @@ pub struct Config {
     pub read_wait_timeout: Duration,
     /// How often every team is compared with LiteLLM again, to repair drift.
     pub litellm_resync_every: Duration,
+    pub spend_ingest: SpendIngestConfig,
     pub dev_mode: bool,
+}
+
+/// Spend ingestion from LiteLLM (`/spend/logs/v2` polling and the `generic_api` push).
+#[derive(Debug, Clone)]
+pub struct SpendIngestConfig {
+    /// Pause between polls; zero turns polling off.
+    pub poll_every: Duration,
+    /// How far back each poll re-reads, for rows LiteLLM writes late (it batches every 10 s).
+    pub overlap: Duration,
+    /// Where the very first poll starts.
+    pub lookback: Duration,
+    /// Bearer token LiteLLM's `generic_api` callback must send; push is off without it.
+    pub push_token: Option<SecretString>,
+}
+
+impl Default for SpendIngestConfig {
+    fn default() -> Self {
+        Self {
+            poll_every: Duration::from_secs(10),
+            overlap: Duration::from_secs(120),
+            lookback: Duration::from_secs(7 * 24 * 3600),
+            push_token: None,
+        }
+    }
+}
+
+impl SpendIngestConfig {
+    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let secs = |name: &'static str, default: Duration| {
+            parse_number(get(name), name, default.as_secs()).map(Duration::from_secs)
+        };
+        let push_token = get("SPEND_PUSH_TOKEN");
+        if let Some(token) = &push_token
+            && is_placeholder(token)
+        {
+            return Err(ConfigError::Invalid {
+                name: "SPEND_PUSH_TOKEN",
+                reason: "looks like a placeholder or is shorter than 16 characters".into(),
+            });
+        }
+        Ok(Self {
+            poll_every: secs("SPEND_INGEST_POLL_SECS", defaults.poll_every)?,
+            overlap: secs("SPEND_INGEST_OVERLAP_SECS", defaults.overlap)?,
+            lookback: secs("SPEND_INGEST_LOOKBACK_SECS", defaults.lookback)?,
+            push_token: push_token.map(SecretString::from),
+        })
+    }
 }
 
 #[derive(Debug, Error, PartialEq)]
@@ -123,6 +172,8 @@ impl Config {
             300,
         )?);
 
+        let spend_ingest = SpendIngestConfig::from_lookup(&get)?;
+
         if dev_mode {
             let (keys, created) = dev_keys::load_or_create(dev_keys_file)
                 .map_err(|e| ConfigError::DevKeys(e.to_string()))?;
@@ -138,6 +189,7 @@ impl Config {
                 db_pool_size,
                 read_wait_timeout,
                 litellm_resync_every,
+                spend_ingest,
                 dev_mode: true,
             };
             return Ok((config, created.then_some(keys)));
@@ -163,6 +215,7 @@ impl Config {
             db_pool_size,
             read_wait_timeout,
             litellm_resync_every,
+            spend_ingest,
             dev_mode: false,
         };
         Ok((config, None))

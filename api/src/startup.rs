@@ -26,6 +26,7 @@ use crate::lookups::{LitellmCatalog, ReadModelLookups};
 use crate::routes;
 use crate::state::AppState;
 use crate::sync::{Reconciler, SyncSettings};
+use crate::usage::{IngestSettings, SpendLogIngestor};
 use litellm::{ClientConfig, LitellmClient};
 
 /// Aggregates are snapshotted every this many events, so loading stays flat with history.
@@ -36,6 +37,7 @@ pub struct Application {
     state: AppState,
     runner_config: RunnerConfig,
     reconciler: Option<Reconciler>,
+    ingestor: Option<SpendLogIngestor>,
 }
 
 /// Creates the database if it does not exist (tolerating a concurrent creator).
@@ -132,7 +134,7 @@ impl Application {
             },
         );
         let state = AppState {
-            pool,
+            pool: pool.clone(),
             admin_key: Arc::new(AdminKey::new(&config.master_key)),
             organizations: Arc::new(organizations),
             model_groups: Arc::new(model_groups),
@@ -142,6 +144,26 @@ impl Application {
             progress,
             read_wait_timeout: config.read_wait_timeout,
             litellm_sync_enabled: config.litellm_master_key.is_some(),
+            litellm: litellm.clone(),
+            ledger: crate::usage::Ledger::new(pool.clone()),
+            spend_push_token: config
+                .spend_ingest
+                .push_token
+                .as_ref()
+                .map(|token| Arc::new(AdminKey::new(token))),
+        };
+        let ingestor = match (&litellm, config.spend_ingest.poll_every.is_zero()) {
+            (Some(client), false) => Some(SpendLogIngestor::new(
+                pool.clone(),
+                client.clone(),
+                IngestSettings {
+                    poll_every: config.spend_ingest.poll_every,
+                    overlap: config.spend_ingest.overlap,
+                    lookback: config.spend_ingest.lookback,
+                    ..IngestSettings::default()
+                },
+            )),
+            _ => None,
         };
         let reconciler = litellm.map(|client| {
             let settings = SyncSettings {
@@ -161,6 +183,7 @@ impl Application {
             state,
             runner_config: RunnerConfig::default(),
             reconciler,
+            ingestor,
         })
     }
 
@@ -186,6 +209,9 @@ impl Application {
                 self.state.progress.clone(),
             );
             consumers.push(tokio::spawn(runner.run(notifier.clone(), shutdown.clone())));
+        }
+        if let Some(ingestor) = self.ingestor {
+            consumers.push(tokio::spawn(ingestor.run(shutdown.clone())));
         }
         if let Some(reconciler) = self.reconciler {
             consumers.push(tokio::spawn(reconciler.run(shutdown.clone())));

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use crate::auth::AdminKey;
 use crate::commands::AggregateLocks;
 use crate::keys::Vault;
+use crate::usage::Ledger;
 
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]
@@ -26,4 +27,9 @@ pub struct AppState {
     pub read_wait_timeout: Duration,
     /// Whether a reconciler keeps LiteLLM in sync (needs `LITELLM_MASTER_KEY`).
     pub litellm_sync_enabled: bool,
+    /// For live comparisons (reconciliation); `None` without `LITELLM_MASTER_KEY`.
+    pub litellm: Option<litellm::LitellmClient>,
+    pub ledger: Ledger,
+    /// Digest of `SPEND_PUSH_TOKEN`; push is off without it.
+    pub spend_push_token: Option<Arc<AdminKey>>,
 }

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::error::LitellmError;
-use crate::types::{KeyInfo, KeySpec, TeamInfo, TeamSpec};
+use crate::types::{KeyInfo, KeySpec, SpendLogPage, TeamInfo, TeamSpec};
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -136,6 +136,33 @@ impl LitellmClient {
             Ok(_) | Err(LitellmError::NotFound(_)) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+
+    /// One page of `/spend/logs/v2` for `[start, end]` (`YYYY-MM-DD HH:MM:SS`, UTC), oldest
+    /// first. `page` starts at 1; `page_size` is at most 1000.
+    pub async fn spend_logs_page(
+        &self,
+        start: &str,
+        end: &str,
+        page: u64,
+        page_size: u64,
+    ) -> Result<SpendLogPage, LitellmError> {
+        let page = page.to_string();
+        let page_size = page_size.to_string();
+        self.call(
+            Method::GET,
+            "/spend/logs/v2",
+            &[
+                ("start_date", start),
+                ("end_date", end),
+                ("page", &page),
+                ("page_size", &page_size),
+                ("sort_by", "startTime"),
+                ("sort_order", "asc"),
+            ],
+            None,
+        )
+        .await
     }
 
     /// `key_or_hash`: the plaintext key or its SHA-256 hex, as LiteLLM accepts both.

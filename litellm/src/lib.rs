@@ -12,4 +12,4 @@ mod types;
 
 pub use client::{ClientConfig, LitellmClient};
 pub use error::LitellmError;
-pub use types::{KeyInfo, KeySpec, TeamInfo, TeamSpec};
+pub use types::{KeyInfo, KeySpec, SpendLogPage, TeamInfo, TeamSpec};

@@ -36,8 +36,9 @@ pub struct TeamInfo {
     pub tpm_limit: Option<u64>,
     #[serde(default)]
     pub blocked: bool,
+    /// LiteLLM's spend counter, digits as sent (it is a float in LiteLLM).
     #[serde(default)]
-    pub spend: f64,
+    pub spend: Option<serde_json::Number>,
 }
 
 impl TeamInfo {
@@ -91,8 +92,9 @@ pub struct KeyInfo {
     pub blocked: Option<bool>,
     #[serde(default)]
     pub models: Vec<String>,
+    /// LiteLLM's spend counter, digits as sent (it is a float in LiteLLM).
     #[serde(default)]
-    pub spend: f64,
+    pub spend: Option<serde_json::Number>,
     #[serde(default)]
     pub metadata: serde_json::Value,
 }
@@ -101,4 +103,17 @@ impl KeyInfo {
     pub fn is_blocked(&self) -> bool {
         self.blocked.unwrap_or(false)
     }
+}
+
+/// One page of `GET /spend/logs/v2`. Rows stay JSON: callers pick the fields they trust.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SpendLogPage {
+    #[serde(default)]
+    pub data: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub total: u64,
+    #[serde(default)]
+    pub page: u64,
+    #[serde(default)]
+    pub total_pages: u64,
 }

@@ -1,9 +1,11 @@
 //! The HTTP surface: one router, thin handlers, shared middleware.
 
 mod health;
+mod ingest;
 mod model_groups;
 mod organizations;
 mod teams;
+mod usage;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -32,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .merge(organizations::router())
         .merge(model_groups::router())
         .merge(teams::router())
+        .merge(usage::router())
+        .merge(ingest::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

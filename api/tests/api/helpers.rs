@@ -1,7 +1,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use api::config::{Config, LogFormat};
+use api::config::{Config, LogFormat, SpendIngestConfig};
 use api::startup::Application;
 use reqwest::{RequestBuilder, Response};
 use serde_json::Value;
@@ -40,6 +40,7 @@ pub fn test_config(database_url: &str) -> Config {
         db_pool_size: 10,
         read_wait_timeout: Duration::from_secs(5),
         litellm_resync_every: Duration::from_secs(300),
+        spend_ingest: SpendIngestConfig::default(),
         dev_mode: false,
     }
 }

@@ -17,6 +17,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+mod spend;
+
+pub use spend::SpendEntry;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     None,
@@ -37,6 +41,7 @@ struct World {
     keys: BTreeMap<String, Value>,
     models: Vec<String>,
     mutations: u64,
+    spend_logs: Vec<Value>,
 }
 
 struct Shared {
@@ -185,6 +190,18 @@ impl LitellmDouble {
         }
     }
 
+    /// Logs requests as LiteLLM would after serving them, moving key and team spend.
+    pub fn record_spend(&self, entries: impl IntoIterator<Item = SpendEntry>) {
+        let mut world = self.shared.world.lock().unwrap();
+        for entry in entries {
+            spend::record(&mut world, entry);
+        }
+    }
+
+    pub fn spend_log_count(&self) -> usize {
+        self.shared.world.lock().unwrap().spend_logs.len()
+    }
+
     pub fn delete_key_by_hand(&self, key: &str) {
         self.shared.world.lock().unwrap().keys.remove(&hash(key));
     }
@@ -216,6 +233,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/key/block", post(|s, b| key_block(s, b, true)))
         .route("/key/unblock", post(|s, b| key_block(s, b, false)))
         .route("/key/delete", post(key_delete))
+        .route("/spend/logs/v2", get(spend::spend_logs_v2))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             faults_and_auth,

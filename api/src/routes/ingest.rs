@@ -1,0 +1,323 @@
+//! Where usage comes in: recorded by an admin or integration, pushed by LiteLLM's `generic_api`
+//! callback, or pulled by the spend-log ingestor (whose progress is shown here); and the
+//! reconciliation of what we recorded with LiteLLM's own counters.
+
+use std::str::FromStr;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use domain::usage::{UsageInput, UsageSource, UsageStatus};
+use litellm::LitellmError;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Admin;
+use crate::commands::RequestMeta;
+use crate::consistency::ReadAfter;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, DecimalText, decimal_json};
+use crate::routes::position_header;
+use crate::state::AppState;
+use crate::usage::ledger::{Incoming, Refusal};
+use crate::usage::{ingest, litellm_rows};
+
+/// LiteLLM flushes up to 512 logged requests per push; each is a few kilobytes.
+const PUSH_BODY_LIMIT: usize = 16 * 1024 * 1024;
+const MAX_RECORDS: usize = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/usage/records", post(record))
+        .route("/api/usage/ingestion", get(ingestion_status))
+        .route(
+            "/api/litellm/spend-push",
+            post(push).layer(DefaultBodyLimit::max(PUSH_BODY_LIMIT)),
+        )
+        .route("/api/teams/{id}/reconciliation", get(reconciliation))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordBody {
+    records: Vec<RecordItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordItem {
+    request_id: String,
+    team_id: String,
+    model: String,
+    provider_model: Option<String>,
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    cached_tokens: u64,
+    provider_cost: DecimalText,
+    status: Option<UsageStatus>,
+    latency_ms: Option<u64>,
+    occurred_at: Option<DateTime<Utc>>,
+    job_id: Option<String>,
+}
+
+fn refusal_text(index: usize, request_id: &str, why: &str) -> String {
+    format!("records[{index}] ({request_id:?}): {why}")
+}
+
+/// Records usage reported by an integration. All or nothing: one bad record refuses the batch;
+/// request ids already recorded are counted as duplicates and change nothing.
+async fn record(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppJson(body): AppJson<RecordBody>,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    if body.records.is_empty() || body.records.len() > MAX_RECORDS {
+        return Err(ApiError::unprocessable(
+            "validation_failed",
+            format!("records must hold 1 to {MAX_RECORDS} items"),
+        ));
+    }
+    let now = Utc::now();
+    let mut problems = Vec::new();
+    let mut batch = Vec::with_capacity(body.records.len());
+    for (index, item) in body.records.into_iter().enumerate() {
+        let raw = item.provider_cost.0.trim_matches('"');
+        let Some(cost) = Decimal::from_str(raw)
+            .or_else(|_| Decimal::from_scientific(raw))
+            .ok()
+        else {
+            problems.push(refusal_text(index, &item.request_id, "provider_cost must be a decimal number"));
+            continue;
+        };
+        batch.push(Incoming {
+            input: UsageInput {
+                request_id: item.request_id,
+                model: item.model,
+                provider_model: item.provider_model,
+                prompt_tokens: item.prompt_tokens,
+                completion_tokens: item.completion_tokens,
+                cached_tokens: item.cached_tokens,
+                provider_cost: cost,
+                status: item.status.unwrap_or(UsageStatus::Success),
+                latency_ms: item.latency_ms,
+                occurred_at: item.occurred_at.unwrap_or(now),
+                job_id: item.job_id,
+                source: UsageSource::Api,
+            },
+            key_hash: None,
+            team_id: Some(item.team_id),
+        });
+    }
+    let prepared = state.ledger.prepare(batch, now).await?;
+    for (index, request_id, refusal) in &prepared.refused {
+        let why = match refusal {
+            Refusal::NotOurs => "team not found".to_owned(),
+            Refusal::Invalid(error) => error.to_string(),
+        };
+        problems.push(refusal_text(*index, request_id, &why));
+    }
+    if !problems.is_empty() {
+        let shown: Vec<&str> = problems.iter().take(5).map(String::as_str).collect();
+        return Err(ApiError::unprocessable(
+            "invalid_usage",
+            format!(
+                "{} of the records were refused and nothing was recorded: {}",
+                problems.len(),
+                shown.join("; ")
+            ),
+        ));
+    }
+    let appended = state
+        .ledger
+        .append(&prepared.records, &meta.for_actor(admin.actor()))
+        .await
+        .map_err(ApiError::internal)?;
+    let headers = appended.last_position.map(position_header).unwrap_or_default();
+    Ok((
+        headers,
+        Json(json!({
+            "recorded": appended.recorded,
+            "duplicates": appended.duplicates + prepared.repeated,
+            "position": appended.last_position,
+        })),
+    ))
+}
+
+/// LiteLLM's `generic_api` callback: a JSON array of logged requests (or one, or NDJSON).
+async fn push(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let Some(token) = &state.spend_push_token else {
+        return Err(ApiError::not_found(
+            "push_disabled",
+            "spend push is off; set SPEND_PUSH_TOKEN to turn it on",
+        ));
+    };
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !token.matches(presented.as_bytes()) {
+        return Err(ApiError::unauthorized("invalid push token"));
+    }
+    let items = parse_push(&body)?;
+    let mut batch = Vec::with_capacity(items.len());
+    let mut unreadable = 0;
+    for item in &items {
+        match litellm_rows::from_push(item) {
+            Ok(incoming) => batch.push(incoming),
+            Err(error) => {
+                unreadable += 1;
+                tracing::warn!(reason = error.0, "unreadable pushed item skipped");
+            }
+        }
+    }
+    let prepared = state.ledger.prepare(batch, Utc::now()).await?;
+    let metadata = domain::CommandMetadata::new("system:spend-push", Utc::now());
+    let appended = state
+        .ledger
+        .append(&prepared.records, &metadata)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "received": items.len(),
+        "recorded": appended.recorded,
+        "duplicates": appended.duplicates + prepared.repeated,
+        "not_ours": prepared.not_ours(),
+        "invalid": prepared.invalid() + unreadable,
+    })))
+}
+
+fn parse_push(body: &[u8]) -> ApiResult<Vec<Value>> {
+    let bad = || ApiError::bad_request("invalid_json", "expected a JSON array, object or NDJSON");
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => Ok(items),
+        Ok(item @ Value::Object(_)) => Ok(vec![item]),
+        Ok(_) => Err(bad()),
+        Err(_) => {
+            let text = std::str::from_utf8(body).map_err(|_| bad())?;
+            text.lines()
+                .filter(|line| !line.trim().is_empty())
+                .map(|line| serde_json::from_str(line).map_err(|_| bad()))
+                .collect()
+        }
+    }
+}
+
+async fn ingestion_status(_admin: Admin, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let cursors = ingest::status(&state.pool).await?;
+    Ok(Json(json!({
+        "polling": state.litellm.is_some(),
+        "push": state.spend_push_token.is_some(),
+        "cursors": cursors,
+    })))
+}
+
+impl From<LitellmError> for ApiError {
+    fn from(error: LitellmError) -> Self {
+        if error.is_transient() {
+            ApiError::unavailable("litellm_unavailable", format!("{error}"), 5)
+        } else {
+            ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "litellm_error",
+                format!("{error}"),
+            )
+        }
+    }
+}
+
+fn litellm_spend(spend: Option<&serde_json::Number>) -> Decimal {
+    spend
+        .and_then(|n| litellm_rows::decimal(&Value::Number(n.clone())))
+        .unwrap_or_default()
+}
+
+/// LiteLLM's float counters pick up rounding noise; below a micro-dollar is agreement.
+const TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 6);
+
+fn drift_json(ours: Decimal, theirs: Option<Decimal>) -> Value {
+    match theirs {
+        None => json!({"litellm": null, "recorded": decimal_json(ours), "drift": null, "status": "missing_in_litellm"}),
+        Some(theirs) => {
+            let drift = theirs - ours;
+            let status = if drift.abs() <= TOLERANCE {
+                "in_agreement"
+            } else if drift > Decimal::ZERO {
+                "litellm_higher"
+            } else {
+                "litellm_lower"
+            };
+            json!({"litellm": decimal_json(theirs), "recorded": decimal_json(ours),
+                   "drift": decimal_json(drift), "status": status})
+        }
+    }
+}
+
+/// Our recorded provider cost against LiteLLM's spend counters, for the team and its key.
+async fn reconciliation(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state
+        .read_after_all(
+            &[projections::usage::PROJECTOR, projections::teams::PROJECTOR],
+            read_after,
+        )
+        .await?;
+    let team = projections::teams::get(&state.pool, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("team_not_found", "team not found"))?;
+    let Some(client) = &state.litellm else {
+        return Err(ApiError::conflict(
+            "litellm_not_configured",
+            "LITELLM_MASTER_KEY is not set, so there is no LiteLLM to compare with",
+        ));
+    };
+    let team_recorded = projections::reports::recorded_for_team(&state.pool, &id).await?;
+    let key_recorded =
+        projections::reports::recorded_for_key(&state.pool, &id, &team.key_fingerprint).await?;
+    let key_hash: Option<String> =
+        sqlx::query_scalar("select encode(key_hash, 'hex') from virtual_keys where fingerprint = $1")
+            .bind(&team.key_fingerprint)
+            .fetch_optional(&state.pool)
+            .await?;
+    let litellm_team = client.team_info(&id).await?;
+    let litellm_key = match &key_hash {
+        Some(hash) => client.key_info(hash).await?,
+        None => None,
+    };
+    let team_drift = drift_json(
+        team_recorded.provider_cost,
+        litellm_team.map(|t| litellm_spend(t.spend.as_ref())),
+    );
+    let key_drift = drift_json(
+        key_recorded.provider_cost,
+        litellm_key.map(|k| litellm_spend(k.spend.as_ref())),
+    );
+    let in_agreement = team_drift["status"] == "in_agreement" && key_drift["status"] == "in_agreement";
+    Ok(Json(json!({
+        "team_id": id,
+        "key_fingerprint": team.key_fingerprint,
+        "checked_at": Utc::now(),
+        "in_agreement": in_agreement,
+        "tolerance": decimal_json(TOLERANCE),
+        "team": team_drift,
+        "key": key_drift,
+        "recorded_requests": team_recorded.requests,
+        "note": "amounts are provider cost; LiteLLM writes spend about 10-15 s after a request and we ingest it after that, so a fresh drift can close on its own",
+    })))
+}

@@ -1,0 +1,519 @@
+//! Usage reports: per team, per organization, across teams, daily series, CSV export; and the
+//! budget and threshold alerts that spend drives.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::Utc;
+use domain::usage::{Period, PeriodError};
+use futures::TryStreamExt;
+use projections::budgets::{self, BudgetRow};
+use projections::reports::{self, GroupBy, Scope, UsageBucket, UsageRecordRow};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::auth::Admin;
+use crate::consistency::ReadAfter;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppQuery, decimal_json};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/teams/{id}/usage", get(team_usage))
+        .route("/api/teams/{id}/usage/daily", get(team_daily))
+        .route("/api/teams/{id}/budget", get(team_budget))
+        .route("/api/organizations/{id}/usage", get(organization_usage))
+        .route("/api/organizations/{id}/usage/daily", get(organization_daily))
+        .route("/api/usage/teams", get(all_teams))
+        .route("/api/usage/records.csv", get(export_csv))
+        .route("/api/budget-alerts", get(alerts))
+}
+
+/// Read models a usage answer is built from.
+const USAGE_MODELS: [&str; 3] = [
+    projections::usage::PROJECTOR,
+    projections::budgets::PROJECTOR,
+    projections::teams::PROJECTOR,
+];
+
+#[derive(Debug, Deserialize)]
+struct PeriodParams {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl From<PeriodError> for ApiError {
+    fn from(error: PeriodError) -> Self {
+        ApiError::bad_request("invalid_period", error.to_string())
+    }
+}
+
+impl PeriodParams {
+    fn period(&self) -> Result<Period, ApiError> {
+        Ok(Period::parse(self.from.as_deref(), self.to.as_deref())?)
+    }
+}
+
+fn period_json(period: &Period) -> Value {
+    json!({"from": period.from, "to": period.to})
+}
+
+fn totals_json(bucket: &UsageBucket) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("total_spend".into(), decimal_json(bucket.price));
+    map.insert("provider_cost".into(), decimal_json(bucket.provider_cost));
+    map.insert("request_count".into(), json!(bucket.requests));
+    map.insert("failed_requests".into(), json!(bucket.failed_requests));
+    map.insert("total_tokens".into(), json!(bucket.total_tokens()));
+    map.insert("prompt_tokens".into(), json!(bucket.prompt_tokens));
+    map.insert("completion_tokens".into(), json!(bucket.completion_tokens));
+    map.insert("cached_tokens".into(), json!(bucket.cached_tokens));
+    map
+}
+
+fn model_json(bucket: &UsageBucket) -> Value {
+    json!({
+        "requests": bucket.requests,
+        "cost": decimal_json(bucket.price),
+        "provider_cost": decimal_json(bucket.provider_cost),
+        "tokens": bucket.total_tokens(),
+        "prompt_tokens": bucket.prompt_tokens,
+        "completion_tokens": bucket.completion_tokens,
+        "cached_tokens": bucket.cached_tokens,
+    })
+}
+
+pub(crate) fn budget_json(row: &BudgetRow) -> Value {
+    let state = row.state();
+    json!({
+        "team_id": row.team_id,
+        "credits": decimal_json(row.credits),
+        "spend": decimal_json(row.spend),
+        "remaining": decimal_json(state.remaining()),
+        "percent_used": state.percent_used().map(decimal_json),
+        "budget_mode": row.budget_mode,
+        "credit_level": row.credit_level,
+        "request_count": row.request_count,
+        "last_usage_at": row.last_usage_at,
+    })
+}
+
+async fn team_budget_row(state: &AppState, team_id: &str) -> ApiResult<BudgetRow> {
+    budgets::get(&state.pool, team_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("team_not_found", "team not found"))
+}
+
+async fn team_usage(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppQuery(params): AppQuery<PeriodParams>,
+) -> ApiResult<Json<Value>> {
+    let period = params.period()?;
+    state.read_after_all(&USAGE_MODELS, read_after).await?;
+    let budget = team_budget_row(&state, &id).await?;
+    let by_model = reports::usage(&state.pool, Scope::Team(&id), &period, GroupBy::Model).await?;
+    let mut total = UsageBucket::default();
+    let mut models = Map::new();
+    for bucket in &by_model {
+        total.add(bucket);
+        models.insert(bucket.key.clone(), model_json(bucket));
+    }
+    let budget_state = budget.state();
+    let mut body = Map::new();
+    body.insert("team_id".into(), json!(id));
+    body.insert("organization_id".into(), json!(budget.organization_id));
+    body.insert("period".into(), period_json(&period));
+    body.extend(totals_json(&total));
+    body.insert("credits".into(), decimal_json(budget.credits));
+    body.insert("remaining_budget".into(), decimal_json(budget_state.remaining()));
+    body.insert(
+        "percent_used".into(),
+        json!(budget_state.percent_used().map(decimal_json)),
+    );
+    body.insert("budget_mode".into(), json!(budget.budget_mode));
+    body.insert("models_used".into(), Value::Object(models));
+    Ok(Json(Value::Object(body)))
+}
+
+fn series_json(days: &[chrono::NaiveDate], buckets: Vec<UsageBucket>) -> Vec<Value> {
+    reports::dense_series(days, buckets)
+        .into_iter()
+        .map(|(day, b)| {
+            json!({
+                "date": day.format("%Y-%m-%d").to_string(),
+                "requests": b.requests,
+                "spend": decimal_json(b.price),
+                "provider_cost": decimal_json(b.provider_cost),
+                "tokens": b.total_tokens(),
+            })
+        })
+        .collect()
+}
+
+async fn team_daily(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppQuery(params): AppQuery<PeriodParams>,
+) -> ApiResult<Json<Value>> {
+    let period = params.period()?;
+    let days = period.series_days(Utc::now().date_naive())?;
+    state.read_after_all(&USAGE_MODELS, read_after).await?;
+    team_budget_row(&state, &id).await?;
+    let buckets = reports::usage(&state.pool, Scope::Team(&id), &period, GroupBy::Day).await?;
+    Ok(Json(json!({
+        "team_id": id,
+        "period": period_json(&period),
+        "days": series_json(&days, buckets),
+    })))
+}
+
+async fn team_budget(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state
+        .read_after(projections::budgets::PROJECTOR, read_after)
+        .await?;
+    let row = team_budget_row(&state, &id).await?;
+    let alerts = budgets::alerts(&state.pool, Some(&id)).await?;
+    let mut body = budget_json(&row);
+    body["alerts"] = Value::Array(alerts.iter().map(alert_json).collect());
+    Ok(Json(body))
+}
+
+fn alert_json(alert: &budgets::AlertRow) -> Value {
+    json!({
+        "team_id": alert.team_id,
+        "threshold_percent": alert.threshold_percent,
+        "credit_level": alert.credit_level,
+        "credits": decimal_json(alert.credits),
+        "spend": decimal_json(alert.spend),
+        "request_id": alert.request_id,
+        "crossed_at": alert.crossed_at,
+        "position": alert.position,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct AlertParams {
+    team_id: Option<String>,
+}
+
+async fn alerts(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<AlertParams>,
+) -> ApiResult<Json<Value>> {
+    state
+        .read_after(projections::budgets::PROJECTOR, read_after)
+        .await?;
+    let rows = budgets::alerts(&state.pool, params.team_id.as_deref()).await?;
+    Ok(Json(json!({"alerts": rows.iter().map(alert_json).collect::<Vec<_>>()})))
+}
+
+async fn require_organization(state: &AppState, id: &str) -> ApiResult<()> {
+    projections::organizations::get(&state.pool, id)
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found("organization_not_found", "organization not found"))
+}
+
+/// One line per team: every team of the scope, those without usage as zeros.
+async fn team_lines(
+    state: &AppState,
+    organization_id: Option<&str>,
+    period: &Period,
+) -> ApiResult<(UsageBucket, Vec<(reports::TeamHeader, UsageBucket)>)> {
+    let scope = match organization_id {
+        Some(id) => Scope::Organization(id),
+        None => Scope::All,
+    };
+    let headers = reports::team_headers(&state.pool, organization_id).await?;
+    let buckets = reports::usage(&state.pool, scope, period, GroupBy::Team).await?;
+    let mut by_team: std::collections::HashMap<String, UsageBucket> =
+        buckets.into_iter().map(|b| (b.key.clone(), b)).collect();
+    let mut total = UsageBucket::default();
+    let mut lines = Vec::with_capacity(headers.len());
+    for header in headers {
+        let bucket = by_team.remove(&header.team_id).unwrap_or_default();
+        if bucket.requests == 0 && header.status == "deleted" {
+            continue;
+        }
+        total.add(&bucket);
+        lines.push((header, bucket));
+    }
+    Ok((total, lines))
+}
+
+fn team_line_json(header: &reports::TeamHeader, bucket: &UsageBucket) -> Value {
+    let mut line = Map::new();
+    line.insert("team_id".into(), json!(header.team_id));
+    line.insert("team_alias".into(), json!(header.team_alias));
+    line.insert("organization_id".into(), json!(header.organization_id));
+    line.insert("status".into(), json!(header.status));
+    line.extend(totals_json(bucket));
+    Value::Object(line)
+}
+
+async fn organization_usage(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppQuery(params): AppQuery<PeriodParams>,
+) -> ApiResult<Json<Value>> {
+    let period = params.period()?;
+    state.read_after_all(&USAGE_MODELS, read_after).await?;
+    require_organization(&state, &id).await?;
+    let (total, mut lines) = team_lines(&state, Some(&id), &period).await?;
+    lines.sort_by(|a, b| b.1.price.cmp(&a.1.price).then(a.0.team_id.cmp(&b.0.team_id)));
+    let mut body = Map::new();
+    body.insert("organization_id".into(), json!(id));
+    body.insert("period".into(), period_json(&period));
+    body.extend(totals_json(&total));
+    body.insert(
+        "teams".into(),
+        Value::Array(lines.iter().map(|(h, b)| team_line_json(h, b)).collect()),
+    );
+    Ok(Json(Value::Object(body)))
+}
+
+async fn organization_daily(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppQuery(params): AppQuery<PeriodParams>,
+) -> ApiResult<Json<Value>> {
+    let period = params.period()?;
+    let days = period.series_days(Utc::now().date_naive())?;
+    state.read_after_all(&USAGE_MODELS, read_after).await?;
+    require_organization(&state, &id).await?;
+    let buckets =
+        reports::usage(&state.pool, Scope::Organization(&id), &period, GroupBy::Day).await?;
+    Ok(Json(json!({
+        "organization_id": id,
+        "period": period_json(&period),
+        "days": series_json(&days, buckets),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct AllTeamsParams {
+    from: Option<String>,
+    to: Option<String>,
+    organization_id: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+async fn all_teams(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<AllTeamsParams>,
+) -> ApiResult<Json<Value>> {
+    let period = PeriodParams {
+        from: params.from.clone(),
+        to: params.to.clone(),
+    }
+    .period()?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let descending = match params.order.as_deref() {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "order must be asc or desc",
+            ));
+        }
+    };
+    let sort = params.sort.as_deref().unwrap_or("spend");
+    if !["spend", "requests", "tokens", "team_alias"].contains(&sort) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "sort must be one of spend, requests, tokens, team_alias",
+        ));
+    }
+    state.read_after_all(&USAGE_MODELS, read_after).await?;
+    let (total, mut lines) =
+        team_lines(&state, params.organization_id.as_deref(), &period).await?;
+    lines.sort_by(|(ha, a), (hb, b)| {
+        let primary = match sort {
+            "requests" => a.requests.cmp(&b.requests),
+            "tokens" => a.total_tokens().cmp(&b.total_tokens()),
+            "team_alias" => ha.team_alias.cmp(&hb.team_alias),
+            _ => a.price.cmp(&b.price),
+        };
+        let primary = if descending { primary.reverse() } else { primary };
+        primary.then(ha.team_id.cmp(&hb.team_id))
+    });
+    let total_teams = lines.len();
+    let offset = params.offset.unwrap_or(0);
+    let page: Vec<Value> = lines
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(h, b)| team_line_json(h, b))
+        .collect();
+    let mut totals = Map::new();
+    totals.extend(totals_json(&total));
+    Ok(Json(json!({
+        "period": period_json(&period),
+        "sort": sort,
+        "order": if descending { "desc" } else { "asc" },
+        "total_teams": total_teams,
+        "offset": offset,
+        "limit": limit,
+        "teams": page,
+        "totals": totals,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ExportParams {
+    from: Option<String>,
+    to: Option<String>,
+    team_id: Option<String>,
+    organization_id: Option<String>,
+}
+
+const CSV_HEADER: [&str; 16] = [
+    "request_id",
+    "occurred_at",
+    "team_id",
+    "organization_id",
+    "key_fingerprint",
+    "model",
+    "provider_model",
+    "status",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "total_tokens",
+    "provider_cost",
+    "price",
+    "latency_ms",
+    "job_id",
+];
+
+fn csv_line(writer: &mut csv::Writer<Vec<u8>>, r: &UsageRecordRow) -> csv::Result<()> {
+    writer.write_record([
+        r.request_id.as_str(),
+        &r.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        &r.team_id,
+        &r.organization_id,
+        r.key_fingerprint.as_deref().unwrap_or(""),
+        &r.model,
+        r.provider_model.as_deref().unwrap_or(""),
+        &r.status,
+        &r.prompt_tokens.to_string(),
+        &r.completion_tokens.to_string(),
+        &r.cached_tokens.to_string(),
+        &(r.prompt_tokens + r.completion_tokens).to_string(),
+        &r.provider_cost.normalize().to_string(),
+        &r.price.normalize().to_string(),
+        &r.latency_ms.map(|l| l.to_string()).unwrap_or_default(),
+        r.job_id.as_deref().unwrap_or(""),
+    ])
+}
+
+/// Streams the records of a period as CSV; memory stays flat however many there are.
+async fn export_csv(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<ExportParams>,
+) -> ApiResult<Response> {
+    let period = PeriodParams {
+        from: params.from.clone(),
+        to: params.to.clone(),
+    }
+    .period()?;
+    state
+        .read_after(projections::usage::PROJECTOR, read_after)
+        .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let pool = state.pool.clone();
+    tokio::spawn(async move {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let _ = writer.write_record(CSV_HEADER);
+        let mut rows = sqlx::query_as::<_, UsageRecordRow>(reports::EXPORT_SQL)
+            .bind(params.team_id)
+            .bind(params.organization_id)
+            .bind(period.from)
+            .bind(period.to)
+            .fetch(&pool);
+        loop {
+            match rows.try_next().await {
+                Ok(Some(row)) => {
+                    if let Err(error) = csv_line(&mut writer, &row) {
+                        tracing::error!(%error, "CSV export could not write a row");
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    // The status line has gone out; a cut-off body is all a client can be told.
+                    tracing::error!(%error, "CSV export failed mid-stream");
+                    return;
+                }
+            }
+            if writer.get_ref().len() >= 64 * 1024 && !flush(&mut writer, &tx).await {
+                return;
+            }
+        }
+        flush(&mut writer, &tx).await;
+    });
+    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (Ok::<_, Infallible>(chunk), rx))
+    }));
+    let name = format!(
+        "attachment; filename=\"usage-{}-{}.csv\"",
+        params.from.as_deref().unwrap_or("start").replace(['"', '/', '\\'], ""),
+        params.to.as_deref().unwrap_or("now").replace(['"', '/', '\\'], "")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Sends what the writer holds; false when the client went away.
+async fn flush(
+    writer: &mut csv::Writer<Vec<u8>>,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+) -> bool {
+    let full = std::mem::replace(writer, csv::Writer::from_writer(Vec::new()));
+    let Ok(chunk) = full.into_inner() else {
+        return false;
+    };
+    chunk.is_empty() || tx.send(Bytes::from(chunk)).await.is_ok()
+}

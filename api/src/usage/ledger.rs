@@ -1,0 +1,229 @@
+//! Turning reported requests into usage events: attribute each to a team (by the key's hash,
+//! else by team id), price it at the team's markup, and append it as its own stream keyed by
+//! the request id. A request id already recorded is skipped by the event store itself.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use domain::CommandMetadata;
+use domain::Percent;
+use domain::organization::OrganizationId;
+use domain::team::{KeyFingerprint, TeamId};
+use domain::usage::{USAGE_AGGREGATE, UsageError, UsageEvent, UsageInput, UsageRecord};
+use projections::append::{self, StreamStart};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+
+/// A request as reported, with whatever identifies its team.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub input: UsageInput,
+    /// SHA-256 of the virtual key that made the request (LiteLLM's `api_key` / token hash).
+    pub key_hash: Option<Vec<u8>>,
+    pub team_id: Option<String>,
+}
+
+/// Why a reported request is not recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// Neither its key nor its team is one of ours (LiteLLM serves others too).
+    NotOurs,
+    Invalid(UsageError),
+}
+
+/// A batch after attribution and validation, before anything is written.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub records: Vec<UsageRecord>,
+    /// Index in the batch, request id as given, and why.
+    pub refused: Vec<(usize, String, Refusal)>,
+    /// Repeats of a request id earlier in the same batch.
+    pub repeated: usize,
+}
+
+impl Prepared {
+    pub fn invalid(&self) -> usize {
+        self.refused
+            .iter()
+            .filter(|(_, _, r)| matches!(r, Refusal::Invalid(_)))
+            .count()
+    }
+
+    pub fn not_ours(&self) -> usize {
+        self.refused.len() - self.invalid()
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Appended {
+    pub recorded: usize,
+    /// Already recorded before (by any path).
+    pub duplicates: usize,
+    pub last_position: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+struct TeamFacts {
+    team_id: String,
+    organization_id: String,
+    markup_percent: Decimal,
+}
+
+#[derive(Clone)]
+pub struct Ledger {
+    pool: PgPool,
+}
+
+impl Ledger {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Attributes and validates a batch; writes nothing.
+    pub async fn prepare(
+        &self,
+        batch: Vec<Incoming>,
+        now: DateTime<Utc>,
+    ) -> Result<Prepared, sqlx::Error> {
+        let hashes: Vec<Vec<u8>> = batch.iter().filter_map(|i| i.key_hash.clone()).collect();
+        let by_key = self.teams_by_key(&hashes).await?;
+        let team_ids: Vec<String> = batch.iter().filter_map(|i| i.team_id.clone()).collect();
+        let by_team = self.teams_by_id(&team_ids).await?;
+        let mut prepared = Prepared::default();
+        let mut seen = HashSet::new();
+        for (index, incoming) in batch.into_iter().enumerate() {
+            let from_key = incoming
+                .key_hash
+                .as_ref()
+                .and_then(|h| by_key.get(h.as_slice()));
+            let (team, fingerprint) = match (from_key, &incoming.team_id) {
+                (Some((team, fp)), _) => (team, Some(fp.clone())),
+                (None, Some(id)) => match by_team.get(id) {
+                    Some(team) => (team, None),
+                    None => {
+                        prepared
+                            .refused
+                            .push((index, incoming.input.request_id, Refusal::NotOurs));
+                        continue;
+                    }
+                },
+                (None, None) => {
+                    prepared
+                        .refused
+                        .push((index, incoming.input.request_id, Refusal::NotOurs));
+                    continue;
+                }
+            };
+            let request_id = incoming.input.request_id.clone();
+            match to_record(incoming.input, team, fingerprint, now) {
+                Ok(record) => {
+                    if seen.insert(record.request_id.as_str().to_owned()) {
+                        prepared.records.push(record);
+                    } else {
+                        prepared.repeated += 1;
+                    }
+                }
+                Err(error) => prepared
+                    .refused
+                    .push((index, request_id, Refusal::Invalid(error))),
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// Appends the records; those whose request id is already recorded change nothing.
+    pub async fn append(
+        &self,
+        records: &[UsageRecord],
+        metadata: &CommandMetadata,
+    ) -> Result<Appended, anyhow::Error> {
+        let meta = metadata.to_map();
+        let events = records
+            .iter()
+            .map(|record| {
+                StreamStart::new(
+                    USAGE_AGGREGATE,
+                    record.request_id.as_str().to_owned(),
+                    &UsageEvent::UsageRecorded(record.clone()),
+                    &meta,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut conn = self.pool.acquire().await?;
+        let appended = append::open_streams(&mut conn, &events).await?;
+        Ok(Appended {
+            recorded: appended.opened.len(),
+            duplicates: records.len() - appended.opened.len(),
+            last_position: appended.last_position,
+        })
+    }
+
+    async fn teams_by_key(
+        &self,
+        hashes: &[Vec<u8>],
+    ) -> Result<HashMap<Vec<u8>, (TeamFacts, KeyFingerprint)>, sqlx::Error> {
+        if hashes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(Vec<u8>, String, String, String, Decimal)> = sqlx::query_as(
+            "select k.key_hash, k.fingerprint, t.team_id, t.organization_id, t.markup_percent
+               from virtual_keys k join teams t on t.team_id = k.team_id
+              where k.key_hash = any($1)",
+        )
+        .bind(hashes)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(hash, fp, team_id, organization_id, markup_percent)| {
+                let facts = TeamFacts {
+                    team_id,
+                    organization_id,
+                    markup_percent,
+                };
+                (hash, (facts, KeyFingerprint::new(fp)))
+            })
+            .collect())
+    }
+
+    async fn teams_by_id(&self, ids: &[String]) -> Result<HashMap<String, TeamFacts>, sqlx::Error> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(String, String, Decimal)> = sqlx::query_as(
+            "select team_id, organization_id, markup_percent from teams where team_id = any($1)",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(team_id, organization_id, markup_percent)| {
+                let facts = TeamFacts {
+                    team_id: team_id.clone(),
+                    organization_id,
+                    markup_percent,
+                };
+                (team_id, facts)
+            })
+            .collect())
+    }
+}
+
+fn to_record(
+    input: UsageInput,
+    team: &TeamFacts,
+    fingerprint: Option<KeyFingerprint>,
+    now: DateTime<Utc>,
+) -> Result<UsageRecord, UsageError> {
+    // Read-model values were validated when their events were written.
+    let team_id = TeamId::parse(&team.team_id).map_err(|_| UsageError::BadRequestId)?;
+    let organization_id =
+        OrganizationId::parse(&team.organization_id).map_err(|_| UsageError::BadRequestId)?;
+    let markup = Percent::parse_markup("markup_percent", &team.markup_percent.to_string())
+        .map_err(|_| UsageError::BadCost {
+            field: "markup_percent",
+        })?;
+    UsageRecord::new(input, team_id, organization_id, fingerprint, markup, now)
+}

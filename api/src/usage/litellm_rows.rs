@@ -1,0 +1,209 @@
+//! LiteLLM's two shapes of a logged request, read into our `Incoming`: a `/spend/logs/v2` row
+//! and a `generic_api` push item (`StandardLoggingPayload`). Costs are read from the JSON
+//! number's own digits (serde_json keeps them), never through f64.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use domain::usage::{UsageInput, UsageSource, UsageStatus};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use super::ledger::Incoming;
+
+/// Why a row cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError(pub &'static str);
+
+fn text<'a>(value: &'a Value, field: &str) -> Option<&'a str> {
+    value.get(field).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn count(value: &Value, field: &str) -> u64 {
+    value.get(field).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// A JSON number (or numeric string) as an exact decimal.
+pub fn decimal(value: &Value) -> Option<Decimal> {
+    let raw = match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Null => return Some(Decimal::ZERO),
+        _ => return None,
+    };
+    Decimal::from_str(&raw)
+        .or_else(|_| Decimal::from_scientific(&raw))
+        .ok()
+}
+
+/// LiteLLM's key hash: 64 hex digits.
+fn key_hash(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() != 64 {
+        return None;
+    }
+    (0..32)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect()
+}
+
+fn status(raw: Option<&str>) -> UsageStatus {
+    match raw {
+        Some("failure") => UsageStatus::Failure,
+        _ => UsageStatus::Success,
+    }
+}
+
+fn timestamp(raw: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        })
+}
+
+fn job_id(metadata: &Value) -> Option<String> {
+    ["spend_logs_metadata", "requester_metadata"]
+        .iter()
+        .find_map(|field| text(&metadata[*field], "job_id"))
+        .map(str::to_owned)
+}
+
+fn cached_tokens(usage: &Value) -> u64 {
+    usage["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// A `/spend/logs/v2` row.
+pub fn from_spend_log(row: &Value) -> Result<Incoming, RowError> {
+    let request_id = text(row, "request_id").ok_or(RowError("request_id missing"))?;
+    let metadata = &row["metadata"];
+    let occurred_at = text(row, "startTime")
+        .and_then(timestamp)
+        .ok_or(RowError("startTime missing or unreadable"))?;
+    let provider_cost = decimal(&row["spend"]).ok_or(RowError("spend is not a number"))?;
+    let prompt_tokens = count(row, "prompt_tokens");
+    let input = UsageInput {
+        request_id: request_id.to_owned(),
+        model: text(row, "model_group")
+            .or_else(|| text(row, "model"))
+            .unwrap_or("unknown")
+            .to_owned(),
+        provider_model: text(row, "model").map(str::to_owned),
+        prompt_tokens,
+        completion_tokens: count(row, "completion_tokens"),
+        cached_tokens: cached_tokens(&metadata["usage_object"]).min(prompt_tokens),
+        provider_cost,
+        status: status(text(row, "status").or_else(|| text(metadata, "status"))),
+        latency_ms: row.get("request_duration_ms").and_then(Value::as_u64),
+        occurred_at,
+        job_id: job_id(metadata),
+        source: UsageSource::SpendLogs,
+    };
+    Ok(Incoming {
+        input,
+        key_hash: text(row, "api_key").and_then(key_hash),
+        team_id: text(row, "team_id")
+            .or_else(|| text(metadata, "user_api_key_team_id"))
+            .map(str::to_owned),
+    })
+}
+
+/// A `generic_api` push item (`StandardLoggingPayload`).
+pub fn from_push(item: &Value) -> Result<Incoming, RowError> {
+    let request_id = text(item, "id").ok_or(RowError("id missing"))?;
+    let metadata = &item["metadata"];
+    let start = item["startTime"]
+        .as_f64()
+        .ok_or(RowError("startTime missing"))?;
+    let occurred_at = Utc
+        .timestamp_micros((start * 1_000_000.0) as i64)
+        .single()
+        .ok_or(RowError("startTime out of range"))?;
+    let latency_ms = item["endTime"]
+        .as_f64()
+        .filter(|end| *end >= start)
+        .map(|end| ((end - start) * 1000.0).round() as u64);
+    let provider_cost =
+        decimal(&item["response_cost"]).ok_or(RowError("response_cost is not a number"))?;
+    let prompt_tokens = count(item, "prompt_tokens");
+    let input = UsageInput {
+        request_id: request_id.to_owned(),
+        model: text(item, "model_group")
+            .or_else(|| text(item, "model"))
+            .unwrap_or("unknown")
+            .to_owned(),
+        provider_model: text(item, "model").map(str::to_owned),
+        prompt_tokens,
+        completion_tokens: count(item, "completion_tokens"),
+        cached_tokens: cached_tokens(&item["response"]["usage"]).min(prompt_tokens),
+        provider_cost,
+        status: status(text(item, "status")),
+        latency_ms,
+        occurred_at,
+        job_id: job_id(metadata),
+        source: UsageSource::Push,
+    };
+    Ok(Incoming {
+        input,
+        key_hash: text(metadata, "user_api_key_hash").and_then(key_hash),
+        team_id: text(metadata, "user_api_key_team_id").map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_spend_log_row_is_read_exactly() {
+        let row: Value = serde_json::from_str(
+            r#"{"request_id": "chatcmpl-7b254c0dbd1c", "api_key": "eac505cceb246e39f7e5d3fb36a6cf118876a38f997b721a1789f6a6603d1dee",
+                "spend": 3.5e-05, "prompt_tokens": 1000, "completion_tokens": 500,
+                "startTime": "2026-11-27T13:34:19.510+00:00", "model": "openai/fake-gpt", "model_group": "fake-gpt",
+                "team_id": "196afeb3", "status": "success", "request_duration_ms": 47,
+                "metadata": {"usage_object": {"prompt_tokens_details": {"cached_tokens": 200}}}}"#,
+        )
+        .unwrap();
+        let incoming = from_spend_log(&row).unwrap();
+        assert_eq!(incoming.input.provider_cost, Decimal::from_str("0.000035").unwrap());
+        assert_eq!(incoming.input.model, "fake-gpt");
+        assert_eq!(incoming.input.provider_model.as_deref(), Some("openai/fake-gpt"));
+        assert_eq!(incoming.input.cached_tokens, 200);
+        assert_eq!(incoming.input.latency_ms, Some(47));
+        assert_eq!(incoming.key_hash.as_ref().map(Vec::len), Some(32));
+        assert_eq!(incoming.team_id.as_deref(), Some("196afeb3"));
+        assert_eq!(
+            incoming.input.occurred_at.to_rfc3339(),
+            "2026-11-27T13:34:19.510+00:00"
+        );
+    }
+
+    #[test]
+    fn a_push_item_is_read() {
+        let item = json!({"id": "chatcmpl-1", "status": "failure", "response_cost": 0,
+            "prompt_tokens": 3, "completion_tokens": 0, "model": "openai/fake-gpt", "model_group": "fake-gpt",
+            "startTime": 1_795_000_000.25, "endTime": 1_795_000_000.5,
+            "metadata": {"user_api_key_team_id": "t-1", "requester_metadata": {"job_id": "job-9"}}});
+        let incoming = from_push(&item).unwrap();
+        assert_eq!(incoming.input.status, UsageStatus::Failure);
+        assert_eq!(incoming.input.latency_ms, Some(250));
+        assert_eq!(incoming.input.job_id.as_deref(), Some("job-9"));
+        assert_eq!(incoming.team_id.as_deref(), Some("t-1"));
+        assert!(incoming.key_hash.is_none());
+    }
+
+    #[test]
+    fn rows_without_identity_or_cost_are_refused() {
+        assert!(from_spend_log(&json!({"startTime": "2026-11-27T13:34:19+00:00"})).is_err());
+        assert!(
+            from_spend_log(&json!({"request_id": "r", "startTime": "2026-11-27T13:34:19+00:00", "spend": "lots"}))
+                .is_err()
+        );
+        assert!(from_push(&json!({"id": "x"})).is_err());
+    }
+}
