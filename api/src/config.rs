@@ -172,7 +172,7 @@ impl Config {
             300,
         )?);
 
-        let spend_ingest = SpendIngestConfig::from_lookup(&get)?;
+        let spend_ingest = SpendIngestConfig::from_lookup(get)?;
 
         if dev_mode {
             let (keys, created) = dev_keys::load_or_create(dev_keys_file)

@@ -14,5 +14,5 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod sync;
-pub mod usage;
 pub mod telemetry;
+pub mod usage;

@@ -6,8 +6,8 @@ pub mod model_name;
 pub mod money;
 pub mod organization;
 pub mod team;
-pub mod usage;
 pub mod text;
+pub mod usage;
 
 pub use metadata::CommandMetadata;
 pub use money::{Money, Percent};

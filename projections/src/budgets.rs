@@ -12,8 +12,7 @@ use chrono::{DateTime, Utc};
 use domain::Money;
 use domain::team::TeamEvent;
 use domain::usage::{
-    BUDGET_ALERT_AGGREGATE, BudgetEvent, BudgetState, USAGE_AGGREGATE, UsageEvent,
-    alert_stream_id,
+    BUDGET_ALERT_AGGREGATE, BudgetEvent, BudgetState, USAGE_AGGREGATE, UsageEvent, alert_stream_id,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -283,10 +282,7 @@ fn fold_usage(
     )
 }
 
-async fn save(
-    tx: &mut PgConnection,
-    teams: &HashMap<String, Folded>,
-) -> Result<(), sqlx::Error> {
+async fn save(tx: &mut PgConnection, teams: &HashMap<String, Folded>) -> Result<(), sqlx::Error> {
     if teams.is_empty() {
         return Ok(());
     }

@@ -208,7 +208,10 @@ pub async fn recorded_for_key(
 }
 
 /// Turns day buckets into a dense series over `days`, zero-filled.
-pub fn dense_series(days: &[NaiveDate], buckets: Vec<UsageBucket>) -> Vec<(NaiveDate, UsageBucket)> {
+pub fn dense_series(
+    days: &[NaiveDate],
+    buckets: Vec<UsageBucket>,
+) -> Vec<(NaiveDate, UsageBucket)> {
     let mut by_day: std::collections::HashMap<String, UsageBucket> =
         buckets.into_iter().map(|b| (b.key.clone(), b)).collect();
     days.iter()

@@ -33,7 +33,10 @@ impl Projector for UsageProjector {
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
         let mut records = Vec::new();
-        for event in events.iter().filter(|e| e.aggregate_type == USAGE_AGGREGATE) {
+        for event in events
+            .iter()
+            .filter(|e| e.aggregate_type == USAGE_AGGREGATE)
+        {
             let UsageEvent::UsageRecorded(record) = event
                 .decode()
                 .map_err(|e| ProjectionError::decode(event, e))?;
@@ -73,15 +76,13 @@ fn tokens(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-async fn insert(
-    tx: &mut PgConnection,
-    records: &[(UsageRecord, i64)],
-) -> Result<(), sqlx::Error> {
+async fn insert(tx: &mut PgConnection, records: &[(UsageRecord, i64)]) -> Result<(), sqlx::Error> {
     let mut c = Columns::default();
     for (r, position) in records {
         c.request_id.push(r.request_id.as_str().to_owned());
         c.team_id.push(r.team_id.as_str().to_owned());
-        c.organization_id.push(r.organization_id.as_str().to_owned());
+        c.organization_id
+            .push(r.organization_id.as_str().to_owned());
         c.key_fingerprint
             .push(r.key_fingerprint.as_ref().map(|f| f.as_str().to_owned()));
         c.model.push(r.model.clone());

@@ -94,7 +94,11 @@ async fn record(
             .or_else(|_| Decimal::from_scientific(raw))
             .ok()
         else {
-            problems.push(refusal_text(index, &item.request_id, "provider_cost must be a decimal number"));
+            problems.push(refusal_text(
+                index,
+                &item.request_id,
+                "provider_cost must be a decimal number",
+            ));
             continue;
         };
         batch.push(Incoming {
@@ -116,7 +120,19 @@ async fn record(
             team_id: Some(item.team_id),
         });
     }
-    let prepared = state.ledger.prepare(batch, now).await?;
+    let mut prepared = state.ledger.prepare(batch.clone(), now).await?;
+    if prepared.not_ours() > 0 {
+        // The team may have been created a moment ago; look again once the teams read model
+        // holds everything committed so far.
+        projections::progress::wait_caught_up(
+            &state.pool,
+            &state.progress,
+            projections::teams::PROJECTOR,
+            state.read_wait_timeout,
+        )
+        .await?;
+        prepared = state.ledger.prepare(batch, now).await?;
+    }
     for (index, request_id, refusal) in &prepared.refused {
         let why = match refusal {
             Refusal::NotOurs => "team not found".to_owned(),
@@ -140,7 +156,10 @@ async fn record(
         .append(&prepared.records, &meta.for_actor(admin.actor()))
         .await
         .map_err(ApiError::internal)?;
-    let headers = appended.last_position.map(position_header).unwrap_or_default();
+    let headers = appended
+        .last_position
+        .map(position_header)
+        .unwrap_or_default();
     Ok((
         headers,
         Json(json!({
@@ -249,7 +268,9 @@ const TOLERANCE: Decimal = Decimal::from_parts(1, 0, 0, false, 6);
 
 fn drift_json(ours: Decimal, theirs: Option<Decimal>) -> Value {
     match theirs {
-        None => json!({"litellm": null, "recorded": decimal_json(ours), "drift": null, "status": "missing_in_litellm"}),
+        None => {
+            json!({"litellm": null, "recorded": decimal_json(ours), "drift": null, "status": "missing_in_litellm"})
+        }
         Some(theirs) => {
             let drift = theirs - ours;
             let status = if drift.abs() <= TOLERANCE {
@@ -290,11 +311,12 @@ async fn reconciliation(
     let team_recorded = projections::reports::recorded_for_team(&state.pool, &id).await?;
     let key_recorded =
         projections::reports::recorded_for_key(&state.pool, &id, &team.key_fingerprint).await?;
-    let key_hash: Option<String> =
-        sqlx::query_scalar("select encode(key_hash, 'hex') from virtual_keys where fingerprint = $1")
-            .bind(&team.key_fingerprint)
-            .fetch_optional(&state.pool)
-            .await?;
+    let key_hash: Option<String> = sqlx::query_scalar(
+        "select encode(key_hash, 'hex') from virtual_keys where fingerprint = $1",
+    )
+    .bind(&team.key_fingerprint)
+    .fetch_optional(&state.pool)
+    .await?;
     let litellm_team = client.team_info(&id).await?;
     let litellm_key = match &key_hash {
         Some(hash) => client.key_info(hash).await?,
@@ -308,7 +330,8 @@ async fn reconciliation(
         key_recorded.provider_cost,
         litellm_key.map(|k| litellm_spend(k.spend.as_ref())),
     );
-    let in_agreement = team_drift["status"] == "in_agreement" && key_drift["status"] == "in_agreement";
+    let in_agreement =
+        team_drift["status"] == "in_agreement" && key_drift["status"] == "in_agreement";
     Ok(Json(json!({
         "team_id": id,
         "key_fingerprint": team.key_fingerprint,

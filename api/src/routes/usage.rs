@@ -29,7 +29,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/teams/{id}/usage/daily", get(team_daily))
         .route("/api/teams/{id}/budget", get(team_budget))
         .route("/api/organizations/{id}/usage", get(organization_usage))
-        .route("/api/organizations/{id}/usage/daily", get(organization_daily))
+        .route(
+            "/api/organizations/{id}/usage/daily",
+            get(organization_daily),
+        )
         .route("/api/usage/teams", get(all_teams))
         .route("/api/usage/records.csv", get(export_csv))
         .route("/api/budget-alerts", get(alerts))
@@ -134,7 +137,10 @@ async fn team_usage(
     body.insert("period".into(), period_json(&period));
     body.extend(totals_json(&total));
     body.insert("credits".into(), decimal_json(budget.credits));
-    body.insert("remaining_budget".into(), decimal_json(budget_state.remaining()));
+    body.insert(
+        "remaining_budget".into(),
+        decimal_json(budget_state.remaining()),
+    );
     body.insert(
         "percent_used".into(),
         json!(budget_state.percent_used().map(decimal_json)),
@@ -222,7 +228,9 @@ async fn alerts(
         .read_after(projections::budgets::PROJECTOR, read_after)
         .await?;
     let rows = budgets::alerts(&state.pool, params.team_id.as_deref()).await?;
-    Ok(Json(json!({"alerts": rows.iter().map(alert_json).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"alerts": rows.iter().map(alert_json).collect::<Vec<_>>()}),
+    ))
 }
 
 async fn require_organization(state: &AppState, id: &str) -> ApiResult<()> {
@@ -280,7 +288,11 @@ async fn organization_usage(
     state.read_after_all(&USAGE_MODELS, read_after).await?;
     require_organization(&state, &id).await?;
     let (total, mut lines) = team_lines(&state, Some(&id), &period).await?;
-    lines.sort_by(|a, b| b.1.price.cmp(&a.1.price).then(a.0.team_id.cmp(&b.0.team_id)));
+    lines.sort_by(|a, b| {
+        b.1.price
+            .cmp(&a.1.price)
+            .then(a.0.team_id.cmp(&b.0.team_id))
+    });
     let mut body = Map::new();
     body.insert("organization_id".into(), json!(id));
     body.insert("period".into(), period_json(&period));
@@ -359,8 +371,7 @@ async fn all_teams(
         ));
     }
     state.read_after_all(&USAGE_MODELS, read_after).await?;
-    let (total, mut lines) =
-        team_lines(&state, params.organization_id.as_deref(), &period).await?;
+    let (total, mut lines) = team_lines(&state, params.organization_id.as_deref(), &period).await?;
     lines.sort_by(|(ha, a), (hb, b)| {
         let primary = match sort {
             "requests" => a.requests.cmp(&b.requests),
@@ -368,7 +379,11 @@ async fn all_teams(
             "team_alias" => ha.team_alias.cmp(&hb.team_alias),
             _ => a.price.cmp(&b.price),
         };
-        let primary = if descending { primary.reverse() } else { primary };
+        let primary = if descending {
+            primary.reverse()
+        } else {
+            primary
+        };
         primary.then(ha.team_id.cmp(&hb.team_id))
     });
     let total_teams = lines.len();
@@ -423,7 +438,8 @@ const CSV_HEADER: [&str; 16] = [
 fn csv_line(writer: &mut csv::Writer<Vec<u8>>, r: &UsageRecordRow) -> csv::Result<()> {
     writer.write_record([
         r.request_id.as_str(),
-        &r.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        &r.occurred_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         &r.team_id,
         &r.organization_id,
         r.key_fingerprint.as_deref().unwrap_or(""),
@@ -489,12 +505,22 @@ async fn export_csv(
         flush(&mut writer, &tx).await;
     });
     let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (Ok::<_, Infallible>(chunk), rx))
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(chunk), rx))
     }));
     let name = format!(
         "attachment; filename=\"usage-{}-{}.csv\"",
-        params.from.as_deref().unwrap_or("start").replace(['"', '/', '\\'], ""),
-        params.to.as_deref().unwrap_or("now").replace(['"', '/', '\\'], "")
+        params
+            .from
+            .as_deref()
+            .unwrap_or("start")
+            .replace(['"', '/', '\\'], ""),
+        params
+            .to
+            .as_deref()
+            .unwrap_or("now")
+            .replace(['"', '/', '\\'], "")
     );
     Ok((
         [
@@ -507,10 +533,7 @@ async fn export_csv(
 }
 
 /// Sends what the writer holds; false when the client went away.
-async fn flush(
-    writer: &mut csv::Writer<Vec<u8>>,
-    tx: &tokio::sync::mpsc::Sender<Bytes>,
-) -> bool {
+async fn flush(writer: &mut csv::Writer<Vec<u8>>, tx: &tokio::sync::mpsc::Sender<Bytes>) -> bool {
     let full = std::mem::replace(writer, csv::Writer::from_writer(Vec::new()));
     let Ok(chunk) = full.into_inner() else {
         return false;

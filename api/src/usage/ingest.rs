@@ -182,7 +182,8 @@ impl SpendLogIngestor {
 
     /// Takes or renews the lease; the watermark to read from, or `None` if someone else polls.
     async fn lease(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-        let initial = Utc::now() - chrono::Duration::from_std(self.settings.lookback).unwrap_or_default();
+        let initial =
+            Utc::now() - chrono::Duration::from_std(self.settings.lookback).unwrap_or_default();
         sqlx::query("insert into spend_ingest_cursors (source, watermark) values ($1, $2) on conflict do nothing")
             .bind(SOURCE)
             .bind(initial)
@@ -201,7 +202,11 @@ impl SpendLogIngestor {
         .await
     }
 
-    async fn advance(&self, watermark: DateTime<Utc>, stats: &PassStats) -> Result<(), sqlx::Error> {
+    async fn advance(
+        &self,
+        watermark: DateTime<Utc>,
+        stats: &PassStats,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "update spend_ingest_cursors
                 set watermark = greatest(watermark, $3), last_success_at = now(), last_error = null,

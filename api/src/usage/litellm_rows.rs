@@ -16,7 +16,10 @@ use super::ledger::Incoming;
 pub struct RowError(pub &'static str);
 
 fn text<'a>(value: &'a Value, field: &str) -> Option<&'a str> {
-    value.get(field).and_then(Value::as_str).filter(|s| !s.is_empty())
+    value
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn count(value: &Value, field: &str) -> u64 {
@@ -170,9 +173,15 @@ mod tests {
         )
         .unwrap();
         let incoming = from_spend_log(&row).unwrap();
-        assert_eq!(incoming.input.provider_cost, Decimal::from_str("0.000035").unwrap());
+        assert_eq!(
+            incoming.input.provider_cost,
+            Decimal::from_str("0.000035").unwrap()
+        );
         assert_eq!(incoming.input.model, "fake-gpt");
-        assert_eq!(incoming.input.provider_model.as_deref(), Some("openai/fake-gpt"));
+        assert_eq!(
+            incoming.input.provider_model.as_deref(),
+            Some("openai/fake-gpt")
+        );
         assert_eq!(incoming.input.cached_tokens, 200);
         assert_eq!(incoming.input.latency_ms, Some(47));
         assert_eq!(incoming.key_hash.as_ref().map(Vec::len), Some(32));

@@ -9,3 +9,4 @@ mod model_groups;
 mod organizations;
 mod startup;
 mod teams;
+mod usage;

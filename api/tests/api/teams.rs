@@ -35,10 +35,10 @@ async fn creating_a_team_returns_its_key_and_the_read_model_agrees() {
     assert_eq!(status, 200);
     assert_eq!(team["organization_id"], "org_acme");
     assert_eq!(team["credits"], json!(84.5));
-    assert_eq!(team["spend"], json!(0.0));
+    assert_eq!(team["spend"], json!(0));
     assert_eq!(team["remaining_budget"], json!(84.5));
     assert_eq!(team["rpm_limit"], 60);
-    assert_eq!(team["markup_percent"], json!(20.0));
+    assert_eq!(team["markup_percent"], json!(20));
     assert_eq!(team["status"], "active");
     assert_eq!(team["key_fingerprint"], created["key_fingerprint"]);
     assert!(team.get("virtual_key").is_none());

@@ -48,7 +48,11 @@ fn next_day(day: NaiveDate) -> NaiveDate {
 /// The first midnight at or after `t`.
 fn ceil_day(t: DateTime<Utc>) -> NaiveDate {
     let day = t.date_naive();
-    if midnight(day) == t { day } else { next_day(day) }
+    if midnight(day) == t {
+        day
+    } else {
+        next_day(day)
+    }
 }
 
 impl Period {
@@ -169,8 +173,11 @@ mod tests {
 
     #[test]
     fn partial_days_become_edges() {
-        let p = Period::parse(Some("2026-11-01T10:00:00Z"), Some("2026-11-03T06:30:00+00:00"))
-            .unwrap();
+        let p = Period::parse(
+            Some("2026-11-01T10:00:00Z"),
+            Some("2026-11-03T06:30:00+00:00"),
+        )
+        .unwrap();
         let plan = p.plan();
         assert_eq!(
             plan.days,
@@ -197,7 +204,13 @@ mod tests {
         let empty = Period::parse(Some("2026-11-01T10:00:00Z"), Some("2026-11-01T10:00:00Z"))
             .unwrap()
             .plan();
-        assert_eq!(empty, PeriodPlan { days: None, edges: vec![] });
+        assert_eq!(
+            empty,
+            PeriodPlan {
+                days: None,
+                edges: vec![]
+            }
+        );
     }
 
     #[test]
@@ -210,7 +223,9 @@ mod tests {
                 end: None
             })
         );
-        let plan = Period::parse(Some("2026-11-01T10:00:00Z"), None).unwrap().plan();
+        let plan = Period::parse(Some("2026-11-01T10:00:00Z"), None)
+            .unwrap()
+            .plan();
         assert_eq!(plan.days.unwrap().end, None);
         assert_eq!(plan.edges.len(), 1);
     }
@@ -230,7 +245,10 @@ mod tests {
             Err(PeriodError::Reversed)
         );
         let long = Period::parse(Some("2020-01-01"), Some("2026-01-01")).unwrap();
-        assert!(matches!(long.series_days(d("2026-01-01")), Err(PeriodError::TooLong { .. })));
+        assert!(matches!(
+            long.series_days(d("2026-01-01")),
+            Err(PeriodError::TooLong { .. })
+        ));
     }
 
     #[test]

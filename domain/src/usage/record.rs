@@ -300,8 +300,14 @@ mod tests {
         let mut i = input("1");
         i.request_id = String::new();
         assert_eq!(record(i, "0"), Err(UsageError::BadRequestId));
-        assert!(matches!(record(input("-1"), "0"), Err(UsageError::BadCost { .. })));
-        assert!(matches!(record(input("1000001"), "0"), Err(UsageError::BadCost { .. })));
+        assert!(matches!(
+            record(input("-1"), "0"),
+            Err(UsageError::BadCost { .. })
+        ));
+        assert!(matches!(
+            record(input("1000001"), "0"),
+            Err(UsageError::BadCost { .. })
+        ));
         let mut i = input("1");
         i.cached_tokens = 101;
         assert_eq!(record(i, "0"), Err(UsageError::CachedAbovePrompt));

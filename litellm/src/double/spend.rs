@@ -29,7 +29,13 @@ pub struct SpendEntry {
 }
 
 impl SpendEntry {
-    pub fn success(request_id: &str, key: &str, model_group: &str, spend: &str, start_time: &str) -> Self {
+    pub fn success(
+        request_id: &str,
+        key: &str,
+        model_group: &str,
+        spend: &str,
+        start_time: &str,
+    ) -> Self {
         Self {
             request_id: request_id.to_owned(),
             key: key.to_owned(),
@@ -105,7 +111,11 @@ pub(super) fn record(world: &mut World, entry: SpendEntry) {
 /// `2026-11-27T13:34:19.510+00:00` → `2026-11-27 13:34:19`, comparable as text with the
 /// query's `YYYY-MM-DD HH:MM:SS` bounds (everything here is UTC).
 fn second_of(start_time: &str) -> String {
-    start_time.chars().take(19).collect::<String>().replace('T', " ")
+    start_time
+        .chars()
+        .take(19)
+        .collect::<String>()
+        .replace('T', " ")
 }
 
 pub(super) async fn spend_logs_v2(
@@ -113,15 +123,27 @@ pub(super) async fn spend_logs_v2(
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
     let (Some(start), Some(end)) = (query.get("start_date"), query.get("end_date")) else {
-        return error(400, "bad_request_error", "start_date and end_date are required");
+        return error(
+            400,
+            "bad_request_error",
+            "start_date and end_date are required",
+        );
     };
-    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    let page: usize = query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let page_size: usize = query
         .get("page_size")
         .and_then(|p| p.parse().ok())
         .unwrap_or(50);
     if !(1..=1000).contains(&page_size) {
-        return error(422, "bad_request_error", "page_size must be between 1 and 1000");
+        return error(
+            422,
+            "bad_request_error",
+            "page_size must be between 1 and 1000",
+        );
     }
     let world = shared.world.lock().unwrap();
     let mut rows: Vec<&Value> = world
