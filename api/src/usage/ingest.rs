@@ -108,7 +108,23 @@ impl SpendLogIngestor {
                 _ = tokio::time::sleep(self.settings.poll_every) => {}
             }
         }
+        self.release().await;
         tracing::info!("spend log ingestion stopped");
+    }
+
+    /// Hands the lease back on shutdown, so another instance (or the next start) polls at once.
+    async fn release(&self) {
+        if let Err(error) = sqlx::query(
+            "update spend_ingest_cursors set lease_owner = null, lease_until = null
+              where source = $1 and lease_owner = $2",
+        )
+        .bind(SOURCE)
+        .bind(&self.owner)
+        .execute(&self.pool)
+        .await
+        {
+            tracing::warn!(%error, "could not release the spend ingestion lease");
+        }
     }
 
     /// One pass over the window; `None` when another instance holds the lease.

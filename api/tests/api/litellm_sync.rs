@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app_with};
 
-const LITELLM_MASTER: &str = "sk-litellm-master-for-tests";
+pub(crate) const LITELLM_MASTER: &str = "sk-litellm-master-for-tests";
 
-async fn double() -> LitellmDouble {
+pub(crate) async fn double() -> LitellmDouble {
     LitellmDouble::start(
         LITELLM_MASTER,
         &["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet"],
@@ -30,7 +30,7 @@ async fn app_with(double: &LitellmDouble, resync: Duration) -> TestApp {
 }
 
 /// Waits until LiteLLM holds the team's state as of `position` (or later).
-async fn wait_in_sync(app: &TestApp, team_id: &str, position: i64) -> Value {
+pub(crate) async fn wait_in_sync(app: &TestApp, team_id: &str, position: i64) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, team) = app.get_json(&format!("/api/teams/{team_id}"), None).await;

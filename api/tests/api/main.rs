@@ -7,6 +7,7 @@ mod idempotency;
 mod litellm_sync;
 mod model_groups;
 mod organizations;
+mod spend_ingest;
 mod startup;
 mod teams;
 mod usage;
