@@ -209,6 +209,15 @@ async fn push(
         .append(&prepared.records, &metadata)
         .await
         .map_err(ApiError::internal)?;
+    let stats = ingest::PassStats {
+        rows_seen: items.len() as u64,
+        recorded: appended.recorded as u64,
+        duplicates: (appended.duplicates + prepared.repeated) as u64,
+        not_ours: prepared.not_ours() as u64,
+        invalid: (prepared.invalid() + unreadable) as u64,
+        pages: 1,
+    };
+    ingest::record_push(&state.pool, &stats).await?;
     Ok(Json(json!({
         "received": items.len(),
         "recorded": appended.recorded,

@@ -416,7 +416,7 @@ struct ExportParams {
     organization_id: Option<String>,
 }
 
-const CSV_HEADER: [&str; 16] = [
+const CSV_HEADER: [&str; 17] = [
     "request_id",
     "occurred_at",
     "team_id",
@@ -433,6 +433,7 @@ const CSV_HEADER: [&str; 16] = [
     "price",
     "latency_ms",
     "job_id",
+    "source",
 ];
 
 fn csv_line(writer: &mut csv::Writer<Vec<u8>>, r: &UsageRecordRow) -> csv::Result<()> {
@@ -454,6 +455,7 @@ fn csv_line(writer: &mut csv::Writer<Vec<u8>>, r: &UsageRecordRow) -> csv::Resul
         &r.price.normalize().to_string(),
         &r.latency_ms.map(|l| l.to_string()).unwrap_or_default(),
         r.job_id.as_deref().unwrap_or(""),
+        &r.source,
     ])
 }
 

@@ -258,6 +258,31 @@ impl SpendLogIngestor {
     }
 }
 
+pub const PUSH_SOURCE: &str = "litellm_push";
+
+/// Counts a push from LiteLLM's `generic_api` callback, so operators can see it arrives.
+pub async fn record_push(pool: &PgPool, stats: &PassStats) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into spend_ingest_cursors (source, watermark, last_run_at, last_success_at, rows_seen,
+             recorded, not_ours, invalid)
+         values ($1, now(), now(), now(), $2, $3, $4, $5)
+         on conflict (source) do update set
+             watermark = now(), last_run_at = now(), last_success_at = now(),
+             rows_seen = spend_ingest_cursors.rows_seen + excluded.rows_seen,
+             recorded = spend_ingest_cursors.recorded + excluded.recorded,
+             not_ours = spend_ingest_cursors.not_ours + excluded.not_ours,
+             invalid = spend_ingest_cursors.invalid + excluded.invalid",
+    )
+    .bind(PUSH_SOURCE)
+    .bind(stats.rows_seen as i64)
+    .bind(stats.recorded as i64)
+    .bind(stats.not_ours as i64)
+    .bind(stats.invalid as i64)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// The cursor as the API shows it.
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct CursorStatus {

@@ -9,7 +9,9 @@ use domain::CommandMetadata;
 use domain::Percent;
 use domain::organization::OrganizationId;
 use domain::team::{KeyFingerprint, TeamId};
-use domain::usage::{USAGE_AGGREGATE, UsageError, UsageEvent, UsageInput, UsageRecord};
+use domain::usage::{
+    USAGE_AGGREGATE, UsageError, UsageEvent, UsageInput, UsageRecord, UsageSource,
+};
 use projections::append::{self, StreamStart};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -68,7 +70,11 @@ struct TeamFacts {
     team_id: String,
     organization_id: String,
     markup_percent: Decimal,
+    created_at: DateTime<Utc>,
 }
+
+/// Clocks differ between LiteLLM and us; a request this much older than its team still counts.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
 #[derive(Clone)]
 pub struct Ledger {
@@ -99,9 +105,17 @@ impl Ledger {
                 .and_then(|h| by_key.get(h.as_slice()));
             let (team, fingerprint) = match (from_key, &incoming.team_id) {
                 (Some((team, fp)), _) => (team, Some(fp.clone())),
+                // By team id alone. From LiteLLM that is a key we did not mint (made by hand):
+                // only requests after the team existed here can be its spend; older rows under the
+                // same id belong to an earlier team LiteLLM still remembers. An admin may backdate.
                 (None, Some(id)) => match by_team.get(id) {
-                    Some(team) => (team, None),
-                    None => {
+                    Some(team)
+                        if incoming.input.source == UsageSource::Api
+                            || incoming.input.occurred_at >= team.created_at - CLOCK_SKEW =>
+                    {
+                        (team, None)
+                    }
+                    _ => {
                         prepared
                             .refused
                             .push((index, incoming.input.request_id, Refusal::NotOurs));
@@ -166,8 +180,8 @@ impl Ledger {
         if hashes.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows: Vec<(Vec<u8>, String, String, String, Decimal)> = sqlx::query_as(
-            "select k.key_hash, k.fingerprint, t.team_id, t.organization_id, t.markup_percent
+        let rows: Vec<(Vec<u8>, String, String, String, Decimal, DateTime<Utc>)> = sqlx::query_as(
+            "select k.key_hash, k.fingerprint, t.team_id, t.organization_id, t.markup_percent, t.created_at
                from virtual_keys k join teams t on t.team_id = k.team_id
               where k.key_hash = any($1)",
         )
@@ -176,14 +190,17 @@ impl Ledger {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(hash, fp, team_id, organization_id, markup_percent)| {
-                let facts = TeamFacts {
-                    team_id,
-                    organization_id,
-                    markup_percent,
-                };
-                (hash, (facts, KeyFingerprint::new(fp)))
-            })
+            .map(
+                |(hash, fp, team_id, organization_id, markup_percent, created_at)| {
+                    let facts = TeamFacts {
+                        team_id,
+                        organization_id,
+                        markup_percent,
+                        created_at,
+                    };
+                    (hash, (facts, KeyFingerprint::new(fp)))
+                },
+            )
             .collect())
     }
 
@@ -191,19 +208,20 @@ impl Ledger {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows: Vec<(String, String, Decimal)> = sqlx::query_as(
-            "select team_id, organization_id, markup_percent from teams where team_id = any($1)",
+        let rows: Vec<(String, String, Decimal, DateTime<Utc>)> = sqlx::query_as(
+            "select team_id, organization_id, markup_percent, created_at from teams where team_id = any($1)",
         )
         .bind(ids)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(team_id, organization_id, markup_percent)| {
+            .map(|(team_id, organization_id, markup_percent, created_at)| {
                 let facts = TeamFacts {
                     team_id: team_id.clone(),
                     organization_id,
                     markup_percent,
+                    created_at,
                 };
                 (team_id, facts)
             })
