@@ -73,6 +73,16 @@ struct TeamFacts {
     created_at: DateTime<Utc>,
 }
 
+#[derive(sqlx::FromRow)]
+struct KeyedTeam {
+    key_hash: Vec<u8>,
+    fingerprint: String,
+    team_id: String,
+    organization_id: String,
+    markup_percent: Decimal,
+    created_at: DateTime<Utc>,
+}
+
 /// Clocks differ between LiteLLM and us; a request this much older than its team still counts.
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
@@ -180,7 +190,7 @@ impl Ledger {
         if hashes.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows: Vec<(Vec<u8>, String, String, String, Decimal, DateTime<Utc>)> = sqlx::query_as(
+        let rows: Vec<KeyedTeam> = sqlx::query_as(
             "select k.key_hash, k.fingerprint, t.team_id, t.organization_id, t.markup_percent, t.created_at
                from virtual_keys k join teams t on t.team_id = k.team_id
               where k.key_hash = any($1)",
@@ -190,17 +200,15 @@ impl Ledger {
         .await?;
         Ok(rows
             .into_iter()
-            .map(
-                |(hash, fp, team_id, organization_id, markup_percent, created_at)| {
-                    let facts = TeamFacts {
-                        team_id,
-                        organization_id,
-                        markup_percent,
-                        created_at,
-                    };
-                    (hash, (facts, KeyFingerprint::new(fp)))
-                },
-            )
+            .map(|row| {
+                let facts = TeamFacts {
+                    team_id: row.team_id,
+                    organization_id: row.organization_id,
+                    markup_percent: row.markup_percent,
+                    created_at: row.created_at,
+                };
+                (row.key_hash, (facts, KeyFingerprint::new(row.fingerprint)))
+            })
             .collect())
     }
 
