@@ -42,6 +42,7 @@ struct World {
     models: Vec<String>,
     mutations: u64,
     spend_logs: Vec<Value>,
+    spend_logs_sorted: bool,
 }
 
 struct Shared {
