@@ -61,15 +61,20 @@ impl Bench {
         Ok(response.json().await?)
     }
 
-    /// Waits until the usage and budget projectors hold every committed event.
+    /// Waits until the usage and budget projectors hold every committed event (a cheap check:
+    /// both checkpoints at or past the newest event in log order).
     async fn caught_up(&self) -> anyhow::Result<()> {
         loop {
-            let lag = projections::progress::lag(&self.pool).await?;
-            if lag
-                .iter()
-                .filter(|c| c.consumer == "usage" || c.consumer == "budgets")
-                .all(|c| c.pending_events == 0)
-            {
+            let done: bool = sqlx::query_scalar(
+                "select coalesce(bool_and((c.last_tx_id, c.last_position) >= (e.tx_id, e.global_position)), true)
+                   from consumer_checkpoints c,
+                        (select tx_id, global_position from events
+                          order by tx_id desc, global_position desc limit 1) e
+                  where c.consumer_name in ('usage', 'budgets')",
+            )
+            .fetch_one(&self.pool)
+            .await?;
+            if done {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -223,6 +228,10 @@ async fn main() -> anyhow::Result<()> {
         "| ... until the usage and budget read models hold them | {:.0} records/s | {projected_secs:.2} s |",
         ingest_rows as f64 / projected_secs
     ));
+    // A restart that lost its cursor: the whole window again.
+    sqlx::query("update spend_ingest_cursors set watermark = now() - interval '3 days'")
+        .execute(&bench.pool)
+        .await?;
     let again = Instant::now();
     let stats = ingestor.pass().await?.context("lease")?;
     anyhow::ensure!(

@@ -174,7 +174,7 @@ fn raise_alerts(
         folded.state.mark_alerted(threshold);
         let event = BudgetEvent::ThresholdCrossed {
             team_id: domain::team::TeamId::parse(team_id)
-                .unwrap_or_else(|_| unreachable_team_id(team_id)),
+                .map_err(|e| ProjectionError::Encode(format!("team id {team_id:?}: {e}")))?,
             threshold_percent: threshold,
             credit_level: folded.state.credit_level,
             credits: folded.state.credits,
@@ -198,12 +198,6 @@ fn raise_alerts(
         out.push(start);
     }
     Ok(())
-}
-
-/// Team ids in events were validated when written; a stored one always parses.
-fn unreachable_team_id(raw: &str) -> domain::team::TeamId {
-    tracing::error!(team_id = raw, "stored team id does not parse");
-    domain::team::TeamId::generate()
 }
 
 fn fold_team(

@@ -60,7 +60,7 @@ impl StoredEvent {
     fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             global_position: row.try_get("global_position")?,
-            tx_id: parse_xid(row.try_get("tx_id")?)?,
+            tx_id: parse_xid(row.try_get("tx_text")?)?,
             aggregate_type: row.try_get("aggregate_type")?,
             aggregate_id: row.try_get("aggregate_id")?,
             sequence: row.try_get("sequence")?,
@@ -87,12 +87,14 @@ pub async fn read_after(
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     // language=PostgreSQL
     let rows = sqlx::query(
-        "select global_position, tx_id::text as tx_id, aggregate_type, aggregate_id, sequence,
+        // The text copy of tx_id needs its own name: `order by tx_id` would otherwise sort by the
+        // text (so "10" < "9", and no index) instead of the xid8 column.
+        "select global_position, tx_id::text as tx_text, aggregate_type, aggregate_id, sequence,
                 event_type, event_version, payload, metadata, recorded_at
-           from events
-          where (tx_id, global_position) > ($1::text::xid8, $2)
-            and tx_id < pg_snapshot_xmin(pg_current_snapshot())
-          order by tx_id, global_position
+           from events e
+          where (e.tx_id, e.global_position) > ($1::text::xid8, $2)
+            and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+          order by e.tx_id, e.global_position
           limit $3",
     )
     .bind(after.tx_id.to_string())
@@ -126,7 +128,7 @@ pub async fn read_stream(
     aggregate_id: &str,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let rows = sqlx::query(
-        "select global_position, tx_id::text as tx_id, aggregate_type, aggregate_id, sequence,
+        "select global_position, tx_id::text as tx_text, aggregate_type, aggregate_id, sequence,
                 event_type, event_version, payload, metadata, recorded_at
            from events
           where aggregate_type = $1 and aggregate_id = $2
