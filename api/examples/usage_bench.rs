@@ -284,7 +284,9 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     anyhow::ensure!(total as u64 == records, "usage_records holds {total}");
 
-    // 3. Report latency over the full ledger.
+    // 3. Report latency over the full ledger, in a steady state: statistics fresh, no
+    //    autovacuum of the bulk load competing.
+    sqlx::query("vacuum analyze").execute(&bench.pool).await?;
     let mut rng_state = 0x9e3779b97f4a7c15u64;
     let mut next_team = || {
         rng_state ^= rng_state << 13;

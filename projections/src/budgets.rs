@@ -59,6 +59,10 @@ impl Projector for BudgetsProjector {
         PROJECTOR
     }
 
+    fn interests(&self) -> Option<&'static [&'static str]> {
+        Some(&["Team", USAGE_AGGREGATE, BUDGET_ALERT_AGGREGATE])
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -66,8 +66,12 @@ impl StoredEvent {
             sequence: row.try_get("sequence")?,
             event_type: row.try_get("event_type")?,
             event_version: row.try_get("event_version")?,
-            payload: row.try_get("payload")?,
-            metadata: row.try_get("metadata")?,
+            payload: row
+                .try_get::<Option<Value>, _>("payload")?
+                .unwrap_or(Value::Null),
+            metadata: row
+                .try_get::<Option<Value>, _>("metadata")?
+                .unwrap_or(Value::Null),
             recorded_at: row.try_get("recorded_at")?,
         })
     }
@@ -85,12 +89,26 @@ pub async fn read_after(
     after: LogPosition,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    read_after_for(conn, after, limit, None).await
+}
+
+/// Like `read_after`, but only events of the `interests` aggregate types carry their payload
+/// and metadata (the others come as JSON nulls, to keep the order and move checkpoints).
+pub async fn read_after_for(
+    conn: &mut PgConnection,
+    after: LogPosition,
+    limit: i64,
+    interests: Option<&[&str]>,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
     // language=PostgreSQL
     let rows = sqlx::query(
         // The text copy of tx_id needs its own name: `order by tx_id` would otherwise sort by the
         // text (so "10" < "9", and no index) instead of the xid8 column.
         "select global_position, tx_id::text as tx_text, aggregate_type, aggregate_id, sequence,
-                event_type, event_version, payload, metadata, recorded_at
+                event_type, event_version,
+                case when $4::text[] is null or aggregate_type = any($4) then payload end as payload,
+                case when $4::text[] is null or aggregate_type = any($4) then metadata end as metadata,
+                recorded_at
            from events e
           where (e.tx_id, e.global_position) > ($1::text::xid8, $2)
             and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -100,6 +118,7 @@ pub async fn read_after(
     .bind(after.tx_id.to_string())
     .bind(after.position)
     .bind(limit)
+    .bind(interests)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(StoredEvent::from_row).collect()
@@ -112,8 +131,12 @@ pub async fn has_events_behind_horizon(
     conn: &mut PgConnection,
     after: LogPosition,
 ) -> Result<bool, sqlx::Error> {
+    // Not `exists(...)`: with a generic plan Postgres scans the whole table for it; an ordered
+    // `limit 1` walks the (tx_id, global_position) index.
     sqlx::query_scalar(
-        "select exists(select 1 from events where (tx_id, global_position) > ($1::text::xid8, $2))",
+        "select (select global_position from events
+                  where (tx_id, global_position) > ($1::text::xid8, $2)
+                  order by tx_id, global_position limit 1) is not null",
     )
     .bind(after.tx_id.to_string())
     .bind(after.position)

@@ -26,6 +26,10 @@ impl Projector for SyncMarker {
         PROJECTOR
     }
 
+    fn interests(&self) -> Option<&'static [&'static str]> {
+        Some(&["Team", "ModelGroup"])
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

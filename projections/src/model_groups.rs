@@ -19,6 +19,10 @@ impl Projector for ModelGroupsProjector {
         PROJECTOR
     }
 
+    fn interests(&self) -> Option<&'static [&'static str]> {
+        Some(&["ModelGroup"])
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -19,6 +19,10 @@ impl Projector for OrganizationsProjector {
         PROJECTOR
     }
 
+    fn interests(&self) -> Option<&'static [&'static str]> {
+        Some(&["Organization"])
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -38,6 +38,14 @@ pub trait Projector: Send + Sync + 'static {
     /// The checkpoint name; renaming it replays the projector from the start.
     fn name(&self) -> &'static str;
 
+    /// The aggregate types whose events this projector reads (`None`: all). Events of other
+    /// types still pass by, in order, so the checkpoint moves past them, but without their
+    /// payload: most consumers skip the bulk of the log (usage), and parsing it was most of
+    /// their work.
+    fn interests(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

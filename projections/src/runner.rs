@@ -76,7 +76,13 @@ impl ConsumerRunner {
         let Some(from) = checkpoint::claim(&mut tx, name).await? else {
             return Ok(Step::Busy);
         };
-        let events = event_log::read_after(&mut tx, from, self.config.batch_size).await?;
+        let events = event_log::read_after_for(
+            &mut tx,
+            from,
+            self.config.batch_size,
+            self.projector.interests(),
+        )
+        .await?;
         let Some(last) = events.last().map(|e| e.log_position()) else {
             let behind_horizon = event_log::has_events_behind_horizon(&mut tx, from).await?;
             return Ok(Step::Idle { behind_horizon });

@@ -42,6 +42,10 @@ impl Projector for TeamsProjector {
         PROJECTOR
     }
 
+    fn interests(&self) -> Option<&'static [&'static str]> {
+        Some(&["Team"])
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

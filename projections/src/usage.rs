@@ -19,6 +19,10 @@ impl Projector for UsageProjector {
         PROJECTOR
     }
 
+    fn interests(&self) -> Option<&'static [&'static str]> {
+        Some(&[USAGE_AGGREGATE])
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -160,14 +160,15 @@ pub(super) async fn spend_logs_v2(
         world.spend_logs.sort_by_key(key);
         world.spend_logs_sorted = true;
     }
-    let rows: Vec<&Value> = world
+    // Sorted by start time, so the window is a slice found by binary search.
+    let at = |row: &Value| second_of(row["startTime"].as_str().unwrap_or_default());
+    let low = world
         .spend_logs
-        .iter()
-        .filter(|row| {
-            let at = second_of(row["startTime"].as_str().unwrap_or_default());
-            at.as_slice() >= start.as_bytes() && at.as_slice() <= end.as_bytes()
-        })
-        .collect();
+        .partition_point(|row| at(row).as_slice() < start.as_bytes());
+    let high = world
+        .spend_logs
+        .partition_point(|row| at(row).as_slice() <= end.as_bytes());
+    let rows: Vec<&Value> = world.spend_logs[low..high.max(low)].iter().collect();
     let total = rows.len();
     let data: Vec<&Value> = rows
         .into_iter()
