@@ -29,13 +29,28 @@ impl StreamStart {
         event: &E,
         metadata: &std::collections::HashMap<String, String>,
     ) -> Result<Self, serde_json::Error> {
+        Self::with_metadata_text(
+            aggregate_type,
+            aggregate_id,
+            event,
+            serde_json::to_string(metadata)?,
+        )
+    }
+
+    /// Like `new`, with the metadata already as JSON text (a batch shares one).
+    pub fn with_metadata_text<E: DomainEvent + Serialize>(
+        aggregate_type: &'static str,
+        aggregate_id: String,
+        event: &E,
+        metadata: String,
+    ) -> Result<Self, serde_json::Error> {
         Ok(Self {
             aggregate_type,
             aggregate_id,
             event_type: event.event_type(),
             event_version: event.event_version(),
             payload: serde_json::to_string(event)?,
-            metadata: serde_json::to_string(metadata)?,
+            metadata,
         })
     }
 }

@@ -25,7 +25,7 @@ pub struct RunnerConfig {
 impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
-            batch_size: 500,
+            batch_size: 1000,
             poll_interval: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
         }

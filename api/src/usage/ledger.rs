@@ -162,15 +162,15 @@ impl Ledger {
         records: &[UsageRecord],
         metadata: &CommandMetadata,
     ) -> Result<Appended, anyhow::Error> {
-        let meta = metadata.to_map();
+        let meta = serde_json::to_string(&metadata.to_map())?;
         let events = records
             .iter()
             .map(|record| {
-                StreamStart::new(
+                StreamStart::with_metadata_text(
                     USAGE_AGGREGATE,
                     record.request_id.as_str().to_owned(),
                     &UsageEvent::UsageRecorded(record.clone()),
-                    &meta,
+                    meta.clone(),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
