@@ -26,7 +26,9 @@ pub const ABANDONED_AFTER_SECS: f64 = 60.0;
 pub const RETENTION: Duration = Duration::from_secs(48 * 3600);
 
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if request.method() != Method::POST {
+    // LLM calls are not replayed (a stream cannot be stored and served twice).
+    let path = request.uri().path();
+    if request.method() != Method::POST || path.starts_with("/v1/") || path.ends_with("/llm-call") {
         return next.run(request).await;
     }
     let Some(raw_key) = request.headers().get(HEADER) else {
@@ -42,11 +44,17 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             .into_response();
         }
     };
-    // Keys are scoped to the credential that sent them.
+    // Keys are scoped to the credential that sent them (the admin key or a team's key).
     let actor = request
         .headers()
         .get(ADMIN_KEY_HEADER)
         .map(|v| hex(&Sha256::digest(v.as_bytes())[..8]))
+        .or_else(|| {
+            request
+                .headers()
+                .get("authorization")
+                .map(|v| format!("bearer:{}", hex(&Sha256::digest(v.as_bytes())[..8])))
+        })
         .unwrap_or_else(|| "anonymous".to_owned());
 
     let (parts, body) = request.into_parts();

@@ -133,18 +133,22 @@ impl Application {
                 lookups: Box::new(lookups),
             },
         );
+        let jobs = CqrsFramework::new(event_store(&pool), vec![], ());
         let state = AppState {
             pool: pool.clone(),
             admin_key: Arc::new(AdminKey::new(&config.master_key)),
             organizations: Arc::new(organizations),
             model_groups: Arc::new(model_groups),
             teams: Arc::new(teams),
+            jobs: Arc::new(jobs),
             vault: Arc::new(Vault::new(config.encryption_key_bytes())),
             locks: Arc::default(),
             progress,
             read_wait_timeout: config.read_wait_timeout,
             litellm_sync_enabled: config.litellm_master_key.is_some(),
             litellm: litellm.clone(),
+            prices: litellm.clone().map(crate::gateway::prices::PriceBook::new),
+            key_cache: crate::team_auth::KeyCache::default(),
             ledger: crate::usage::Ledger::new(pool.clone()),
             spend_push_token: config
                 .spend_ingest
@@ -210,6 +214,12 @@ impl Application {
             );
             consumers.push(tokio::spawn(runner.run(notifier.clone(), shutdown.clone())));
         }
+        consumers.push(tokio::spawn(
+            self.state
+                .key_cache
+                .clone()
+                .listen(self.state.pool.clone(), shutdown.clone()),
+        ));
         if let Some(ingestor) = self.ingestor {
             consumers.push(tokio::spawn(ingestor.run(shutdown.clone())));
         }

@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::job::Job;
 use domain::model_group::ModelGroup;
 use domain::organization::Organization;
 use domain::team::Team;
@@ -21,6 +22,7 @@ pub struct AppState {
     pub organizations: Arc<PostgresCqrs<Organization>>,
     pub model_groups: Arc<PostgresCqrs<ModelGroup>>,
     pub teams: Arc<PostgresCqrs<Team>>,
+    pub jobs: Arc<PostgresCqrs<Job>>,
     pub vault: Arc<Vault>,
     pub locks: Arc<AggregateLocks>,
     pub progress: ProgressSignal,
@@ -32,4 +34,8 @@ pub struct AppState {
     pub ledger: Ledger,
     /// Digest of `SPEND_PUSH_TOKEN`; push is off without it.
     pub spend_push_token: Option<Arc<AdminKey>>,
+    /// Virtual key -> team, invalidated by team events.
+    pub key_cache: crate::team_auth::KeyCache,
+    /// LiteLLM's per-token prices (budget holds); `None` without LiteLLM.
+    pub prices: Option<crate::gateway::prices::PriceBook>,
 }

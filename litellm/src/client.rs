@@ -32,6 +32,9 @@ impl ClientConfig {
 #[derive(Clone)]
 pub struct LitellmClient {
     http: reqwest::Client,
+    /// For LLM calls: no overall deadline (a completion may stream for minutes), only connect
+    /// and per-read timeouts.
+    llm_http: reqwest::Client,
     config: ClientConfig,
 }
 
@@ -42,7 +45,17 @@ impl LitellmClient {
             .connect_timeout(config.connect_timeout)
             .build()
             .map_err(|e| LitellmError::Unreachable(e.to_string()))?;
-        Ok(Self { http, config })
+        let llm_http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(Duration::from_secs(300))
+            .pool_max_idle_per_host(256)
+            .build()
+            .map_err(|e| LitellmError::Unreachable(e.to_string()))?;
+        Ok(Self {
+            http,
+            llm_http,
+            config,
+        })
     }
 
     async fn call<T: DeserializeOwned>(
@@ -71,6 +84,38 @@ impl LitellmClient {
 
     async fn post(&self, path: &str, body: Value) -> Result<Value, LitellmError> {
         self.call(Method::POST, path, &[], Some(&body)).await
+    }
+
+    /// Forwards an LLM call (e.g. `/v1/chat/completions`) with a team's virtual key and hands
+    /// back LiteLLM's response as it starts, so a stream can be passed on chunk by chunk.
+    pub async fn forward(
+        &self,
+        path: &str,
+        virtual_key: &str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, LitellmError> {
+        self.llm_http
+            .post(format!("{}{path}", self.config.base_url))
+            .bearer_auth(virtual_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(transport)
+    }
+
+    /// Every model's `model_info` from `/model/info`, by model name (prices per token live there).
+    pub async fn model_infos(&self) -> Result<Vec<(String, Value)>, LitellmError> {
+        let value: Value = self.call(Method::GET, "/model/info", &[], None).await?;
+        Ok(value["data"]
+            .as_array()
+            .ok_or_else(|| LitellmError::Garbage("/model/info without data".into()))?
+            .iter()
+            .filter_map(|m| {
+                let name = m["model_name"].as_str()?.to_owned();
+                Some((name, m["model_info"].clone()))
+            })
+            .collect())
     }
 
     /// `GET /health/readiness`: LiteLLM up with its database.

@@ -5,6 +5,7 @@ pub mod append;
 pub mod budgets;
 pub mod checkpoint;
 pub mod event_log;
+pub mod jobs;
 pub mod litellm_sync;
 pub mod model_groups;
 pub mod notifier;
@@ -33,5 +34,6 @@ pub fn all_projectors() -> Vec<std::sync::Arc<dyn Projector>> {
         std::sync::Arc::new(litellm_sync::SyncMarker),
         std::sync::Arc::new(usage::UsageProjector),
         std::sync::Arc::new(budgets::BudgetsProjector),
+        std::sync::Arc::new(jobs::JobsProjector),
     ]
 }

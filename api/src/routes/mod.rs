@@ -1,5 +1,6 @@
 //! The HTTP surface: one router, thin handlers, shared middleware.
 
+mod gateway;
 mod health;
 mod ingest;
 mod model_groups;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(teams::router())
         .merge(usage::router())
         .merge(ingest::router())
+        .merge(gateway::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

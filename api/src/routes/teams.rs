@@ -131,7 +131,7 @@ async fn run(
     command: TeamCommand,
     on_conflict: OnConflict,
 ) -> ApiResult<i64> {
-    commands::execute::<Team>(
+    let position = commands::execute::<Team>(
         &state.teams,
         &state.locks,
         &state.pool,
@@ -140,7 +140,11 @@ async fn run(
         &meta.for_actor(admin.actor()),
         on_conflict,
     )
-    .await
+    .await?;
+    // This process stops honouring the team's cached key before it answers; other processes
+    // hear of it at commit (`saas_team_changed`).
+    state.key_cache.invalidate(id.as_str(), position);
+    Ok(position)
 }
 
 fn done(id: &TeamId, position: i64, extra: Value) -> (HeaderMap, Json<Value>) {

@@ -1,6 +1,7 @@
 //! HTTP integration tests: the real service on a random port, a fresh database per test.
 
 mod auth;
+mod gateway;
 mod health;
 mod helpers;
 mod idempotency;

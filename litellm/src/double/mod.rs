@@ -17,7 +17,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+mod chat;
 mod spend;
+
+pub use chat::{DEFAULT_INPUT_PRICE, DEFAULT_OUTPUT_PRICE};
 
 pub use spend::SpendEntry;
 
@@ -43,6 +46,44 @@ struct World {
     mutations: u64,
     spend_logs: Vec<Value>,
     spend_logs_sorted: bool,
+    chat_counter: u64,
+    /// Model -> (input, output) price per token, as decimal text.
+    prices: BTreeMap<String, (String, String)>,
+    /// Tokens each completion produces (capped by `max_tokens`).
+    completion_tokens: u64,
+    /// Pause between streamed chunks.
+    chunk_delay: Duration,
+}
+
+/// LiteLLM's time format in spend logs.
+fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}+00:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 struct Shared {
@@ -75,6 +116,12 @@ fn strings(value: &Value) -> Vec<String> {
         .collect()
 }
 
+fn number(text: &str) -> Value {
+    text.parse::<serde_json::Number>()
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
 fn error(status: u16, kind: &str, message: &str) -> Response {
     let body = json!({"error": {"message": message, "type": kind, "param": null, "code": status.to_string()}});
     (
@@ -95,6 +142,7 @@ impl LitellmDouble {
             master_key: master_key.to_owned(),
             world: Mutex::new(World {
                 models: models.iter().map(|m| m.to_string()).collect(),
+                completion_tokens: 20,
                 ..World::default()
             }),
             fault: Mutex::new(Fault::None),
@@ -199,6 +247,26 @@ impl LitellmDouble {
         }
     }
 
+    /// Sets a model's per-token prices (decimal text), as `/model/info` will report them.
+    pub fn set_prices(&self, model: &str, input: &str, output: &str) {
+        self.shared
+            .world
+            .lock()
+            .unwrap()
+            .prices
+            .insert(model.to_owned(), (input.to_owned(), output.to_owned()));
+    }
+
+    /// Tokens each completion produces (capped by the request's `max_tokens`).
+    pub fn set_completion_tokens(&self, tokens: u64) {
+        self.shared.world.lock().unwrap().completion_tokens = tokens;
+    }
+
+    /// Pause between streamed chunks (to see that a stream is passed on as it comes).
+    pub fn set_chunk_delay(&self, delay: Duration) {
+        self.shared.world.lock().unwrap().chunk_delay = delay;
+    }
+
     pub fn spend_log_count(&self) -> usize {
         self.shared.world.lock().unwrap().spend_logs.len()
     }
@@ -235,6 +303,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/key/unblock", post(|s, b| key_block(s, b, false)))
         .route("/key/delete", post(key_delete))
         .route("/spend/logs/v2", get(spend::spend_logs_v2))
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/chat/completions", post(chat::chat_completions))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             faults_and_auth,
@@ -263,8 +333,10 @@ async fn faults_and_auth(
         }
         Fault::Garbage => return (StatusCode::OK, "<html>proxy error</html>").into_response(),
     }
-    // Health is open; `/v1/models` authenticates the caller's virtual key itself.
-    let open = request.uri().path().starts_with("/health/") || request.uri().path() == "/v1/models";
+    // `/v1/models` and chat authenticate the caller's virtual key themselves.
+    let path = request.uri().path();
+    let open =
+        path.starts_with("/health/") || path == "/v1/models" || path.ends_with("/chat/completions");
     let bearer = request
         .headers()
         .get("authorization")
@@ -287,7 +359,15 @@ async fn model_info(State(shared): S) -> Json<Value> {
     let data: Vec<Value> = world
         .models
         .iter()
-        .map(|m| json!({"model_name": m, "litellm_params": {"model": format!("openai/{m}")}, "model_info": {"id": hash(m)}}))
+        .map(|m| {
+            let (input, output) = world.prices.get(m).cloned().unwrap_or((
+                chat::DEFAULT_INPUT_PRICE.to_owned(),
+                chat::DEFAULT_OUTPUT_PRICE.to_owned(),
+            ));
+            json!({"model_name": m, "litellm_params": {"model": format!("openai/{m}")},
+                   "model_info": {"id": hash(m), "input_cost_per_token": number(&input),
+                                  "output_cost_per_token": number(&output)}})
+        })
         .collect();
     Json(json!({"data": data}))
 }

@@ -1,0 +1,64 @@
+//! Watching a server-sent-events stream go by: the completion's id, model and the usage of its
+//! final chunk, without holding the stream back.
+
+use serde_json::Value;
+
+#[derive(Debug, Default)]
+pub struct SseTap {
+    line: Vec<u8>,
+    pub id: Option<String>,
+    pub model: Option<String>,
+    pub usage: Option<Value>,
+}
+
+impl SseTap {
+    pub fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if byte == b'\n' {
+                let line = std::mem::take(&mut self.line);
+                self.line_done(&line);
+            } else if self.line.len() < 1 << 20 {
+                self.line.push(byte);
+            }
+        }
+    }
+
+    fn line_done(&mut self, line: &[u8]) {
+        let Some(data) = line.strip_prefix(b"data:") else {
+            return;
+        };
+        let data = data.trim_ascii();
+        if data == b"[DONE]" {
+            return;
+        }
+        let Ok(chunk) = serde_json::from_slice::<Value>(data) else {
+            return;
+        };
+        if self.id.is_none() {
+            self.id = chunk["id"].as_str().map(str::to_owned);
+        }
+        if self.model.is_none() {
+            self.model = chunk["model"].as_str().map(str::to_owned);
+        }
+        if chunk["usage"].is_object() {
+            self.usage = Some(chunk["usage"].clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_found_across_chunk_boundaries() {
+        let mut tap = SseTap::default();
+        let stream = "data: {\"id\":\"c-1\",\"model\":\"m\",\"choices\":[]}\n\ndata: {\"id\":\"c-1\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":7}}\n\ndata: [DONE]\n\n";
+        for piece in stream.as_bytes().chunks(7) {
+            tap.feed(piece);
+        }
+        assert_eq!(tap.id.as_deref(), Some("c-1"));
+        assert_eq!(tap.model.as_deref(), Some("m"));
+        assert_eq!(tap.usage.unwrap()["completion_tokens"], 7);
+    }
+}

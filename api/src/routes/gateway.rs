@@ -1,0 +1,298 @@
+//! The team-facing surface: an OpenAI-compatible base URL (`/v1`) and the job API, both
+//! authenticated with the team's virtual key.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use domain::job::{Job, JobCommand, JobError, JobEvent, JobId, JobStatus};
+use domain::team::TeamId;
+use projections::jobs::{self as read_model, JobRow};
+use serde_json::{Value, json};
+
+use crate::auth::Admin;
+use crate::commands::{self, OnConflict, RequestMeta};
+use crate::consistency::ReadAfter;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, decimal_json};
+use crate::gateway;
+use crate::routes::{ListParams, page, position_header};
+use crate::state::AppState;
+use crate::team_auth::TeamCaller;
+
+/// Prompts can be long; LLM request bodies get more room than admin commands.
+const LLM_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(chat_completions).layer(DefaultBodyLimit::max(LLM_BODY_LIMIT)),
+        )
+        .route("/v1/models", get(models))
+        .route("/api/jobs/create", post(create_job))
+        .route("/api/jobs/{id}", get(show_job))
+        .route(
+            "/api/jobs/{id}/llm-call",
+            post(llm_call).layer(DefaultBodyLimit::max(LLM_BODY_LIMIT)),
+        )
+        .route("/api/jobs/{id}/complete", post(complete_job))
+        .route("/api/jobs/{id}/fail", post(fail_job))
+        .route("/api/teams/{id}/jobs", get(team_jobs))
+}
+
+impl From<JobError> for ApiError {
+    fn from(error: JobError) -> Self {
+        let message = error.to_string();
+        match error {
+            JobError::AlreadyExists => ApiError::conflict("job_exists", message),
+            JobError::NotFound => ApiError::not_found("job_not_found", message),
+            JobError::AlreadyEnded(_) => ApiError::conflict("job_ended", message),
+        }
+    }
+}
+
+async fn chat_completions(
+    caller: TeamCaller,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    gateway::chat(&state, caller, body, None).await
+}
+
+/// The team's models, in OpenAI's list shape.
+async fn models(caller: TeamCaller, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let team = projections::teams::get(&state.pool, &caller.team_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the team of this virtual key was deleted"))?;
+    let data: Vec<Value> = team
+        .allowed_models
+        .iter()
+        .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "saas-litellm"}))
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateJob {
+    job_type: String,
+    #[serde(default)]
+    metadata: Option<Value>,
+    job_id: Option<String>,
+}
+
+fn team_id(caller: &TeamCaller) -> ApiResult<TeamId> {
+    TeamId::parse(&caller.team_id).map_err(ApiError::internal)
+}
+
+fn job_id(raw: &str) -> ApiResult<JobId> {
+    JobId::parse(raw).map_err(|_| JobError::NotFound.into())
+}
+
+async fn create_job(
+    caller: TeamCaller,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppJson(body): AppJson<CreateJob>,
+) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+    let job_type = domain::text::display_name("job_type", &body.job_type, 100)?;
+    let metadata = body.metadata.unwrap_or_else(|| json!({}));
+    if !metadata.is_object() || metadata.to_string().len() > 16 * 1024 {
+        return Err(ApiError::unprocessable(
+            "validation_failed",
+            "metadata must be a JSON object of at most 16 KiB",
+        ));
+    }
+    let job_id = match &body.job_id {
+        Some(raw) => JobId::parse(raw)?,
+        None => JobId::generate(),
+    };
+    let command = JobCommand::Create {
+        job_id: job_id.clone(),
+        team_id: team_id(&caller)?,
+        job_type: job_type.clone(),
+        metadata,
+    };
+    let position = commands::execute::<Job>(
+        &state.jobs,
+        &state.locks,
+        &state.pool,
+        job_id.as_str(),
+        command,
+        &meta.for_actor(&format!("team:{}", caller.team_id)),
+        OnConflict::Fail,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        position_header(position),
+        Json(
+            json!({"job_id": job_id.as_str(), "job_type": job_type, "status": "running",
+                    "team_id": caller.team_id, "position": position}),
+        ),
+    ))
+}
+
+/// The job's current state, folded from its own events (not a read model): a call must never
+/// slip in after the job ended.
+async fn job_state(state: &AppState, id: &JobId) -> ApiResult<Job> {
+    let mut conn = state.pool.acquire().await?;
+    let events = projections::event_log::read_stream(&mut conn, "Job", id.as_str()).await?;
+    let mut job = Job::default();
+    for event in &events {
+        let decoded: JobEvent = event.decode().map_err(ApiError::internal)?;
+        cqrs_es::Aggregate::apply(&mut job, decoded);
+    }
+    Ok(job)
+}
+
+async fn llm_call(
+    caller: TeamCaller,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let id = job_id(&id)?;
+    let job = job_state(&state, &id).await?;
+    if job.team_id().map(TeamId::as_str) != Some(caller.team_id.as_str()) {
+        return Err(JobError::NotFound.into());
+    }
+    if job.status() != JobStatus::Running {
+        return Err(JobError::AlreadyEnded(job.status().as_str()).into());
+    }
+    gateway::chat(&state, caller, body, Some(id.as_str().to_owned())).await
+}
+
+/// An optional JSON body: empty is `{}`.
+fn optional_body(body: &Bytes) -> ApiResult<Value> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })
+}
+
+async fn end_job(
+    state: &AppState,
+    caller: &TeamCaller,
+    meta: &RequestMeta,
+    id: &str,
+    command: JobCommand,
+    status: &str,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let id = job_id(id)?;
+    let position = commands::execute::<Job>(
+        &state.jobs,
+        &state.locks,
+        &state.pool,
+        id.as_str(),
+        command,
+        &meta.for_actor(&format!("team:{}", caller.team_id)),
+        OnConflict::Retry,
+    )
+    .await?;
+    Ok((
+        position_header(position),
+        Json(json!({"job_id": id.as_str(), "status": status, "position": position})),
+    ))
+}
+
+async fn complete_job(
+    caller: TeamCaller,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let body = optional_body(&body)?;
+    let command = JobCommand::Complete {
+        team_id: team_id(&caller)?,
+        result: body.get("result").cloned(),
+    };
+    end_job(&state, &caller, &meta, &id, command, "completed").await
+}
+
+async fn fail_job(
+    caller: TeamCaller,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<(HeaderMap, Json<Value>)> {
+    let body = optional_body(&body)?;
+    let error = body
+        .get("error")
+        .map(|e| {
+            e.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| e.to_string())
+        })
+        .map(|e| e.chars().take(2000).collect());
+    let command = JobCommand::Fail {
+        team_id: team_id(&caller)?,
+        error,
+    };
+    end_job(&state, &caller, &meta, &id, command, "failed").await
+}
+
+fn job_json(row: &JobRow) -> Value {
+    let end = row.ended_at.unwrap_or_else(chrono::Utc::now);
+    json!({
+        "job_id": row.job_id,
+        "team_id": row.team_id,
+        "job_type": row.job_type,
+        "status": row.status,
+        "metadata": row.metadata,
+        "result": row.result,
+        "error": row.error,
+        "created_at": row.created_at,
+        "ended_at": row.ended_at,
+        "duration_ms": (end - row.created_at).num_milliseconds().max(0),
+        "calls": row.calls,
+        "failed_calls": row.failed_calls,
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "total_tokens": row.prompt_tokens + row.completion_tokens,
+        "cost": decimal_json(row.price),
+        "provider_cost": decimal_json(row.provider_cost),
+        "last_call_at": row.last_call_at,
+    })
+}
+
+async fn show_job(
+    caller: TeamCaller,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state.read_after(read_model::PROJECTOR, read_after).await?;
+    let row = read_model::get(&state.pool, &id)
+        .await?
+        .filter(|row| row.team_id == caller.team_id)
+        .ok_or_else(|| ApiError::from(JobError::NotFound))?;
+    Ok(Json(job_json(&row)))
+}
+
+async fn team_jobs(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    crate::extract::AppQuery(params): crate::extract::AppQuery<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let (limit, after) = params.validate()?;
+    state.read_after(read_model::PROJECTOR, read_after).await?;
+    if projections::teams::get(&state.pool, &id).await?.is_none() {
+        return Err(ApiError::not_found("team_not_found", "team not found"));
+    }
+    let rows = read_model::of_team(&state.pool, &id, after, limit + 1).await?;
+    let (rows, next) = page(rows, limit, |r| r.created_position);
+    Ok(Json(json!({
+        "jobs": rows.iter().map(job_json).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}

@@ -1,0 +1,459 @@
+//! The request path against the LiteLLM double: team keys, the OpenAI-compatible `/v1`,
+//! streaming, budget holds under concurrency, and jobs.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use litellm::double::LitellmDouble;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_error, spawn_app_with};
+use crate::litellm_sync::{LITELLM_MASTER, double, wait_in_sync};
+
+fn dec(value: &Value) -> Decimal {
+    Decimal::from_str(&value.to_string()).unwrap_or_else(|_| panic!("not a decimal: {value}"))
+}
+
+async fn app_with(double: &LitellmDouble) -> TestApp {
+    let url = double.base_url();
+    spawn_app_with(move |c| {
+        c.litellm_proxy_url = url;
+        c.litellm_master_key = Some(LITELLM_MASTER.to_owned().into());
+        // Only the gateway records usage here; ingestion is tested on its own.
+        c.spend_ingest.poll_every = Duration::ZERO;
+    })
+    .await
+}
+
+/// A team in sync with LiteLLM; returns its key.
+async fn team(app: &TestApp, team_id: &str, credits: &str, mode: &str) -> String {
+    let (status, body) = app
+        .post_json(
+            "/api/teams/create",
+            json!({"organization_id": "org_acme", "team_id": team_id, "team_alias": team_id,
+                   "model_groups": ["gpt"], "credits": credits, "budget_mode": mode, "markup_percent": 25}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    wait_in_sync(app, team_id, body["position"].as_i64().unwrap()).await;
+    body["virtual_key"].as_str().unwrap().to_owned()
+}
+
+fn chat_body(model: &str) -> Value {
+    json!({"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": "hello there"}]})
+}
+
+async fn chat(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn usage_count(app: &TestApp, team_id: &str, want: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, usage) = app
+            .get_json(&format!("/api/teams/{team_id}/usage"), None)
+            .await;
+        if usage["request_count"] == want {
+            return usage;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "usage never counted {want}: {usage}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+#[tokio::test]
+async fn team_keys_are_checked_and_changes_apply_at_once() {
+    let double = double().await;
+    let app = app_with(&double).await;
+    app.seed_catalog().await;
+    let key = team(&app, "team_k", "100", "hard").await;
+
+    let models = |key: String| {
+        let request = app.client.get(app.url("/v1/models")).bearer_auth(key);
+        async move { request.send().await.unwrap() }
+    };
+    let response = models(key.clone()).await;
+    assert_eq!(response.status(), 200);
+    let list: Value = response.json().await.unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["gpt-4o", "gpt-4o-mini"]);
+
+    let response = app.client.get(app.url("/v1/models")).send().await.unwrap();
+    assert_error(response, 401, "unauthorized").await;
+    let body = assert_error(
+        models("sk-not-a-key-of-ours-at-all".into()).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown")
+    );
+
+    // Suspension: refused on the very next request.
+    let (status, _) = app.post_json("/api/teams/team_k/suspend", json!({})).await;
+    assert_eq!(status, 200);
+    let body = assert_error(models(key.clone()).await, 401, "unauthorized").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("suspended"),
+        "{body}"
+    );
+    let (status, _) = app.post_json("/api/teams/team_k/resume", json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(models(key.clone()).await.status(), 200);
+
+    // Rotation: the old key is out at once, the new one works.
+    let (status, rotated) = app
+        .post_json("/api/teams/team_k/rotate-key", json!({}))
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let body = assert_error(models(key.clone()).await, 401, "unauthorized").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rotated"),
+        "{body}"
+    );
+    let new_key = rotated["virtual_key"].as_str().unwrap().to_owned();
+    assert_eq!(models(new_key.clone()).await.status(), 200);
+
+    let (status, _) = app.post_json("/api/teams/team_k/delete", json!({})).await;
+    assert_eq!(status, 200);
+    let body = assert_error(models(new_key).await, 401, "unauthorized").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deleted"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_chat_call_is_forwarded_and_recorded_once() {
+    let double = double().await;
+    let app = app_with(&double).await;
+    app.seed_catalog().await;
+    let key = team(&app, "team_c", "100", "hard").await;
+
+    let response = chat(&app, &key, &chat_body("gpt-4o")).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["object"], "chat.completion");
+    let usage = usage_count(&app, "team_c", 1).await;
+    // The double: 10 + 11/4 = 12 prompt tokens at 0.000001, 20 completion tokens at 0.000002.
+    let cost = Decimal::from_str("0.000052").unwrap();
+    assert_eq!(dec(&usage["provider_cost"]), cost);
+    assert_eq!(
+        dec(&usage["total_spend"]),
+        cost * Decimal::from_str("1.25").unwrap()
+    );
+    assert_eq!(usage["models_used"]["gpt-4o"]["tokens"], 32);
+    assert_eq!(app.events_of("Usage").await, 1);
+    let request_id = answer["id"].as_str().unwrap();
+    let source: String =
+        sqlx::query_scalar("select source from usage_records where request_id = $1")
+            .bind(request_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(source, "gateway");
+
+    // A model outside the team's groups never reaches LiteLLM.
+    let logged = double.spend_log_count();
+    let response = chat(&app, &key, &chat_body("claude-3-5-sonnet")).await;
+    let body = assert_error(response, 403, "model_not_allowed").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gpt-4o")
+    );
+    assert_eq!(double.spend_log_count(), logged);
+    let response = chat(&app, &key, &json!({"messages": []})).await;
+    assert_error(response, 400, "invalid_request").await;
+    let response = chat(
+        &app,
+        &key,
+        &json!({"model": "gpt-4o", "messages": [], "max_tokens": 0}),
+    )
+    .await;
+    assert_error(response, 400, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn streams_pass_through_as_they_come_and_are_never_free() {
+    let double = double().await;
+    double.set_chunk_delay(Duration::from_millis(150));
+    let app = app_with(&double).await;
+    app.seed_catalog().await;
+    let key = team(&app, "team_s", "100", "hard").await;
+
+    let mut body = chat_body("gpt-4o");
+    body["stream"] = json!(true);
+    let started = Instant::now();
+    let mut response = chat(&app, &key, &body).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let first = response.chunk().await.unwrap().unwrap();
+    let first_at = started.elapsed();
+    let mut text = String::from_utf8_lossy(&first).to_string();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let total = started.elapsed();
+    assert!(
+        text.contains("\"usage\""),
+        "the usage chunk is passed on: {text}"
+    );
+    assert!(text.trim_end().ends_with("data: [DONE]"));
+    assert!(
+        first_at + Duration::from_millis(400) < total,
+        "the first chunk came at {first_at:?}, the stream ended at {total:?}: not buffered"
+    );
+    let usage = usage_count(&app, "team_s", 1).await;
+    assert_eq!(
+        dec(&usage["provider_cost"]),
+        Decimal::from_str("0.000052").unwrap()
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_never_spend_past_the_credits() {
+    let double = double().await;
+    let app = app_with(&double).await;
+    app.seed_catalog().await;
+    // Each call: 12 prompt + 20 completion tokens at 0.0001/0.0002 = 0.0052 provider cost,
+    // 0.0065 at 25% markup; the hold is far larger (body bytes and max_tokens), so at most a
+    // few fit at a time. Credits 0.05 fit 7 real calls.
+    double.set_prices("gpt-4o", "0.0001", "0.0002");
+    let key = team(&app, "team_b", "0.05", "hard").await;
+    let body = json!({"model": "gpt-4o", "max_tokens": 20, "messages": [{"role": "user", "content": "hello there"}]});
+    let mut served = 0;
+    let mut refused = 0;
+    // Waves of 64 at once, until the credits are gone.
+    for _ in 0..4 {
+        let calls = (0..64).map(|_| chat(&app, &key, &body));
+        for response in futures::future::join_all(calls).await {
+            match response.status().as_u16() {
+                200 => served += 1,
+                429 => {
+                    let error: Value = response.json().await.unwrap();
+                    assert_eq!(error["error"]["code"], "budget_exceeded");
+                    refused += 1;
+                }
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    assert!(
+        served > 0 && refused > 0,
+        "served {served}, refused {refused}"
+    );
+    let usage = usage_count(&app, "team_b", served).await;
+    let spend = dec(&usage["total_spend"]);
+    assert!(
+        spend <= Decimal::from_str("0.05").unwrap(),
+        "spent {spend} of 0.05 credits over {served} calls"
+    );
+    // And LiteLLM saw exactly the calls we let through.
+    assert_eq!(double.spend_log_count() as i64, served);
+}
+
+#[tokio::test]
+async fn soft_mode_keeps_serving_and_warns() {
+    let double = double().await;
+    double.set_prices("gpt-4o", "0.0001", "0.0002");
+    let app = app_with(&double).await;
+    app.seed_catalog().await;
+    let key = team(&app, "team_soft", "0.01", "soft").await;
+    for _ in 0..3 {
+        assert_eq!(chat(&app, &key, &chat_body("gpt-4o")).await.status(), 200);
+    }
+    usage_count(&app, "team_soft", 3).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, budget) = app.get_json("/api/teams/team_soft/budget", None).await;
+        if budget["alerts"].as_array().map(Vec::len) == Some(2) {
+            assert!(dec(&budget["remaining"]) < Decimal::ZERO, "{budget}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "alerts never fired: {budget}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+#[tokio::test]
+async fn jobs_group_calls_and_end_once() {
+    let double = double().await;
+    let app = app_with(&double).await;
+    app.seed_catalog().await;
+    let key = team(&app, "team_j", "100", "hard").await;
+    let other = team(&app, "team_other", "100", "hard").await;
+    let post = |key: &str, path: &str, body: Value| {
+        let request = app.client.post(app.url(path)).bearer_auth(key).json(&body);
+        async move { request.send().await.unwrap() }
+    };
+
+    let created: Value = post(
+        &key,
+        "/api/jobs/create",
+        json!({"job_type": "summarize", "metadata": {"doc": 7}}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let job = created["job_id"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        let response = post(
+            &key,
+            &format!("/api/jobs/{job}/llm-call"),
+            chat_body("gpt-4o"),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+    }
+    // Another team can neither see nor use the job.
+    assert_error(
+        post(
+            &other,
+            &format!("/api/jobs/{job}/llm-call"),
+            chat_body("gpt-4o"),
+        )
+        .await,
+        404,
+        "job_not_found",
+    )
+    .await;
+    let response = app
+        .client
+        .get(app.url(&format!("/api/jobs/{job}")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 404, "job_not_found").await;
+    assert_error(
+        post(&other, &format!("/api/jobs/{job}/complete"), json!({})).await,
+        404,
+        "job_not_found",
+    )
+    .await;
+
+    let done = post(
+        &key,
+        &format!("/api/jobs/{job}/complete"),
+        json!({"result": {"ok": true}}),
+    )
+    .await;
+    assert_eq!(done.status(), 200);
+    let done: Value = done.json().await.unwrap();
+    assert_error(
+        post(&key, &format!("/api/jobs/{job}/complete"), json!({})).await,
+        409,
+        "job_ended",
+    )
+    .await;
+    assert_error(
+        post(
+            &key,
+            &format!("/api/jobs/{job}/fail"),
+            json!({"error": "late"}),
+        )
+        .await,
+        409,
+        "job_ended",
+    )
+    .await;
+    assert_error(
+        post(
+            &key,
+            &format!("/api/jobs/{job}/llm-call"),
+            chat_body("gpt-4o"),
+        )
+        .await,
+        409,
+        "job_ended",
+    )
+    .await;
+
+    let shown: Value = app
+        .client
+        .get(app.url(&format!("/api/jobs/{job}")))
+        .bearer_auth(&key)
+        .header("x-wait-for-position", done["position"].to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut shown = shown;
+    while shown["calls"] != 2 {
+        assert!(Instant::now() < deadline, "{shown}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        shown = app
+            .client
+            .get(app.url(&format!("/api/jobs/{job}")))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    }
+    assert_eq!(shown["status"], "completed");
+    assert_eq!(shown["total_tokens"], 64);
+    assert_eq!(
+        dec(&shown["provider_cost"]),
+        Decimal::from_str("0.000104").unwrap()
+    );
+    assert_eq!(shown["result"], json!({"ok": true}));
+    assert!(shown["duration_ms"].as_i64().unwrap() >= 0);
+
+    let (status, listed) = app.get_json("/api/teams/team_j/jobs", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["jobs"][0]["job_id"], job.as_str());
+    assert_error(
+        post(&key, "/api/jobs/nope/complete", json!({})).await,
+        404,
+        "job_not_found",
+    )
+    .await;
+    assert_error(
+        post(&key, "/api/jobs/create", json!({"job_type": ""})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+}

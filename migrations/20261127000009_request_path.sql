@@ -1,0 +1,58 @@
+-- The request path: team-key cache invalidation, budget holds, jobs.
+
+-- Every team event names its team on a channel of its own, delivered at commit, so each
+-- saas-api process drops that team's cached key at once (rotate, suspend, delete, ...).
+create function events_notify_team() returns trigger
+    language plpgsql as
+$$
+begin
+    perform pg_notify('saas_team_changed', new.aggregate_id || ' ' || new.global_position);
+    return null;
+end;
+$$;
+
+create trigger events_notify_team
+    after insert on events
+    for each row
+    when (new.aggregate_type = 'Team')
+    execute function events_notify_team();
+
+-- Budget holds: a request's worst-case price is held before it is forwarded and replaced by its
+-- real price after. A settled hold counts until the budgets projector has applied the usage
+-- event (`settled_position`), then it is spend; an abandoned hold lapses at `expires_at`.
+create table budget_holds
+(
+    request_key      text        primary key,
+    team_id          text        not null,
+    amount           numeric     not null,
+    settled_position bigint,
+    created_at       timestamptz not null default now(),
+    expires_at       timestamptz not null
+);
+
+create index budget_holds_team_idx on budget_holds (team_id);
+
+-- Jobs (the `jobs` projector): state from Job events, call totals from usage records that
+-- carry the job id.
+create table jobs
+(
+    job_id            text        primary key,
+    team_id           text        not null,
+    job_type          text        not null,
+    status            text        not null,
+    metadata          jsonb       not null,
+    result            jsonb,
+    error             text,
+    created_at        timestamptz not null,
+    ended_at          timestamptz,
+    calls             bigint      not null default 0,
+    failed_calls      bigint      not null default 0,
+    prompt_tokens     bigint      not null default 0,
+    completion_tokens bigint      not null default 0,
+    provider_cost     numeric     not null default 0,
+    price             numeric     not null default 0,
+    last_call_at      timestamptz,
+    created_position  bigint      not null
+);
+
+create index jobs_team_idx on jobs (team_id, created_position);
