@@ -56,3 +56,36 @@ create table jobs
 );
 
 create index jobs_team_idx on jobs (team_id, created_position);
+
+-- Threshold-alert webhooks: one URL per organization, its signing secret encrypted like virtual
+-- keys (outside the log), and an outbox of deliveries filled exactly once by the
+-- `alert_webhooks` consumer and drained, with retries, by the dispatcher.
+create table organization_webhooks
+(
+    organization_id text        primary key,
+    url             text        not null,
+    nonce           bytea       not null,
+    secret          bytea       not null,
+    updated_at      timestamptz not null default now()
+);
+
+create table webhook_deliveries
+(
+    delivery_id     text        primary key,
+    organization_id text        not null,
+    team_id         text        not null,
+    event_type      text        not null,
+    payload         jsonb       not null,
+    status          text        not null check (status in ('pending', 'delivered', 'dead', 'no_webhook')),
+    attempts        integer     not null default 0,
+    last_status     integer,
+    last_error      text,
+    next_attempt_at timestamptz not null default now(),
+    lease_until     timestamptz,
+    created_at      timestamptz not null default now(),
+    delivered_at    timestamptz,
+    position        bigint      not null
+);
+
+create index webhook_deliveries_due_idx on webhook_deliveries (next_attempt_at) where status = 'pending';
+create index webhook_deliveries_org_idx on webhook_deliveries (organization_id, created_at);

@@ -18,3 +18,4 @@ pub mod sync;
 pub mod team_auth;
 pub mod telemetry;
 pub mod usage;
+pub mod webhooks;

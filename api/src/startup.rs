@@ -220,6 +220,10 @@ impl Application {
                 .clone()
                 .listen(self.state.pool.clone(), shutdown.clone()),
         ));
+        consumers.push(tokio::spawn(
+            crate::webhooks::Dispatcher::new(self.state.pool.clone(), self.state.vault.clone())
+                .run(shutdown.clone()),
+        ));
         if let Some(ingestor) = self.ingestor {
             consumers.push(tokio::spawn(ingestor.run(shutdown.clone())));
         }

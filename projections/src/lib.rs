@@ -1,6 +1,7 @@
 //! The read side: the global-order event-log reader, consumer checkpoints, projectors and the
 //! read models they keep.
 
+pub mod alert_outbox;
 pub mod append;
 pub mod budgets;
 pub mod checkpoint;
@@ -35,5 +36,6 @@ pub fn all_projectors() -> Vec<std::sync::Arc<dyn Projector>> {
         std::sync::Arc::new(usage::UsageProjector),
         std::sync::Arc::new(budgets::BudgetsProjector),
         std::sync::Arc::new(jobs::JobsProjector),
+        std::sync::Arc::new(alert_outbox::AlertOutbox),
     ]
 }

@@ -7,6 +7,7 @@ mod model_groups;
 mod organizations;
 mod teams;
 mod usage;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(usage::router())
         .merge(ingest::router())
         .merge(gateway::router())
+        .merge(webhooks::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -12,3 +12,4 @@ mod spend_ingest;
 mod startup;
 mod teams;
 mod usage;
+mod webhooks;

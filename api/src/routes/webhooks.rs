@@ -1,0 +1,162 @@
+//! Webhook configuration per organization and the delivery log.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, AppQuery};
+use crate::state::AppState;
+use crate::webhooks;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/organizations/{id}/webhook",
+            get(show).post(set).delete(remove),
+        )
+        .route("/api/webhooks/deliveries", get(deliveries))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetWebhook {
+    url: String,
+}
+
+async fn require_organization(state: &AppState, id: &str) -> ApiResult<()> {
+    match projections::organizations::get(&state.pool, id).await? {
+        Some(org) if org.deleted_at.is_none() => Ok(()),
+        _ => Err(ApiError::not_found(
+            "organization_not_found",
+            "organization not found",
+        )),
+    }
+}
+
+/// Sets (or replaces) the URL; a new signing secret is generated and shown this once.
+async fn set(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<SetWebhook>,
+) -> ApiResult<Json<Value>> {
+    require_organization(&state, &id).await?;
+    let url = body.url.trim();
+    let parsed = reqwest::Url::parse(url).map_err(|_| {
+        ApiError::unprocessable("validation_failed", "url must be an absolute http(s) URL")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || url.len() > 2000 || parsed.host().is_none() {
+        return Err(ApiError::unprocessable(
+            "validation_failed",
+            "url must be an absolute http(s) URL of at most 2000 characters",
+        ));
+    }
+    let secret = webhooks::generate_secret();
+    webhooks::save(&state.pool, &state.vault, &id, url, &secret).await?;
+    Ok(Json(json!({
+        "organization_id": id,
+        "url": url,
+        "secret": secret,
+        "signature": "X-Saas-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>",
+    })))
+}
+
+async fn show(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let row: Option<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "select url, updated_at from organization_webhooks where organization_id = $1",
+    )
+    .bind(&id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let (url, updated_at) =
+        row.ok_or_else(|| ApiError::not_found("webhook_not_found", "no webhook is set"))?;
+    Ok(Json(
+        json!({"organization_id": id, "url": url, "updated_at": updated_at}),
+    ))
+}
+
+async fn remove(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let removed = sqlx::query("delete from organization_webhooks where organization_id = $1")
+        .bind(&id)
+        .execute(&state.pool)
+        .await?
+        .rows_affected();
+    if removed == 0 {
+        return Err(ApiError::not_found(
+            "webhook_not_found",
+            "no webhook is set",
+        ));
+    }
+    Ok(Json(json!({"organization_id": id, "removed": true})))
+}
+
+#[derive(Debug, Deserialize)]
+struct DeliveryParams {
+    organization_id: Option<String>,
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+struct DeliveryRow {
+    delivery_id: String,
+    organization_id: String,
+    team_id: String,
+    event_type: String,
+    payload: Value,
+    status: String,
+    attempts: i32,
+    last_status: Option<i32>,
+    last_error: Option<String>,
+    next_attempt_at: chrono::DateTime<chrono::Utc>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    delivered_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The delivery log, newest first.
+async fn deliveries(
+    _admin: Admin,
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<DeliveryParams>,
+) -> ApiResult<Json<Value>> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    if let Some(status) = &params.status
+        && !["pending", "delivered", "dead", "no_webhook"].contains(&status.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "status must be one of pending, delivered, dead, no_webhook",
+        ));
+    }
+    let rows: Vec<DeliveryRow> = sqlx::query_as(
+        "select delivery_id, organization_id, team_id, event_type, payload, status, attempts,
+                last_status, last_error, next_attempt_at, created_at, delivered_at
+           from webhook_deliveries
+          where ($1::text is null or organization_id = $1) and ($2::text is null or status = $2)
+          order by created_at desc, delivery_id limit $3",
+    )
+    .bind(params.organization_id)
+    .bind(params.status)
+    .bind(limit)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(json!({"deliveries": rows})))
+}
