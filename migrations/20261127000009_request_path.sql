@@ -1,12 +1,15 @@
 -- The request path: team-key cache invalidation, budget holds, jobs.
 
 -- Every team event names its team on a channel of its own, delivered at commit, so each
--- saas-api process drops that team's cached key at once (rotate, suspend, delete, ...).
+-- saas-api process drops that team's cached key at once (rotate, suspend, delete, ...). A model
+-- group change (which changes teams' allowed models) is announced as `ModelGroup`.
 create function events_notify_team() returns trigger
     language plpgsql as
 $$
 begin
-    perform pg_notify('saas_team_changed', new.aggregate_id || ' ' || new.global_position);
+    perform pg_notify('saas_team_changed',
+        case when new.aggregate_type = 'Team' then new.aggregate_id else 'ModelGroup' end
+        || ' ' || new.global_position);
     return null;
 end;
 $$;
@@ -14,23 +17,27 @@ $$;
 create trigger events_notify_team
     after insert on events
     for each row
-    when (new.aggregate_type = 'Team')
+    when (new.aggregate_type in ('Team', 'ModelGroup'))
     execute function events_notify_team();
 
--- Budget holds: a request's worst-case price is held before it is forwarded and replaced by its
--- real price after. A settled hold counts until the budgets projector has applied the usage
--- event (`settled_position`), then it is spend; an abandoned hold lapses at `expires_at`.
+-- Budget holds (hard mode). `team_budgets.held` is what in-flight and just-settled requests
+-- hold: the gateway adds a request's worst case before forwarding it (one UPDATE whose WHERE
+-- checks credits - spend - held on the row it locks), swaps it for the real price when it
+-- records the usage (in the same statement), and the budgets projector subtracts that price
+-- when it adds it to `spend` (`released_hold` in the usage record). `budget_holds` lists
+-- unsettled holds so a crashed request's hold lapses at `expires_at`.
+alter table team_budgets add column held numeric not null default 0;
+
 create table budget_holds
 (
-    request_key      text        primary key,
-    team_id          text        not null,
-    amount           numeric     not null,
-    settled_position bigint,
-    created_at       timestamptz not null default now(),
-    expires_at       timestamptz not null
+    request_key text        primary key,
+    team_id     text        not null,
+    amount      numeric     not null,
+    created_at  timestamptz not null default now(),
+    expires_at  timestamptz not null
 );
 
-create index budget_holds_team_idx on budget_holds (team_id);
+create index budget_holds_expiry_idx on budget_holds (expires_at);
 
 -- Jobs (the `jobs` projector): state from Job events, call totals from usage records that
 -- carry the job id.

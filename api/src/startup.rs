@@ -230,6 +230,10 @@ impl Application {
         if let Some(reconciler) = self.reconciler {
             consumers.push(tokio::spawn(reconciler.run(shutdown.clone())));
         }
+        consumers.push(tokio::spawn(expire_budget_holds(
+            self.state.pool.clone(),
+            shutdown.clone(),
+        )));
         consumers.push(tokio::spawn(purge_idempotency_keys(
             self.state.pool.clone(),
             shutdown.clone(),
@@ -270,6 +274,21 @@ async fn purge_idempotency_keys(pool: PgPool, shutdown: CancellationToken) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "expired idempotency keys removed"),
                 Err(error) => tracing::warn!(%error, "could not purge idempotency keys"),
+            },
+        }
+    }
+}
+
+/// Releases, every minute, budget holds of requests that never settled (their process died).
+async fn expire_budget_holds(pool: PgPool, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = every.tick() => match crate::gateway::holds::expire(&pool).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(teams = n, "lapsed budget holds released"),
+                Err(error) => tracing::warn!(%error, "could not release lapsed budget holds"),
             },
         }
     }

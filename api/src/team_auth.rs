@@ -29,6 +29,10 @@ pub struct TeamCaller {
     pub key_fingerprint: String,
     /// The caller's key, forwarded to LiteLLM as is.
     pub key: SecretString,
+    /// The team's live models, budget mode and markup, cached with the key.
+    pub allowed_models: Vec<String>,
+    pub budget_mode: String,
+    pub markup_percent: rust_decimal::Decimal,
 }
 
 impl std::fmt::Debug for TeamCaller {
@@ -47,6 +51,9 @@ struct KeyRow {
     fingerprint: String,
     current_fingerprint: String,
     status: String,
+    allowed_models: Vec<String>,
+    budget_mode: String,
+    markup_percent: rust_decimal::Decimal,
 }
 
 #[derive(Default)]
@@ -66,6 +73,10 @@ pub struct KeyCache {
 
 impl KeyCache {
     pub fn invalidate(&self, team_id: &str, position: i64) {
+        if team_id == "ModelGroup" {
+            // Allowed models of any team may have changed.
+            return self.flush();
+        }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.keys.retain(|_, row| row.team_id != team_id);
         let pending = inner.pending.entry(team_id.to_owned()).or_insert(position);
@@ -152,6 +163,9 @@ impl AppState {
             organization_id: row.organization_id,
             key_fingerprint: row.fingerprint,
             key: key.to_owned().into(),
+            allowed_models: row.allowed_models,
+            budget_mode: row.budget_mode,
+            markup_percent: row.markup_percent,
         })
     }
 
@@ -194,7 +208,10 @@ impl AppState {
         }
         let row: Option<KeyRow> = sqlx::query_as(
             "select k.team_id, t.organization_id, k.fingerprint,
-                    t.key_fingerprint as current_fingerprint, t.status
+                    t.key_fingerprint as current_fingerprint, t.status, t.budget_mode, t.markup_percent,
+                    coalesce((select array_agg(distinct m order by m) from model_groups g, unnest(g.models) m
+                               where g.group_name = any(t.model_groups) and g.deleted_at is null), '{}')
+                        as allowed_models
                from virtual_keys k join teams t on t.team_id = k.team_id
               where k.key_hash = $1",
         )

@@ -36,6 +36,8 @@ struct Folded {
     last_usage_at: Option<DateTime<Utc>>,
     deleted: bool,
     last_position: i64,
+    /// Gateway holds this batch's usage turns into spend.
+    released: Decimal,
 }
 
 #[derive(FromRow)]
@@ -160,6 +162,7 @@ async fn load(
                 last_usage_at: r.last_usage_at,
                 deleted: r.deleted,
                 last_position: r.last_position,
+                released: Decimal::ZERO,
             };
             (r.team_id, folded)
         })
@@ -228,6 +231,7 @@ fn fold_team(
             last_usage_at: None,
             deleted: false,
             last_position: event.global_position,
+            released: Decimal::ZERO,
         });
         return Ok(());
     }
@@ -268,6 +272,9 @@ fn fold_usage(
         return Ok(());
     };
     folded.state.add_spend(record.price);
+    if let Some(hold) = record.released_hold {
+        folded.released += hold.as_decimal();
+    }
     folded.request_count += 1;
     folded.last_usage_at = folded.last_usage_at.max(Some(record.occurred_at));
     folded.last_position = folded.last_position.max(event.global_position);
@@ -332,6 +339,23 @@ async fn save(tx: &mut PgConnection, teams: &HashMap<String, Folded>) -> Result<
     .bind(&positions)
     .execute(&mut *tx)
     .await?;
+    // Held credit becomes spend in this very transaction: never counted twice, never zero times.
+    let (released_ids, released): (Vec<&str>, Vec<Decimal>) = teams
+        .iter()
+        .filter(|(_, f)| !f.released.is_zero())
+        .map(|(id, f)| (id.as_str(), f.released))
+        .unzip();
+    if !released_ids.is_empty() {
+        sqlx::query(
+            "update team_budgets b set held = b.held - x.released
+               from unnest($1::text[], $2::numeric[]) as x(team_id, released)
+              where b.team_id = x.team_id",
+        )
+        .bind(&released_ids)
+        .bind(&released)
+        .execute(&mut *tx)
+        .await?;
+    }
     Ok(())
 }
 
@@ -378,6 +402,8 @@ pub struct BudgetRow {
     pub request_count: i64,
     pub last_usage_at: Option<DateTime<Utc>>,
     pub last_position: i64,
+    /// Held by requests in flight (hard mode) until their usage is in `spend`.
+    pub held: Decimal,
 }
 
 impl BudgetRow {
@@ -394,7 +420,7 @@ impl BudgetRow {
 pub async fn get(pool: &PgPool, team_id: &str) -> Result<Option<BudgetRow>, sqlx::Error> {
     sqlx::query_as(
         "select team_id, organization_id, credits, spend, budget_mode, credit_level, request_count,
-                last_usage_at, last_position
+                last_usage_at, last_position, held
            from team_budgets where team_id = $1",
     )
     .bind(team_id)

@@ -1,23 +1,16 @@
-//! Budget holds for hard-mode teams. Before a request is forwarded its worst-case price is held;
-//! admission is serialized per team (a transaction-scoped advisory lock) and succeeds only if
-//! credits - projected spend - live holds covers it. After the call the hold takes the real
-//! price and the usage event's position; it keeps counting until the budgets projector has
-//! applied that event (then it is in the spend), so nothing is ever counted zero times.
-//! Holds of crashed requests lapse after `HOLD_TTL`.
+//! Budget holds for hard-mode teams, two statements per request. Before a request is forwarded
+//! its worst-case price is added to `team_budgets.held` by an UPDATE whose WHERE checks
+//! `credits - spend - held` on the very row it locks (concurrent requests of a team queue on the
+//! row and each re-checks the latest values). When the usage is recorded, the same statement
+//! that appends the usage event swaps the worst case for the real price; the budgets projector
+//! moves that price from `held` to `spend` when it applies the event. A hold whose request
+//! never settles (a crash) lapses after `HOLD_TTL_SECS`.
 
+use projections::append::StreamStart;
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 
-pub const HOLD_TTL_SECS: i64 = 900;
-
-/// Holds that still count for a team: not lapsed, and not yet part of the projected spend.
-const LIVE_HOLDS: &str = "
-    from budget_holds h
-   where h.team_id = $1 and h.expires_at > now()
-     and (h.settled_position is null or not exists (
-          select 1 from events e, consumer_checkpoints c
-           where c.consumer_name = 'budgets' and e.global_position = h.settled_position
-             and (e.tx_id, e.global_position) <= (c.last_tx_id, c.last_position)))";
+pub const HOLD_TTL_SECS: f64 = 900.0;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admission {
@@ -34,67 +27,93 @@ pub async fn reserve(
     request_key: &str,
     amount: Decimal,
 ) -> Result<Admission, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended('budget:' || $1, 0))")
-        .bind(team_id)
-        .execute(&mut *tx)
-        .await?;
-    // Holds already in the spend, or lapsed, are dropped here (cheap, and keeps the table small).
-    sqlx::query(&format!(
-        "delete from budget_holds d where d.team_id = $1
-            and d.request_key not in (select h.request_key {LIVE_HOLDS})"
-    ))
-    .bind(team_id)
-    .execute(&mut *tx)
-    .await?;
-    let available: Decimal = sqlx::query_scalar(&format!(
-        "select coalesce((select credits - spend from team_budgets where team_id = $1), 0)
-              - coalesce((select sum(h.amount) {LIVE_HOLDS}), 0)"
-    ))
-    .bind(team_id)
-    .fetch_one(&mut *tx)
-    .await?;
     // A team with nothing left is refused even for a call LiteLLM would price at zero.
-    if available < amount || available <= Decimal::ZERO {
-        return Ok(Admission::Refused { available });
-    }
-    sqlx::query(
-        "insert into budget_holds (request_key, team_id, amount, expires_at)
-         values ($1, $2, $3, now() + $4 * interval '1 second')",
+    let (held, available): (bool, Option<Decimal>) = sqlx::query_as(
+        "with upd as (
+             update team_budgets set held = held + $3
+              where team_id = $1 and credits - spend - held >= $3 and credits - spend - held > 0
+          returning team_id),
+         ins as (
+             insert into budget_holds (request_key, team_id, amount, expires_at)
+             select $2, team_id, $3, now() + $4 * interval '1 second' from upd
+          returning 1)
+         select exists (select 1 from ins),
+                (select credits - spend - held from team_budgets where team_id = $1)",
     )
-    .bind(request_key)
     .bind(team_id)
+    .bind(request_key)
     .bind(amount)
-    .bind(HOLD_TTL_SECS as f64)
-    .execute(&mut *tx)
+    .bind(HOLD_TTL_SECS)
+    .fetch_one(pool)
     .await?;
-    tx.commit().await?;
-    Ok(Admission::Held)
+    Ok(if held {
+        Admission::Held
+    } else {
+        Admission::Refused {
+            available: available.unwrap_or_default(),
+        }
+    })
 }
 
-/// The request's real price, recorded at `position`, replaces the worst case.
-pub async fn settle(
+/// Appends the usage event and settles the hold in one statement: the hold's worst case leaves
+/// `held`, the real price (`price`, which the event carries as `released_hold`) enters it. If
+/// the request was already recorded (LiteLLM's push was faster) only the hold goes. Returns the
+/// event's position, if this call wrote it.
+pub async fn record_and_settle(
     pool: &PgPool,
+    team_id: &str,
     request_key: &str,
+    event: &StreamStart,
     price: Decimal,
-    position: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "with ev as (
+             insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             values ($3, $4, 1, $5, $6, $7::json, $8::json)
+             on conflict (aggregate_type, aggregate_id, sequence) do nothing
+          returning global_position),
+         h as (delete from budget_holds where request_key = $2 returning amount),
+         upd as (
+             update team_budgets
+                set held = held - coalesce((select amount from h), 0)
+                         + case when exists (select 1 from ev) then $9 else 0 end
+              where team_id = $1
+          returning 1)
+         select (select global_position from ev) from (select count(*) from upd) u",
+    )
+    .bind(team_id)
+    .bind(request_key)
+    .bind(event.aggregate_type)
+    .bind(&event.aggregate_id)
+    .bind(&event.event_type)
+    .bind(&event.event_version)
+    .bind(&event.payload)
+    .bind(&event.metadata)
+    .bind(price)
+    .fetch_one(pool)
+    .await
+}
+
+/// The request was not served: its hold goes.
+pub async fn release(pool: &PgPool, request_key: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update budget_holds set amount = $2, settled_position = $3 where request_key = $1",
+        "with h as (delete from budget_holds where request_key = $1 returning team_id, amount)
+         update team_budgets b set held = b.held - h.amount from h where b.team_id = h.team_id",
     )
     .bind(request_key)
-    .bind(price)
-    .bind(position)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// The request was not served (or cost nothing): its hold goes.
-pub async fn release(pool: &PgPool, request_key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from budget_holds where request_key = $1")
-        .bind(request_key)
-        .execute(pool)
-        .await?;
-    Ok(())
+/// Drops holds of requests that never settled (their process died). Returns how many.
+pub async fn expire(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "with h as (delete from budget_holds where expires_at < now() returning team_id, amount),
+              t as (select team_id, sum(amount) as amount from h group by team_id)
+         update team_budgets b set held = b.held - t.amount from t where b.team_id = t.team_id",
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }

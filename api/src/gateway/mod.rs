@@ -19,8 +19,11 @@ use domain::CommandMetadata;
 use domain::Percent;
 use domain::organization::OrganizationId;
 use domain::team::{KeyFingerprint, TeamId};
-use domain::usage::{UsageInput, UsageRecord, UsageSource, UsageStatus};
+use domain::usage::{
+    USAGE_AGGREGATE, UsageEvent, UsageInput, UsageRecord, UsageSource, UsageStatus,
+};
 use futures::Stream;
+use projections::append::StreamStart;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -108,30 +111,32 @@ impl Settlement {
             Utc::now(),
         )?;
         let metadata = CommandMetadata::new(format!("team:{}", self.caller.team_id), Utc::now());
-        let appended = self
-            .state
-            .ledger
-            .append(std::slice::from_ref(&record), &metadata)
-            .await?;
-        let position = match appended.last_position {
-            Some(position) => position,
-            // Already recorded (LiteLLM's push was faster): settle against that event.
-            None => sqlx::query_scalar(
-                "select global_position from events where aggregate_type = 'Usage' and aggregate_id = $1",
-            )
-            .bind(record.request_id.as_str())
-            .fetch_one(&self.state.pool)
-            .await?,
-        };
-        if self.held {
-            holds::settle(
-                &self.state.pool,
-                &self.request_key,
-                record.price.as_decimal(),
-                position,
-            )
-            .await?;
+        if !self.held {
+            self.state
+                .ledger
+                .append(std::slice::from_ref(&record), &metadata)
+                .await?;
+            return Ok(());
         }
+        let price = record.price;
+        let record = UsageRecord {
+            released_hold: Some(price),
+            ..record
+        };
+        let event = StreamStart::with_metadata_text(
+            USAGE_AGGREGATE,
+            record.request_id.as_str().to_owned(),
+            &UsageEvent::UsageRecorded(record),
+            serde_json::to_string(&metadata.to_map())?,
+        )?;
+        holds::record_and_settle(
+            &self.state.pool,
+            &self.caller.team_id,
+            &self.request_key,
+            &event,
+            price.as_decimal(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -207,20 +212,17 @@ pub async fn chat(
         }
     }
 
-    let team = projections::teams::get(&state.pool, &caller.team_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the team of this virtual key was deleted"))?;
-    if !team.allowed_models.iter().any(|m| m == &model) {
+    if !caller.allowed_models.iter().any(|m| m == &model) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "model_not_allowed",
             format!(
                 "model {model:?} is not in this team's model groups; allowed: {}",
-                team.allowed_models.join(", ")
+                caller.allowed_models.join(", ")
             ),
         ));
     }
-    let markup = Percent::parse_markup("markup_percent", &team.markup_percent.to_string())
+    let markup = Percent::parse_markup("markup_percent", &caller.markup_percent.to_string())
         .map_err(ApiError::internal)?;
     let prices = match &state.prices {
         Some(book) => book.of(&model).await,
@@ -228,7 +230,7 @@ pub async fn chat(
     };
     let body_bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     let request_key = uuid::Uuid::new_v4().to_string();
-    let held = team.budget_mode == "hard";
+    let held = caller.budget_mode == "hard";
     if held {
         // Tokens never outnumber the bytes they are made of, so this bounds the real cost.
         let p = prices.unwrap_or_default();

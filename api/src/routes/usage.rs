@@ -99,6 +99,7 @@ pub(crate) fn budget_json(row: &BudgetRow) -> Value {
         "credits": decimal_json(row.credits),
         "spend": decimal_json(row.spend),
         "remaining": decimal_json(state.remaining()),
+        "held": decimal_json(row.held),
         "percent_used": state.percent_used().map(decimal_json),
         "budget_mode": row.budget_mode,
         "credit_level": row.credit_level,

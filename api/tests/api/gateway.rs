@@ -285,6 +285,17 @@ async fn concurrent_requests_never_spend_past_the_credits() {
     );
     // And LiteLLM saw exactly the calls we let through.
     assert_eq!(double.spend_log_count() as i64, served);
+    // Every hold was settled and then moved into the spend: nothing stays held.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, budget) = app.get_json("/api/teams/team_b/budget", None).await;
+        if dec(&budget["held"]).is_zero() {
+            assert_eq!(dec(&budget["spend"]), spend);
+            break;
+        }
+        assert!(Instant::now() < deadline, "credits stay held: {budget}");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
 }
 
 #[tokio::test]
