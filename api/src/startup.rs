@@ -68,6 +68,21 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
         .context("connecting to the database")
 }
 
+/// A small pool whose commits do not wait for the WAL flush. Only for budget holds: a hold is
+/// a reservation in front of a request, not a record of money; if PostgreSQL itself crashed
+/// and lost the last milliseconds of holds, the requests they guarded failed with it. Usage is
+/// never written through this pool.
+pub async fn connect_unflushed(config: &Config) -> anyhow::Result<PgPool> {
+    let url = config.database_url.expose_secret();
+    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
+    PgPoolOptions::new()
+        .max_connections((config.db_pool_size / 2).max(2))
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.options([("synchronous_commit", "off")]))
+        .await
+        .context("connecting to the database")
+}
+
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     projections::MIGRATOR
         .run(pool)
@@ -79,6 +94,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = connect(&config).await?;
         migrate(&pool).await?;
+        let holds_pool = connect_unflushed(&config).await?;
         // Checkpoint rows exist before anything is served, so lag is visible from the start.
         for projector in projections::all_projectors() {
             projections::checkpoint::register(&pool, projector.name())
@@ -136,6 +152,7 @@ impl Application {
         let jobs = CqrsFramework::new(event_store(&pool), vec![], ());
         let state = AppState {
             pool: pool.clone(),
+            holds_pool,
             admin_key: Arc::new(AdminKey::new(&config.master_key)),
             organizations: Arc::new(organizations),
             model_groups: Arc::new(model_groups),

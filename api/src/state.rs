@@ -18,6 +18,8 @@ use crate::usage::Ledger;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// Commits without waiting for the WAL flush: budget holds only (see `connect_unflushed`).
+    pub holds_pool: PgPool,
     pub admin_key: Arc<AdminKey>,
     pub organizations: Arc<PostgresCqrs<Organization>>,
     pub model_groups: Arc<PostgresCqrs<ModelGroup>>,

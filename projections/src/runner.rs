@@ -20,6 +20,10 @@ pub struct RunnerConfig {
     pub poll_interval: Duration,
     /// Longest pause after a failed batch; failures back off exponentially up to it.
     pub max_backoff: Duration,
+    /// After a wake-up, wait this long before reading: under a stream of small writes (one
+    /// usage event per LLM call) the consumer then applies tens of events per transaction
+    /// instead of one, at the price of a few milliseconds of lag.
+    pub gather: Duration,
 }
 
 impl Default for RunnerConfig {
@@ -28,6 +32,7 @@ impl Default for RunnerConfig {
             batch_size: 1000,
             poll_interval: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            gather: Duration::from_millis(5),
         }
     }
 }
@@ -154,6 +159,8 @@ impl ConsumerRunner {
                     if changed.is_err() {
                         // The notifier is gone (shutting down); fall back to polling.
                         tokio::time::sleep(pause).await;
+                    } else if !self.config.gather.is_zero() {
+                        tokio::time::sleep(self.config.gather).await;
                     }
                 }
                 _ = tokio::time::sleep(pause) => {}

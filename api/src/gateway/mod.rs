@@ -142,7 +142,7 @@ impl Settlement {
 
     async fn abandon(&self) {
         if self.held
-            && let Err(error) = holds::release(&self.state.pool, &self.request_key).await
+            && let Err(error) = holds::release(&self.state.holds_pool, &self.request_key).await
         {
             tracing::warn!(%error, "a budget hold could not be released; it lapses by itself");
         }
@@ -237,7 +237,7 @@ pub async fn chat(
         let worst = (p.input * Decimal::from(body_bytes.len())
             + p.output * Decimal::from(max_tokens))
             * (Decimal::ONE + markup.as_decimal() / Decimal::ONE_HUNDRED);
-        match holds::reserve(&state.pool, &caller.team_id, &request_key, worst).await? {
+        match holds::reserve(&state.holds_pool, &caller.team_id, &request_key, worst).await? {
             Admission::Held => {}
             Admission::Refused { available } => {
                 return Err(budget_exceeded(format!(
@@ -306,7 +306,9 @@ pub async fn chat(
         let id = answer["id"].as_str().map(str::to_owned);
         let model = answer["model"].as_str().map(str::to_owned);
         let usage = answer.get("usage").filter(|u| u.is_object()).cloned();
-        settlement.finish(id, model, usage).await;
+        // Recorded after the answer leaves: a crash in between loses nothing, since LiteLLM's
+        // spend log of the same request id is ingested later (and the hold lapses).
+        tokio::spawn(settlement.finish(id, model, usage));
         return Ok((
             StatusCode::OK,
             [(
