@@ -101,7 +101,8 @@ async fn main() -> anyhow::Result<()> {
     let team: Value = post(
         "/api/teams/create",
         json!({"organization_id": "org_bench", "team_id": "team_bench", "team_alias": "bench",
-               "model_groups": ["bench"], "credits": 1_000_000_000, "budget_mode": "hard"}),
+               "model_groups": ["bench"], "credits": 1_000_000_000,
+               "budget_mode": std::env::var("BENCH_BUDGET_MODE").unwrap_or_else(|_| "hard".into())}),
     )
     .await?
     .json()

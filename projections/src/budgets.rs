@@ -36,8 +36,6 @@ struct Folded {
     last_usage_at: Option<DateTime<Utc>>,
     deleted: bool,
     last_position: i64,
-    /// Gateway holds this batch's usage turns into spend.
-    released: Decimal,
 }
 
 #[derive(FromRow)]
@@ -91,6 +89,15 @@ impl Projector for BudgetsProjector {
             return Ok(());
         }
         let mut teams = load(tx, &relevant).await?;
+        let hold_keys: Vec<String> = relevant
+            .iter()
+            .filter(|e| e.aggregate_type == USAGE_AGGREGATE)
+            .filter_map(|e| {
+                e.payload["UsageRecorded"]["hold_key"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
         let mut alerts = Vec::new();
         let mut alert_rows = Vec::new();
         for event in relevant {
@@ -106,6 +113,7 @@ impl Projector for BudgetsProjector {
             }
         }
         save(tx, &teams).await?;
+        release_holds(tx, &hold_keys).await?;
         append::open_streams(tx, &alerts).await?;
         for event in alert_rows {
             record_alert(tx, event).await?;
@@ -162,7 +170,6 @@ async fn load(
                 last_usage_at: r.last_usage_at,
                 deleted: r.deleted,
                 last_position: r.last_position,
-                released: Decimal::ZERO,
             };
             (r.team_id, folded)
         })
@@ -231,7 +238,6 @@ fn fold_team(
             last_usage_at: None,
             deleted: false,
             last_position: event.global_position,
-            released: Decimal::ZERO,
         });
         return Ok(());
     }
@@ -272,9 +278,6 @@ fn fold_usage(
         return Ok(());
     };
     folded.state.add_spend(record.price);
-    if let Some(hold) = record.released_hold {
-        folded.released += hold.as_decimal();
-    }
     folded.request_count += 1;
     folded.last_usage_at = folded.last_usage_at.max(Some(record.occurred_at));
     folded.last_position = folded.last_position.max(event.global_position);
@@ -339,23 +342,23 @@ async fn save(tx: &mut PgConnection, teams: &HashMap<String, Folded>) -> Result<
     .bind(&positions)
     .execute(&mut *tx)
     .await?;
-    // Held credit becomes spend in this very transaction: never counted twice, never zero times.
-    let (released_ids, released): (Vec<&str>, Vec<Decimal>) = teams
-        .iter()
-        .filter(|(_, f)| !f.released.is_zero())
-        .map(|(id, f)| (id.as_str(), f.released))
-        .unzip();
-    if !released_ids.is_empty() {
-        sqlx::query(
-            "update team_budgets b set held = b.held - x.released
-               from unnest($1::text[], $2::numeric[]) as x(team_id, released)
-              where b.team_id = x.team_id",
-        )
-        .bind(&released_ids)
-        .bind(&released)
-        .execute(&mut *tx)
-        .await?;
+    Ok(())
+}
+
+/// The gateway's holds for requests whose price just entered the spend are released in the
+/// same transaction: held credit is never counted twice, nor zero times.
+async fn release_holds(tx: &mut PgConnection, keys: &[String]) -> Result<(), sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(());
     }
+    sqlx::query(
+        "with h as (delete from budget_holds where request_key = any($1) returning team_id, amount),
+              t as (select team_id, sum(amount) as amount from h group by team_id)
+         update team_budgets b set held = b.held - t.amount from t where b.team_id = t.team_id",
+    )
+    .bind(keys)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

@@ -1,12 +1,12 @@
-//! Budget holds for hard-mode teams, two statements per request. Before a request is forwarded
-//! its worst-case price is added to `team_budgets.held` by an UPDATE whose WHERE checks
-//! `credits - spend - held` on the very row it locks (concurrent requests of a team queue on the
-//! row and each re-checks the latest values). When the usage is recorded, the same statement
-//! that appends the usage event swaps the worst case for the real price; the budgets projector
-//! moves that price from `held` to `spend` when it applies the event. A hold whose request
-//! never settles (a crash) lapses after `HOLD_TTL_SECS`.
+//! Budget holds for hard-mode teams, one statement per request on the team's row. Before a
+//! request is forwarded its worst-case price is added to `team_budgets.held` by an UPDATE whose
+//! WHERE checks `credits - spend - held` on the very row it locks (concurrent requests of a team
+//! queue on the row and each re-checks the latest values). The usage record names the hold; the
+//! budgets projector deletes it and subtracts it from `held` in the transaction that adds the
+//! real price to `spend`. So between the answer and the projection (milliseconds) the worst case
+//! still counts: admission is briefly conservative, never generous. A hold whose request never
+//! records usage (a crash) lapses after `HOLD_TTL_SECS`.
 
-use projections::append::StreamStart;
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 
@@ -53,45 +53,6 @@ pub async fn reserve(
             available: available.unwrap_or_default(),
         }
     })
-}
-
-/// Appends the usage event and settles the hold in one statement: the hold's worst case leaves
-/// `held`, the real price (`price`, which the event carries as `released_hold`) enters it. If
-/// the request was already recorded (LiteLLM's push was faster) only the hold goes. Returns the
-/// event's position, if this call wrote it.
-pub async fn record_and_settle(
-    pool: &PgPool,
-    team_id: &str,
-    request_key: &str,
-    event: &StreamStart,
-    price: Decimal,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "with ev as (
-             insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-             values ($3, $4, 1, $5, $6, $7::json, $8::json)
-             on conflict (aggregate_type, aggregate_id, sequence) do nothing
-          returning global_position),
-         h as (delete from budget_holds where request_key = $2 returning amount),
-         upd as (
-             update team_budgets
-                set held = held - coalesce((select amount from h), 0)
-                         + case when exists (select 1 from ev) then $9 else 0 end
-              where team_id = $1
-          returning 1)
-         select (select global_position from ev) from (select count(*) from upd) u",
-    )
-    .bind(team_id)
-    .bind(request_key)
-    .bind(event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .bind(&event.event_type)
-    .bind(&event.event_version)
-    .bind(&event.payload)
-    .bind(&event.metadata)
-    .bind(price)
-    .fetch_one(pool)
-    .await
 }
 
 /// The request was not served: its hold goes.

@@ -19,11 +19,8 @@ use domain::CommandMetadata;
 use domain::Percent;
 use domain::organization::OrganizationId;
 use domain::team::{KeyFingerprint, TeamId};
-use domain::usage::{
-    USAGE_AGGREGATE, UsageEvent, UsageInput, UsageRecord, UsageSource, UsageStatus,
-};
+use domain::usage::{UsageInput, UsageRecord, UsageSource, UsageStatus};
 use futures::Stream;
-use projections::append::StreamStart;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -111,32 +108,19 @@ impl Settlement {
             Utc::now(),
         )?;
         let metadata = CommandMetadata::new(format!("team:{}", self.caller.team_id), Utc::now());
-        if !self.held {
-            self.state
-                .ledger
-                .append(std::slice::from_ref(&record), &metadata)
-                .await?;
-            return Ok(());
-        }
-        let price = record.price;
         let record = UsageRecord {
-            released_hold: Some(price),
+            hold_key: self.held.then(|| self.request_key.clone()),
             ..record
         };
-        let event = StreamStart::with_metadata_text(
-            USAGE_AGGREGATE,
-            record.request_id.as_str().to_owned(),
-            &UsageEvent::UsageRecorded(record),
-            serde_json::to_string(&metadata.to_map())?,
-        )?;
-        holds::record_and_settle(
-            &self.state.pool,
-            &self.caller.team_id,
-            &self.request_key,
-            &event,
-            price.as_decimal(),
-        )
-        .await?;
+        let appended = self
+            .state
+            .ledger
+            .append(std::slice::from_ref(&record), &metadata)
+            .await?;
+        if appended.recorded == 0 {
+            // LiteLLM's push recorded it first, without our hold: release the hold here.
+            self.abandon().await;
+        }
         Ok(())
     }
 

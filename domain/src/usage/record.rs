@@ -139,10 +139,10 @@ pub struct UsageRecord {
     pub occurred_at: DateTime<Utc>,
     pub job_id: Option<String>,
     pub source: UsageSource,
-    /// Credits the gateway held for this request until it is part of the projected spend; the
-    /// budgets projector releases them when it applies this record.
+    /// The gateway's budget hold for this request (hard mode); the budgets projector releases
+    /// it in the transaction that adds the price to the team's spend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub released_hold: Option<Money>,
+    pub hold_key: Option<String>,
 }
 
 /// `cost x (1 + markup / 100)`, to the kept scale.
@@ -223,7 +223,7 @@ impl UsageRecord {
             occurred_at: input.occurred_at,
             job_id,
             source: input.source,
-            released_hold: None,
+            hold_key: None,
         })
     }
 
