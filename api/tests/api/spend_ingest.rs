@@ -253,14 +253,17 @@ async fn reconciliation_shows_drift_from_litellm() {
     assert_error(response, 404, "team_not_found").await;
     let plain = spawn_app().await;
     plain.seed_catalog().await;
-    let (status, _) = plain
+    let (status, created) = plain
         .post_json(
             "/api/teams/create",
             json!({"organization_id": "org_acme", "team_id": "team_q", "team_alias": "q"}),
         )
         .await;
     assert_eq!(status, 201);
-    let response = plain.get_after("/api/teams/team_q/reconciliation", 1).await;
+    let position = created["position"].as_i64().unwrap();
+    let response = plain
+        .get_after("/api/teams/team_q/reconciliation", position)
+        .await;
     assert_error(response, 409, "litellm_not_configured").await;
 }
 
