@@ -102,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
         "/api/teams/create",
         json!({"organization_id": "org_bench", "team_id": "team_bench", "team_alias": "bench",
                "model_groups": ["bench"], "credits": 1_000_000_000,
-               "budget_mode": std::env::var("BENCH_BUDGET_MODE").unwrap_or_else(|_| "hard".into())}),
+               "budget_mode": mode}),
     )
     .await?
     .json()
