@@ -79,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         vec![200, 1000]
     };
+    let mode = std::env::var("BENCH_BUDGET_MODE").unwrap_or_else(|_| "hard".into());
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(2048)
         .build()?;
