@@ -148,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
             percentile(&d, 0.99)
         );
         println!(
-            "| {rate} | through saas-api (hard budget, usage recorded) | {} | {v_failed} | {:.2} | {:.2} |",
+            "| {rate} | through saas-api ({mode} budget, usage recorded) | {} | {v_failed} | {:.2} | {:.2} |",
             v.len(),
             percentile(&v, 0.5),
             percentile(&v, 0.99)

@@ -112,11 +112,29 @@ impl Projector for BudgetsProjector {
                 }
             }
         }
-        save(tx, &teams).await?;
-        release_holds(tx, &hold_keys).await?;
+        let released = release_holds(tx, &hold_keys).await?;
         append::open_streams(tx, &alerts).await?;
         for event in alert_rows {
             record_alert(tx, event).await?;
+        }
+        // Last, so the lock on busy teams' rows (which the gateway's holds also update) is held
+        // only from here to the commit.
+        save(tx, &teams, &released).await?;
+        let (others, amounts): (Vec<&str>, Vec<Decimal>) = released
+            .iter()
+            .filter(|(team, _)| !teams.contains_key(*team))
+            .map(|(team, amount)| (team.as_str(), *amount))
+            .unzip();
+        if !others.is_empty() {
+            sqlx::query(
+                "update team_budgets b set held = b.held - x.amount
+                   from unnest($1::text[], $2::numeric[]) as x(team_id, amount)
+                  where b.team_id = x.team_id",
+            )
+            .bind(&others)
+            .bind(&amounts)
+            .execute(&mut *tx)
+            .await?;
         }
         Ok(())
     }
@@ -290,7 +308,12 @@ fn fold_usage(
     )
 }
 
-async fn save(tx: &mut PgConnection, teams: &HashMap<String, Folded>) -> Result<(), sqlx::Error> {
+/// Writes the folded budgets; `released` held credit leaves `held` in the same statement.
+async fn save(
+    tx: &mut PgConnection,
+    teams: &HashMap<String, Folded>,
+    released: &HashMap<String, Decimal>,
+) -> Result<(), sqlx::Error> {
     if teams.is_empty() {
         return Ok(());
     }
@@ -305,7 +328,9 @@ async fn save(tx: &mut PgConnection, teams: &HashMap<String, Folded>) -> Result<
     let mut last_usage = Vec::new();
     let mut deleted = Vec::new();
     let mut positions = Vec::new();
+    let mut releases = Vec::new();
     for (id, f) in teams {
+        releases.push(released.get(id).copied().unwrap_or_default());
         ids.push(id.as_str());
         orgs.push(f.organization_id.as_str());
         credits.push(f.state.credits.as_decimal());
@@ -319,11 +344,15 @@ async fn save(tx: &mut PgConnection, teams: &HashMap<String, Folded>) -> Result<
         positions.push(f.last_position);
     }
     sqlx::query(
+        // `held` of the proposed row carries the release: a new row has no holds (0), an
+        // existing one subtracts it.
         "insert into team_budgets (team_id, organization_id, credits, spend, budget_mode, credit_level,
-             alerted_percent, request_count, last_usage_at, deleted, last_position)
+             alerted_percent, request_count, last_usage_at, deleted, last_position, held)
          select * from unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[], $5::text[],
-             $6::bigint[], $7::int[], $8::bigint[], $9::timestamptz[], $10::bool[], $11::bigint[])
+             $6::bigint[], $7::int[], $8::bigint[], $9::timestamptz[], $10::bool[], $11::bigint[],
+             $12::numeric[])
          on conflict (team_id) do update set
+             held = team_budgets.held - excluded.held,
              credits = excluded.credits, spend = excluded.spend, budget_mode = excluded.budget_mode,
              credit_level = excluded.credit_level, alerted_percent = excluded.alerted_percent,
              request_count = excluded.request_count, last_usage_at = excluded.last_usage_at,
@@ -340,6 +369,7 @@ async fn save(tx: &mut PgConnection, teams: &HashMap<String, Folded>) -> Result<
     .bind(&last_usage)
     .bind(&deleted)
     .bind(&positions)
+    .bind(&releases)
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -347,19 +377,22 @@ async fn save(tx: &mut PgConnection, teams: &HashMap<String, Folded>) -> Result<
 
 /// The gateway's holds for requests whose price just entered the spend are released in the
 /// same transaction: held credit is never counted twice, nor zero times.
-async fn release_holds(tx: &mut PgConnection, keys: &[String]) -> Result<(), sqlx::Error> {
+/// Deletes them here and returns what each team gets back; `save` subtracts it.
+async fn release_holds(
+    tx: &mut PgConnection,
+    keys: &[String],
+) -> Result<HashMap<String, Decimal>, sqlx::Error> {
     if keys.is_empty() {
-        return Ok(());
+        return Ok(HashMap::new());
     }
-    sqlx::query(
-        "with h as (delete from budget_holds where request_key = any($1) returning team_id, amount),
-              t as (select team_id, sum(amount) as amount from h group by team_id)
-         update team_budgets b set held = b.held - t.amount from t where b.team_id = t.team_id",
+    let rows: Vec<(String, Decimal)> = sqlx::query_as(
+        "with h as (delete from budget_holds where request_key = any($1) returning team_id, amount)
+         select team_id, sum(amount) from h group by team_id",
     )
     .bind(keys)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(())
+    Ok(rows.into_iter().collect())
 }
 
 async fn record_alert(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError> {
