@@ -23,7 +23,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 async fn run(
     http: &reqwest::Client,
     url: &str,
-    key: &str,
+    keys: &[String],
     body: &Value,
     rate: u64,
     seconds: u64,
@@ -31,8 +31,9 @@ async fn run(
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity((rate * seconds) as usize);
-    for _ in 0..rate * seconds {
+    for i in 0..rate * seconds {
         ticker.tick().await;
+        let key = &keys[i as usize % keys.len()];
         let request = http.post(url).bearer_auth(key).json(body);
         tasks.push(tokio::spawn(async move {
             let started = Instant::now();
@@ -99,48 +100,59 @@ async fn main() -> anyhow::Result<()> {
         json!({"group_name": "bench", "models": ["fake-gpt"]}),
     )
     .await?;
-    let team: Value = post(
-        "/api/teams/create",
-        json!({"organization_id": "org_bench", "team_id": "team_bench", "team_alias": "bench",
-               "model_groups": ["bench"], "credits": 1_000_000_000,
-               "budget_mode": mode}),
-    )
-    .await?
-    .json()
-    .await?;
-    let key = team["virtual_key"]
-        .as_str()
-        .context("team created")?
-        .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let shown: Value = http
-            .get(format!("{api}/api/teams/team_bench"))
-            .header("x-admin-key", admin)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if shown["litellm_sync"]["status"] == "in_sync" {
-            break;
+    // BENCH_TEAMS teams share the load round-robin (1: one busy team, the worst case for holds).
+    let team_count: usize = std::env::var("BENCH_TEAMS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let mut keys = Vec::with_capacity(team_count);
+    for n in 0..team_count {
+        let team_id = format!("team_bench_{n}");
+        let team: Value = post(
+            "/api/teams/create",
+            json!({"organization_id": "org_bench", "team_id": team_id, "team_alias": team_id,
+                   "model_groups": ["bench"], "credits": 1_000_000_000, "budget_mode": mode}),
+        )
+        .await?
+        .json()
+        .await?;
+        keys.push(
+            team["virtual_key"]
+                .as_str()
+                .context("team created")?
+                .to_owned(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let shown: Value = http
+                .get(format!("{api}/api/teams/{team_id}"))
+                .header("x-admin-key", admin)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if shown["litellm_sync"]["status"] == "in_sync" {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "team never synced: {shown}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        anyhow::ensure!(Instant::now() < deadline, "team never synced: {shown}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let body = json!({"model": "fake-gpt", "max_tokens": 64,
                       "messages": [{"role": "user", "content": "Say hello in one short sentence."}]});
     let direct = format!("{upstream}/v1/chat/completions");
     let via = format!("{api}/v1/chat/completions");
     // Warm connections and caches on both paths.
-    run(&http, &direct, &key, &body, 100, 2).await;
-    run(&http, &via, &key, &body, 100, 2).await;
+    run(&http, &direct, &keys, &body, 100, 2).await;
+    run(&http, &via, &keys, &body, 100, 2).await;
 
     println!("| rate (req/s) | path | requests | failed | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|");
     let mut added = Vec::new();
     for rate in rates {
-        let (d, d_failed) = run(&http, &direct, &key, &body, rate, seconds).await;
-        let (v, v_failed) = run(&http, &via, &key, &body, rate, seconds).await;
+        let (d, d_failed) = run(&http, &direct, &keys, &body, rate, seconds).await;
+        let (v, v_failed) = run(&http, &via, &keys, &body, rate, seconds).await;
         println!(
             "| {rate} | direct to the upstream | {} | {d_failed} | {:.2} | {:.2} |",
             d.len(),
