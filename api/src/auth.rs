@@ -38,6 +38,14 @@ impl AdminKey {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header (team keys, LiteLLM's push).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 /// Proof that the request carries the master key; handlers that take it are admin-only.
 #[derive(Debug, Clone)]
 pub struct Admin {

@@ -244,11 +244,7 @@ impl FromRequestParts<AppState> for TeamCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = parts
-            .headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+        let key = crate::auth::bearer(&parts.headers)
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| unauthorized("missing `Authorization: Bearer <virtual key>` header"))?;

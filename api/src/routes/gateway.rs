@@ -62,17 +62,14 @@ async fn chat_completions(
     gateway::chat(&state, caller, body, None).await
 }
 
-/// The team's models, in OpenAI's list shape.
-async fn models(caller: TeamCaller, State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let team = projections::teams::get(&state.pool, &caller.team_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the team of this virtual key was deleted"))?;
-    let data: Vec<Value> = team
+/// The team's models, in OpenAI's list shape (resolved with the key, like the chat path's check).
+async fn models(caller: TeamCaller) -> Json<Value> {
+    let data: Vec<Value> = caller
         .allowed_models
         .iter()
         .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "saas-litellm"}))
         .collect();
-    Ok(Json(json!({"object": "list", "data": data})))
+    Json(json!({"object": "list", "data": data}))
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -2,8 +2,6 @@
 //! callback, or pulled by the spend-log ingestor (whose progress is shown here); and the
 //! reconciliation of what we recorded with LiteLLM's own counters.
 
-use std::str::FromStr;
-
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::HeaderMap;
@@ -90,10 +88,7 @@ async fn record(
     let mut batch = Vec::with_capacity(body.records.len());
     for (index, item) in body.records.into_iter().enumerate() {
         let raw = item.provider_cost.0.trim_matches('"');
-        let Some(cost) = Decimal::from_str(raw)
-            .or_else(|_| Decimal::from_scientific(raw))
-            .ok()
-        else {
+        let Some(cost) = litellm_rows::decimal(&Value::String(raw.to_owned())) else {
             problems.push(refusal_text(
                 index,
                 &item.request_id,
@@ -182,11 +177,7 @@ async fn push(
             "spend push is off; set SPEND_PUSH_TOKEN to turn it on",
         ));
     };
-    let presented = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let presented = crate::auth::bearer(&headers).unwrap_or_default();
     if !token.matches(presented.as_bytes()) {
         return Err(ApiError::unauthorized("invalid push token"));
     }

@@ -342,11 +342,7 @@ async fn all_teams(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<AllTeamsParams>,
 ) -> ApiResult<Json<Value>> {
-    let period = PeriodParams {
-        from: params.from.clone(),
-        to: params.to.clone(),
-    }
-    .period()?;
+    let period = Period::parse(params.from.as_deref(), params.to.as_deref())?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -467,11 +463,7 @@ async fn export_csv(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<ExportParams>,
 ) -> ApiResult<Response> {
-    let period = PeriodParams {
-        from: params.from.clone(),
-        to: params.to.clone(),
-    }
-    .period()?;
+    let period = Period::parse(params.from.as_deref(), params.to.as_deref())?;
     state
         .read_after(projections::usage::PROJECTOR, read_after)
         .await?;
