@@ -55,20 +55,13 @@ async fn chat(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
 }
 
 async fn usage_count(app: &TestApp, team_id: &str, want: i64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, usage) = app
-            .get_json(&format!("/api/teams/{team_id}/usage"), None)
-            .await;
-        if usage["request_count"] == want {
-            return usage;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "usage never counted {want}: {usage}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    app.get_until(
+        &format!("/api/teams/{team_id}/usage"),
+        Duration::from_secs(10),
+        &format!("usage never counted {want}"),
+        |usage| usage["request_count"] == want,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -286,16 +279,15 @@ async fn concurrent_requests_never_spend_past_the_credits() {
     // And LiteLLM saw exactly the calls we let through.
     assert_eq!(double.spend_log_count() as i64, served);
     // Every hold was settled and then moved into the spend: nothing stays held.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, budget) = app.get_json("/api/teams/team_b/budget", None).await;
-        if dec(&budget["held"]).is_zero() {
-            assert_eq!(dec(&budget["spend"]), spend);
-            break;
-        }
-        assert!(Instant::now() < deadline, "credits stay held: {budget}");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    let budget = app
+        .get_until(
+            "/api/teams/team_b/budget",
+            Duration::from_secs(10),
+            "credits stay held",
+            |budget| dec(&budget["held"]).is_zero(),
+        )
+        .await;
+    assert_eq!(dec(&budget["spend"]), spend);
 }
 
 #[tokio::test]
@@ -309,16 +301,15 @@ async fn soft_mode_keeps_serving_and_warns() {
         assert_eq!(chat(&app, &key, &chat_body("gpt-4o")).await.status(), 200);
     }
     usage_count(&app, "team_soft", 3).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, budget) = app.get_json("/api/teams/team_soft/budget", None).await;
-        if budget["alerts"].as_array().map(Vec::len) == Some(2) {
-            assert!(dec(&budget["remaining"]) < Decimal::ZERO, "{budget}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "alerts never fired: {budget}");
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    let budget = app
+        .get_until(
+            "/api/teams/team_soft/budget",
+            Duration::from_secs(10),
+            "alerts never fired",
+            |budget| budget["alerts"].as_array().map(Vec::len) == Some(2),
+        )
+        .await;
+    assert!(dec(&budget["remaining"]) < Decimal::ZERO, "{budget}");
 }
 
 #[tokio::test]

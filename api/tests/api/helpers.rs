@@ -194,6 +194,30 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// GETs `path` as admin until it answers 200 with a body `done` accepts, for up to
+    /// `within`; panics with `what` and the last answer otherwise. For outcomes that appear
+    /// asynchronously (projections, ingestion, deliveries).
+    pub async fn get_until(
+        &self,
+        path: &str,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (status, body) = self.get_json(path, None).await;
+            if status == 200 && done(&body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: last answer {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
     pub async fn events_of(&self, aggregate_type: &str) -> i64 {
         sqlx::query_scalar("select count(*) from events where aggregate_type = $1")
             .bind(aggregate_type)

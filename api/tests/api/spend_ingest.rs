@@ -53,21 +53,13 @@ fn minutes_ago(minutes: i64) -> String {
 
 /// Polls the team's usage until it counts `requests`.
 async fn usage_with(app: &TestApp, team_id: &str, requests: i64) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, usage) = app
-            .get_json(&format!("/api/teams/{team_id}/usage"), None)
-            .await;
-        assert_eq!(status, 200, "{usage}");
-        if usage["request_count"] == requests {
-            return usage;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "usage never reached {requests} requests: {usage}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.get_until(
+        &format!("/api/teams/{team_id}/usage"),
+        Duration::from_secs(15),
+        &format!("usage never reached {requests} requests"),
+        |usage| usage["request_count"] == requests,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -281,18 +273,13 @@ async fn ingestion_survives_litellm_outages() {
         "1",
         &minutes_ago(0),
     )]);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, status) = app.get_json("/api/usage/ingestion", None).await;
-        if status["cursors"][0]["last_error"].as_str().is_some() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no error shown: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.get_until(
+        "/api/usage/ingestion",
+        Duration::from_secs(10),
+        "no error shown",
+        |status| status["cursors"][0]["last_error"].as_str().is_some(),
+    )
+    .await;
     double.set_fault(Fault::None);
     usage_with(&app, "team_o", 1).await;
     let (_, status) = app.get_json("/api/usage/ingestion", None).await;

@@ -52,18 +52,13 @@ async fn head(app: &TestApp) -> i64 {
 /// The team's budget once it lists `alerts` threshold alerts (they are written by the budget
 /// projector after the usage that crossed them, so they show a moment later).
 async fn budget_with_alerts(app: &TestApp, team_id: &str, alerts: usize) -> Value {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let budget = get_ok(app, &format!("/api/teams/{team_id}/budget")).await;
-        if budget["alerts"].as_array().map(Vec::len) == Some(alerts) {
-            return budget;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never {alerts} alerts: {budget}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    app.get_until(
+        &format!("/api/teams/{team_id}/budget"),
+        std::time::Duration::from_secs(10),
+        &format!("never {alerts} alerts"),
+        |budget| budget["alerts"].as_array().map(Vec::len) == Some(alerts),
+    )
+    .await
 }
 
 async fn get_ok(app: &TestApp, path: &str) -> Value {

@@ -1,7 +1,7 @@
 //! Threshold alerts delivered as signed webhooks, retried until the receiver takes them.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
@@ -62,19 +62,16 @@ async fn spend(app: &TestApp, request_id: &str, team: &str, cost: &str) {
 }
 
 async fn deliveries(app: &TestApp, want: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, log) = app.get_json("/api/webhooks/deliveries", None).await;
-        let rows = log["deliveries"].as_array().cloned().unwrap_or_default();
-        if want(&rows) {
-            return rows;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "delivery log never matched: {log}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let rows = |log: &Value| log["deliveries"].as_array().cloned().unwrap_or_default();
+    let log = app
+        .get_until(
+            "/api/webhooks/deliveries",
+            Duration::from_secs(15),
+            "delivery log never matched",
+            |log| want(&rows(log)),
+        )
+        .await;
+    rows(&log)
 }
 
 #[tokio::test]
