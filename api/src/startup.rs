@@ -150,9 +150,16 @@ impl Application {
             },
         );
         let jobs = CqrsFramework::new(event_store(&pool), vec![], ());
+        let leases = Arc::new(crate::gateway::leases::Leases::new(holds_pool.clone()));
+        let ledger = crate::usage::Ledger::new(pool.clone());
         let state = AppState {
             pool: pool.clone(),
             holds_pool,
+            usage_recorder: crate::gateway::recorder::UsageRecorder::start(
+                ledger.clone(),
+                leases.clone(),
+            ),
+            leases,
             admin_key: Arc::new(AdminKey::new(&config.master_key)),
             organizations: Arc::new(organizations),
             model_groups: Arc::new(model_groups),
@@ -166,7 +173,7 @@ impl Application {
             litellm: litellm.clone(),
             prices: litellm.clone().map(crate::gateway::prices::PriceBook::new),
             key_cache: crate::team_auth::KeyCache::default(),
-            ledger: crate::usage::Ledger::new(pool.clone()),
+            ledger,
             spend_push_token: config
                 .spend_ingest
                 .push_token
@@ -251,6 +258,10 @@ impl Application {
             self.state.pool.clone(),
             shutdown.clone(),
         )));
+        consumers.push(tokio::spawn(hand_back_idle_leases(
+            self.state.leases.clone(),
+            shutdown.clone(),
+        )));
         consumers.push(tokio::spawn(purge_idempotency_keys(
             self.state.pool.clone(),
             shutdown.clone(),
@@ -309,6 +320,21 @@ async fn expire_budget_holds(pool: PgPool, shutdown: CancellationToken) {
             },
         }
     }
+}
+
+/// Hands back budget leases a second after their team's last request, and all at shutdown.
+async fn hand_back_idle_leases(
+    leases: Arc<crate::gateway::leases::Leases>,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = every.tick() => leases.hand_back_idle(Duration::from_secs(1)).await,
+        }
+    }
+    leases.hand_back_all().await;
 }
 
 /// Cancels the token on ctrl-c or SIGTERM.

@@ -20,6 +20,10 @@ pub struct AppState {
     pub pool: PgPool,
     /// Commits without waiting for the WAL flush: budget holds only (see `connect_unflushed`).
     pub holds_pool: PgPool,
+    /// This process's budget leases for hard-mode teams.
+    pub leases: Arc<crate::gateway::leases::Leases>,
+    /// Writes gateway usage in batches.
+    pub usage_recorder: crate::gateway::recorder::UsageRecorder,
     pub admin_key: Arc<AdminKey>,
     pub organizations: Arc<PostgresCqrs<Organization>>,
     pub model_groups: Arc<PostgresCqrs<ModelGroup>>,

@@ -89,21 +89,13 @@ impl Projector for BudgetsProjector {
             return Ok(());
         }
         let mut teams = load(tx, &relevant).await?;
-        let hold_keys: Vec<String> = relevant
-            .iter()
-            .filter(|e| e.aggregate_type == USAGE_AGGREGATE)
-            .filter_map(|e| {
-                e.payload["UsageRecorded"]["hold_key"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .collect();
+        let mut holds: Vec<(String, Option<Decimal>)> = Vec::new();
         let mut alerts = Vec::new();
         let mut alert_rows = Vec::new();
         for event in relevant {
             match event.aggregate_type.as_str() {
                 "Team" => fold_team(&mut teams, event, &mut alerts)?,
-                USAGE_AGGREGATE => fold_usage(&mut teams, event, &mut alerts)?,
+                USAGE_AGGREGATE => fold_usage(&mut teams, event, &mut alerts, &mut holds)?,
                 _ => {
                     let BudgetEvent::ThresholdCrossed { .. } = event
                         .decode::<BudgetEvent>()
@@ -112,7 +104,7 @@ impl Projector for BudgetsProjector {
                 }
             }
         }
-        let released = release_holds(tx, &hold_keys).await?;
+        let released = release_holds(tx, &holds).await?;
         append::open_streams(tx, &alerts).await?;
         for event in alert_rows {
             record_alert(tx, event).await?;
@@ -282,10 +274,14 @@ fn fold_usage(
     teams: &mut HashMap<String, Folded>,
     event: &StoredEvent,
     alerts: &mut Vec<StreamStart>,
+    holds: &mut Vec<(String, Option<Decimal>)>,
 ) -> Result<(), ProjectionError> {
     let UsageEvent::UsageRecorded(record) = event
         .decode()
         .map_err(|e| ProjectionError::decode(event, e))?;
+    if let Some(key) = &record.hold_key {
+        holds.push((key.clone(), record.hold_amount.map(|m| m.as_decimal())));
+    }
     let team_id = record.team_id.as_str();
     let Some(folded) = teams.get_mut(team_id) else {
         tracing::warn!(
@@ -376,20 +372,37 @@ async fn save(
 }
 
 /// The gateway's holds for requests whose price just entered the spend are released in the
-/// same transaction: held credit is never counted twice, nor zero times.
-/// Deletes them here and returns what each team gets back; `save` subtracts it.
+/// same transaction: held credit is never counted twice, nor zero times. Each request gives
+/// back the part of its hold it took (a hold emptied this way is swept later); an older record
+/// without that part gives back its whole hold. Returns what each team gets back; `save`
+/// subtracts it.
 async fn release_holds(
     tx: &mut PgConnection,
-    keys: &[String],
+    holds: &[(String, Option<Decimal>)],
 ) -> Result<HashMap<String, Decimal>, sqlx::Error> {
-    if keys.is_empty() {
+    if holds.is_empty() {
         return Ok(HashMap::new());
     }
+    let (parts, whole): (Vec<_>, Vec<_>) = holds.iter().partition(|(_, amount)| amount.is_some());
+    let (keys, amounts): (Vec<&str>, Vec<Decimal>) = parts
+        .iter()
+        .map(|(key, amount)| (key.as_str(), amount.unwrap_or_default()))
+        .unzip();
+    let whole: Vec<&str> = whole.iter().map(|(key, _)| key.as_str()).collect();
+    // Parts are summed per hold first: an UPDATE joined to several rows of one hold would
+    // apply only one of them.
     let rows: Vec<(String, Decimal)> = sqlx::query_as(
-        "with h as (delete from budget_holds where request_key = any($1) returning team_id, amount)
-         select team_id, sum(amount) from h group by team_id",
+        "with p as (select k, sum(a) as a from unnest($1::text[], $2::numeric[]) as x(k, a) group by k),
+              taken as (update budget_holds h set amount = h.amount - p.a from p
+                         where h.request_key = p.k returning h.team_id, p.a as amount),
+              whole as (delete from budget_holds where request_key = any($3)
+                        returning team_id, amount),
+              released as (select * from taken union all select * from whole)
+         select team_id, sum(amount) from released group by team_id",
     )
-    .bind(keys)
+    .bind(&keys)
+    .bind(&amounts)
+    .bind(&whole)
     .fetch_all(&mut *tx)
     .await?;
     Ok(rows.into_iter().collect())

@@ -1,77 +1,99 @@
-//! Budget holds for hard-mode teams, one statement per request on the team's row. Before a
-//! request is forwarded its worst-case price is added to `team_budgets.held` by an UPDATE whose
-//! WHERE checks `credits - spend - held` on the very row it locks (concurrent requests of a team
-//! queue on the row and each re-checks the latest values). The usage record names the hold; the
-//! budgets projector deletes it and subtracts it from `held` in the transaction that adds the
-//! real price to `spend`. So between the answer and the projection (milliseconds) the worst case
-//! still counts: admission is briefly conservative, never generous. A hold whose request never
-//! records usage (a crash) lapses after `HOLD_TTL_SECS`.
+//! Budget holds for hard-mode teams, as rows of `budget_holds` counted in `team_budgets.held`.
+//! A hold is granted by one UPDATE whose WHERE checks `credits - spend - held` on the very row
+//! it locks (concurrent grants of a team queue on the row and each re-checks the latest values).
+//! The gateway takes holds in chunks (leases, see `leases.rs`) and spends them request by
+//! request in memory; each usage record names its hold and the worst case it took from it, and
+//! the budgets projector subtracts that part in the transaction that adds the real price to
+//! `spend`. So between the answer and the projection (milliseconds) the worst case still
+//! counts: admission is briefly conservative, never generous. A hold whose requests never
+//! record usage (a crash) lapses after `HOLD_TTL_SECS`.
 
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 
 pub const HOLD_TTL_SECS: f64 = 900.0;
 
+/// A lease asks for this many worst cases at once...
+pub const LEASE_REQUESTS: i64 = 32;
+/// ...but never more than this share of what the team has left, so that other replicas (and
+/// other requests of different sizes) still find credit.
+const LEASE_SHARE: i64 = 4;
+
 #[derive(Debug, Clone, PartialEq)]
-pub enum Admission {
-    Held,
+pub enum Grant {
+    /// This much was set aside under the hold's key.
+    Granted(Decimal),
     /// What was left when the request asked for more.
-    Refused {
-        available: Decimal,
-    },
+    Refused { available: Decimal },
 }
 
-pub async fn reserve(
+/// Sets aside credit for at least one request costing up to `worst`: a quarter of what the team
+/// has left, between one and `LEASE_REQUESTS` worst cases.
+pub async fn grant(
     pool: &PgPool,
     team_id: &str,
-    request_key: &str,
-    amount: Decimal,
-) -> Result<Admission, sqlx::Error> {
-    // A team with nothing left is refused even for a call LiteLLM would price at zero.
-    let (held, available): (bool, Option<Decimal>) = sqlx::query_as(
-        "with upd as (
-             update team_budgets set held = held + $3
-              where team_id = $1 and credits - spend - held >= $3 and credits - spend - held > 0
-          returning team_id),
+    hold_key: &str,
+    worst: Decimal,
+) -> Result<Grant, sqlx::Error> {
+    // The chunk is sized from a snapshot; the UPDATE's WHERE re-checks it against the locked
+    // row, so a stale snapshot can only size the chunk, never let it exceed what is left.
+    // A team with nothing left is refused even for a call priced at zero.
+    let (granted, available): (Option<Decimal>, Option<Decimal>) = sqlx::query_as(
+        "with want as (
+             select greatest($3, least((credits - spend - held) / $5, $3 * $6)) as amount
+               from team_budgets where team_id = $1),
+         upd as (
+             update team_budgets b set held = b.held + want.amount from want
+              where b.team_id = $1 and b.credits - b.spend - b.held >= want.amount
+                and b.credits - b.spend - b.held > 0
+          returning want.amount),
          ins as (
              insert into budget_holds (request_key, team_id, amount, expires_at)
-             select $2, team_id, $3, now() + $4 * interval '1 second' from upd
-          returning 1)
-         select exists (select 1 from ins),
+             select $2, $1, amount, now() + $4 * interval '1 second' from upd
+          returning amount)
+         select (select amount from ins),
                 (select credits - spend - held from team_budgets where team_id = $1)",
     )
     .bind(team_id)
-    .bind(request_key)
-    .bind(amount)
+    .bind(hold_key)
+    .bind(worst)
     .bind(HOLD_TTL_SECS)
+    .bind(Decimal::from(LEASE_SHARE))
+    .bind(Decimal::from(LEASE_REQUESTS))
     .fetch_one(pool)
     .await?;
-    Ok(if held {
-        Admission::Held
-    } else {
-        Admission::Refused {
+    Ok(match granted {
+        Some(amount) => Grant::Granted(amount),
+        None => Grant::Refused {
             available: available.unwrap_or_default(),
-        }
+        },
     })
 }
 
-/// The request was not served: its hold goes.
-pub async fn release(pool: &PgPool, request_key: &str) -> Result<(), sqlx::Error> {
+/// Gives `amount` of a hold back to the team (what a lease did not use, or the part of a request
+/// that will never be projected). An emptied hold is swept by `expire`.
+pub async fn give_back(pool: &PgPool, hold_key: &str, amount: Decimal) -> Result<(), sqlx::Error> {
+    if amount.is_zero() {
+        return Ok(());
+    }
     sqlx::query(
-        "with h as (delete from budget_holds where request_key = $1 returning team_id, amount)
-         update team_budgets b set held = b.held - h.amount from h where b.team_id = h.team_id",
+        "with h as (update budget_holds set amount = amount - $2 where request_key = $1
+                    returning team_id)
+         update team_budgets b set held = b.held - $2 from h where b.team_id = h.team_id",
     )
-    .bind(request_key)
+    .bind(hold_key)
+    .bind(amount)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// Drops holds of requests that never settled (their process died). Returns how many.
+/// Drops holds of requests that never settled (their process died), and emptied ones. Returns
+/// how many teams got credit back.
 pub async fn expire(pool: &PgPool) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "with h as (delete from budget_holds where expires_at < now() returning team_id, amount),
-              t as (select team_id, sum(amount) as amount from h group by team_id)
+        "with h as (delete from budget_holds where expires_at < now() or amount <= 0 returning team_id, amount),
+              t as (select team_id, sum(amount) as amount from h group by team_id having sum(amount) <> 0)
          update team_budgets b set held = b.held - t.amount from t where b.team_id = t.team_id",
     )
     .execute(pool)

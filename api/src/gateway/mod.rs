@@ -4,7 +4,9 @@
 //! usage is known.
 
 pub mod holds;
+pub mod leases;
 pub mod prices;
+pub mod recorder;
 pub mod sse;
 
 use std::pin::Pin;
@@ -15,11 +17,10 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use domain::CommandMetadata;
-use domain::Percent;
 use domain::organization::OrganizationId;
 use domain::team::{KeyFingerprint, TeamId};
 use domain::usage::{UsageInput, UsageRecord, UsageSource, UsageStatus};
+use domain::{Money, Percent};
 use futures::Stream;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -28,7 +29,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::team_auth::TeamCaller;
 use crate::usage::litellm_rows::decimal;
-use holds::Admission;
+use leases::{Admission, Ticket};
 use prices::Prices;
 use sse::SseTap;
 
@@ -53,7 +54,7 @@ struct Settlement {
     started: Instant,
     job_id: Option<String>,
     request_key: String,
-    held: bool,
+    ticket: Option<Ticket>,
 }
 
 impl Settlement {
@@ -93,12 +94,13 @@ impl Settlement {
             job_id: self.job_id.clone(),
             source: UsageSource::Gateway,
         };
-        if let Err(error) = self.record(input).await {
-            tracing::error!(%error, team_id = %self.caller.team_id, "usage of an LLM call could not be recorded; spend ingestion will");
+        let team_id = self.caller.team_id.clone();
+        if let Err(error) = self.record(input) {
+            tracing::error!(%error, %team_id, "usage of an LLM call could not be recorded; spend ingestion will");
         }
     }
 
-    async fn record(&self, input: UsageInput) -> anyhow::Result<()> {
+    fn record(self, input: UsageInput) -> anyhow::Result<()> {
         let record = UsageRecord::new(
             input,
             TeamId::parse(&self.caller.team_id)?,
@@ -107,28 +109,21 @@ impl Settlement {
             self.markup,
             Utc::now(),
         )?;
-        let metadata = CommandMetadata::new(format!("team:{}", self.caller.team_id), Utc::now());
         let record = UsageRecord {
-            hold_key: self.held.then(|| self.request_key.clone()),
+            hold_key: self.ticket.as_ref().map(|t| t.hold_key.clone()),
+            hold_amount: self.ticket.as_ref().map(|t| Money::from_decimal(t.amount)),
             ..record
         };
-        let appended = self
-            .state
-            .ledger
-            .append(std::slice::from_ref(&record), &metadata)
-            .await?;
-        if appended.recorded == 0 {
-            // LiteLLM's push recorded it first, without our hold: release the hold here.
-            self.abandon().await;
-        }
+        self.state.usage_recorder.record(record, self.ticket);
         Ok(())
     }
 
     async fn abandon(&self) {
-        if self.held
-            && let Err(error) = holds::release(&self.state.holds_pool, &self.request_key).await
-        {
-            tracing::warn!(%error, "a budget hold could not be released; it lapses by itself");
+        if let Some(ticket) = &self.ticket {
+            self.state
+                .leases
+                .give_back(&self.caller.team_id, ticket)
+                .await;
         }
     }
 }
@@ -214,15 +209,15 @@ pub async fn chat(
     };
     let body_bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     let request_key = uuid::Uuid::new_v4().to_string();
-    let held = caller.budget_mode == "hard";
-    if held {
+    let mut ticket = None;
+    if caller.budget_mode == "hard" {
         // Tokens never outnumber the bytes they are made of, so this bounds the real cost.
         let p = prices.unwrap_or_default();
         let worst = (p.input * Decimal::from(body_bytes.len())
             + p.output * Decimal::from(max_tokens))
             * (Decimal::ONE + markup.as_decimal() / Decimal::ONE_HUNDRED);
-        match holds::reserve(&state.holds_pool, &caller.team_id, &request_key, worst).await? {
-            Admission::Held => {}
+        match state.leases.admit(&caller.team_id, worst).await? {
+            Admission::Held(held) => ticket = Some(held),
             Admission::Refused { available } => {
                 return Err(budget_exceeded(format!(
                     "the team's credits do not cover this request: {} available, up to {} needed (lower max_tokens or add credits)",
@@ -243,7 +238,7 @@ pub async fn chat(
         started: Instant::now(),
         job_id,
         request_key,
-        held,
+        ticket,
     };
     let response = match client
         .forward("/v1/chat/completions", caller.expose_key(), body_bytes)

@@ -163,24 +163,39 @@ impl Ledger {
         metadata: &CommandMetadata,
     ) -> Result<Appended, anyhow::Error> {
         let meta = serde_json::to_string(&metadata.to_map())?;
+        let (appended, _) = self
+            .append_each(records.iter().map(|record| (record, meta.clone())))
+            .await?;
+        Ok(appended)
+    }
+
+    /// Appends records each with its own metadata (as JSON text); also returns the request ids
+    /// that were new.
+    pub async fn append_each<'a>(
+        &self,
+        records: impl Iterator<Item = (&'a UsageRecord, String)>,
+    ) -> Result<(Appended, HashSet<String>), anyhow::Error> {
         let events = records
-            .iter()
-            .map(|record| {
+            .map(|(record, meta)| {
                 StreamStart::with_metadata_text(
                     USAGE_AGGREGATE,
                     record.request_id.as_str().to_owned(),
                     &UsageEvent::UsageRecorded(record.clone()),
-                    meta.clone(),
+                    meta,
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut conn = self.pool.acquire().await?;
         let appended = append::open_streams(&mut conn, &events).await?;
-        Ok(Appended {
-            recorded: appended.opened.len(),
-            duplicates: records.len() - appended.opened.len(),
-            last_position: appended.last_position,
-        })
+        let opened: HashSet<String> = appended.opened.into_iter().collect();
+        Ok((
+            Appended {
+                recorded: opened.len(),
+                duplicates: events.len() - opened.len(),
+                last_position: appended.last_position,
+            },
+            opened,
+        ))
     }
 
     async fn teams_by_key(

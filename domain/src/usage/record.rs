@@ -143,6 +143,10 @@ pub struct UsageRecord {
     /// it in the transaction that adds the price to the team's spend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_key: Option<String>,
+    /// The part of that hold this request took (its worst case). Holds are shared by many
+    /// requests (leases); without it (older events) the whole hold was the request's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_amount: Option<Money>,
 }
 
 /// `cost x (1 + markup / 100)`, to the kept scale.
@@ -224,6 +228,7 @@ impl UsageRecord {
             job_id,
             source: input.source,
             hold_key: None,
+            hold_amount: None,
         })
     }
 

@@ -1,0 +1,178 @@
+//! Admission for hard-mode teams without a database round trip per request. Each process takes
+//! a team's credit in chunks (a lease: one hold in `budget_holds`, counted in the team's `held`)
+//! and admits requests from it in memory, each taking its worst case. What a lease does not use
+//! goes back when it runs short, sits idle, or grows old. Since every chunk is granted against
+//! the team's row, the sum over all processes never exceeds what the team has left: a lease can
+//! refuse a request another replica's lease would have fit (conservative), never admit one the
+//! credits do not cover.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as SyncMutex};
+use std::time::{Duration, Instant};
+
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use tokio::sync::Mutex;
+
+use super::holds::{self, Grant};
+
+/// A lease is handed back this long after it was granted, well inside the hold's TTL.
+const MAX_AGE: Duration = Duration::from_secs(60);
+
+/// One request's part of a lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ticket {
+    pub hold_key: String,
+    pub amount: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    Held(Ticket),
+    /// What the team had left when the request asked for more.
+    Refused {
+        available: Decimal,
+    },
+}
+
+#[derive(Debug)]
+struct Lease {
+    hold_key: Option<String>,
+    remaining: Decimal,
+    granted_at: Instant,
+    last_used: Instant,
+}
+
+impl Lease {
+    fn empty() -> Self {
+        Self {
+            hold_key: None,
+            remaining: Decimal::ZERO,
+            granted_at: Instant::now(),
+            last_used: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, worst: Decimal) -> Option<Ticket> {
+        let key = self.hold_key.as_ref()?;
+        if self.remaining < worst || self.granted_at.elapsed() >= MAX_AGE {
+            return None;
+        }
+        self.remaining -= worst;
+        self.last_used = Instant::now();
+        Some(Ticket {
+            hold_key: key.clone(),
+            amount: worst,
+        })
+    }
+}
+
+/// This process's leases, one per busy hard-mode team.
+pub struct Leases {
+    pool: PgPool,
+    teams: SyncMutex<HashMap<String, Arc<Mutex<Lease>>>>,
+}
+
+impl Leases {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            teams: SyncMutex::default(),
+        }
+    }
+
+    fn lease_of(&self, team_id: &str) -> Arc<Mutex<Lease>> {
+        let mut teams = self.teams.lock().unwrap_or_else(|e| e.into_inner());
+        teams
+            .entry(team_id.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(Lease::empty())))
+            .clone()
+    }
+
+    /// Admits a request costing at most `worst` for `team_id`, or says what is left.
+    pub async fn admit(&self, team_id: &str, worst: Decimal) -> Result<Admission, sqlx::Error> {
+        let lease = self.lease_of(team_id);
+        let mut lease = lease.lock().await;
+        if let Some(ticket) = lease.take(worst) {
+            return Ok(Admission::Held(ticket));
+        }
+        // Too little left here (or none yet): hand the rest back, then ask for a new chunk.
+        self.hand_back(&mut lease).await;
+        let hold_key = uuid::Uuid::new_v4().to_string();
+        match holds::grant(&self.pool, team_id, &hold_key, worst).await? {
+            Grant::Granted(amount) => {
+                *lease = Lease {
+                    hold_key: Some(hold_key.clone()),
+                    remaining: amount - worst,
+                    granted_at: Instant::now(),
+                    last_used: Instant::now(),
+                };
+                Ok(Admission::Held(Ticket {
+                    hold_key,
+                    amount: worst,
+                }))
+            }
+            Grant::Refused { available } => Ok(Admission::Refused { available }),
+        }
+    }
+
+    /// A request that was not served (or will be recorded without its hold) gives its part
+    /// back: to its lease while that is still in use here, else to the team.
+    pub async fn give_back(&self, team_id: &str, ticket: &Ticket) {
+        let lease = self.lease_of(team_id);
+        {
+            let mut lease = lease.lock().await;
+            if lease.hold_key.as_deref() == Some(ticket.hold_key.as_str()) {
+                lease.remaining += ticket.amount;
+                return;
+            }
+        }
+        if let Err(error) = holds::give_back(&self.pool, &ticket.hold_key, ticket.amount).await {
+            tracing::warn!(%error, "part of a budget hold could not be given back; it lapses by itself");
+        }
+    }
+
+    /// Hands back leases unused for `idle` (or older than their age limit), so their credit
+    /// is visible to other replicas and to the team's budget again.
+    pub async fn hand_back_idle(&self, idle: Duration) {
+        let leases: Vec<(String, Arc<Mutex<Lease>>)> = {
+            let teams = self.teams.lock().unwrap_or_else(|e| e.into_inner());
+            teams.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        for (team_id, lease) in leases {
+            let Ok(mut guard) = lease.try_lock() else {
+                continue;
+            };
+            if guard.hold_key.is_some()
+                && (guard.last_used.elapsed() >= idle || guard.granted_at.elapsed() >= MAX_AGE)
+            {
+                self.hand_back(&mut guard).await;
+            }
+            if guard.hold_key.is_none() && guard.last_used.elapsed() >= idle {
+                drop(guard);
+                let mut teams = self.teams.lock().unwrap_or_else(|e| e.into_inner());
+                // Only if no request holds it meanwhile.
+                if teams
+                    .get(&team_id)
+                    .is_some_and(|l| Arc::strong_count(l) == 2)
+                {
+                    teams.remove(&team_id);
+                }
+            }
+        }
+    }
+
+    /// Hands back every lease (at shutdown).
+    pub async fn hand_back_all(&self) {
+        self.hand_back_idle(Duration::ZERO).await;
+    }
+
+    async fn hand_back(&self, lease: &mut Lease) {
+        if let Some(key) = lease.hold_key.take()
+            && let Err(error) = holds::give_back(&self.pool, &key, lease.remaining).await
+        {
+            tracing::warn!(%error, "an unused budget lease could not be handed back; it lapses by itself");
+        }
+        lease.remaining = Decimal::ZERO;
+    }
+}
