@@ -124,7 +124,7 @@ impl ConsumerRunner {
         if let Err(error) = checkpoint::register(&self.pool, name).await {
             tracing::warn!(consumer = name, %error, "could not register consumer; will retry");
         }
-        let mut wakeups = notifier.subscribe();
+        let mut wakeups = notifier.subscribe(self.projector.interests());
         let mut failures: u32 = 0;
         let mut horizon_pause = Duration::from_millis(1);
         loop {

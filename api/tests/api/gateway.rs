@@ -8,7 +8,7 @@ use litellm::double::LitellmDouble;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, spawn_app_with, spawn_app_with_database};
 use crate::litellm_sync::{LITELLM_MASTER, double, wait_in_sync};
 
 fn dec(value: &Value) -> Decimal {
@@ -288,6 +288,53 @@ async fn concurrent_requests_never_spend_past_the_credits() {
         )
         .await;
     assert_eq!(dec(&budget["spend"]), spend);
+}
+
+#[tokio::test]
+async fn two_replicas_together_never_spend_past_the_credits() {
+    // Each replica admits from its own lease of the team's credit; the leases together never
+    // exceed what the team has, so two replicas at once overshoot no more than one.
+    let double = double().await;
+    double.set_prices("gpt-4o", "0.0001", "0.0002");
+    let first = app_with(&double).await;
+    first.seed_catalog().await;
+    let url = double.base_url();
+    let second = spawn_app_with_database(&first.database_url, move |c| {
+        c.litellm_proxy_url = url;
+        c.litellm_master_key = Some(LITELLM_MASTER.to_owned().into());
+        c.spend_ingest.poll_every = Duration::ZERO;
+    })
+    .await;
+    let key = team(&first, "team_r", "0.05", "hard").await;
+    let body = json!({"model": "gpt-4o", "max_tokens": 20, "messages": [{"role": "user", "content": "hello there"}]});
+    let mut served = 0;
+    for _ in 0..4 {
+        let calls = (0..64).map(|i| chat(if i % 2 == 0 { &first } else { &second }, &key, &body));
+        for response in futures::future::join_all(calls).await {
+            match response.status().as_u16() {
+                200 => served += 1,
+                429 => {}
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    assert!(served > 0, "nothing was served");
+    let usage = usage_count(&first, "team_r", served).await;
+    let spend = dec(&usage["total_spend"]);
+    assert!(
+        spend <= Decimal::from_str("0.05").unwrap(),
+        "spent {spend} of 0.05 credits over {served} calls"
+    );
+    assert_eq!(double.spend_log_count() as i64, served);
+    // Both replicas hand their leases back once idle: nothing stays held.
+    first
+        .get_until(
+            "/api/teams/team_r/budget",
+            Duration::from_secs(10),
+            "credits stay held",
+            |budget| dec(&budget["held"]).is_zero(),
+        )
+        .await;
 }
 
 #[tokio::test]

@@ -265,9 +265,14 @@ async fn errors_from_litellm_are_retried_until_it_recovers() {
     app.seed_catalog().await;
     double.set_fault(Fault::ServerError);
     let (_, position) = create_team(&app, "team_e").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (_, team) = app.get_json("/api/teams/team_e", None).await;
-    assert_eq!(team["litellm_sync"]["status"], "failing", "{team}");
+    let team = app
+        .get_until(
+            "/api/teams/team_e",
+            Duration::from_secs(10),
+            "the sync shows as failing",
+            |team| team["litellm_sync"]["status"] == "failing",
+        )
+        .await;
     assert!(team["litellm_sync"]["attempts"].as_i64().unwrap() >= 1);
     double.set_fault(Fault::None);
     wait_in_sync(&app, "team_e", position).await;
