@@ -57,7 +57,7 @@ impl StoredEvent {
         E::deserialize(&self.payload)
     }
 
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             global_position: row.try_get("global_position")?,
             tx_id: parse_xid(row.try_get("tx_text")?)?,

@@ -3,6 +3,7 @@
 
 pub mod alert_outbox;
 pub mod append;
+pub mod audit;
 pub mod budgets;
 pub mod checkpoint;
 pub mod event_log;

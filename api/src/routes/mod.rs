@@ -1,5 +1,6 @@
 //! The HTTP surface: one router, thin handlers, shared middleware.
 
+mod audit;
 mod gateway;
 mod health;
 mod ingest;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::router())
         .merge(gateway::router())
         .merge(webhooks::router())
+        .merge(audit::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -461,7 +461,11 @@ async fn show(
     read_after: ReadAfter,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    AppQuery(as_of): AppQuery<super::audit::AsOfParams>,
 ) -> ApiResult<Json<Value>> {
+    if let Some(raw) = &as_of.as_of {
+        return super::audit::team_as_of(&state, &id, raw).await;
+    }
     state
         .read_after_all(
             &[read_model::PROJECTOR, projections::model_groups::PROJECTOR],

@@ -67,7 +67,7 @@ fn period_json(period: &Period) -> Value {
     json!({"from": period.from, "to": period.to})
 }
 
-fn totals_json(bucket: &UsageBucket) -> Map<String, Value> {
+pub(super) fn totals_json(bucket: &UsageBucket) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert("total_spend".into(), decimal_json(bucket.price));
     map.insert("provider_cost".into(), decimal_json(bucket.provider_cost));
@@ -80,7 +80,7 @@ fn totals_json(bucket: &UsageBucket) -> Map<String, Value> {
     map
 }
 
-fn model_json(bucket: &UsageBucket) -> Value {
+pub(super) fn model_json(bucket: &UsageBucket) -> Value {
     json!({
         "requests": bucket.requests,
         "cost": decimal_json(bucket.price),
@@ -120,8 +120,12 @@ async fn team_usage(
     State(state): State<AppState>,
     Path(id): Path<String>,
     AppQuery(params): AppQuery<PeriodParams>,
+    AppQuery(as_of): AppQuery<super::audit::AsOfParams>,
 ) -> ApiResult<Json<Value>> {
     let period = params.period()?;
+    if let Some(raw) = &as_of.as_of {
+        return super::audit::team_usage_as_of(&state, &id, raw, &period).await;
+    }
     state.read_after_all(&USAGE_MODELS, read_after).await?;
     let budget = team_budget_row(&state, &id).await?;
     let by_model = reports::usage(&state.pool, Scope::Team(&id), &period, GroupBy::Model).await?;

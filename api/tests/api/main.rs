@@ -1,5 +1,6 @@
 //! HTTP integration tests: the real service on a random port, a fresh database per test.
 
+mod audit;
 mod auth;
 mod gateway;
 mod health;

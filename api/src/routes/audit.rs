@@ -1,0 +1,264 @@
+//! The audit trail over HTTP: events with filters and a cursor, a team's history, and a team
+//! (and its usage) as the log stood at an instant.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use domain::team::{TeamAsOf, TeamError, TeamEvent};
+use domain::usage::Period;
+use projections::audit::{self, AuditFilter};
+use projections::event_log::{self, StoredEvent};
+use projections::reports::UsageBucket;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppQuery, decimal_json};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/audit/events", get(events))
+        .route("/api/teams/{id}/history", get(team_history))
+}
+
+const MAX_PAGE: i64 = 1000;
+const DEFAULT_PAGE: i64 = 100;
+
+#[derive(Debug, Deserialize)]
+struct AuditParams {
+    organization_id: Option<String>,
+    team_id: Option<String>,
+    aggregate_type: Option<String>,
+    aggregate_id: Option<String>,
+    event_type: Option<String>,
+    actor: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+/// An RFC 3339 instant from a query parameter.
+pub(crate) fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_time",
+                format!("{field} must be an RFC 3339 time such as 2026-10-01T00:00:00Z"),
+            )
+        })
+}
+
+impl AuditParams {
+    fn filter(&self) -> Result<(AuditFilter, i64), ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let after = self
+            .cursor
+            .as_deref()
+            .map(|raw| {
+                raw.parse::<i64>().ok().filter(|p| *p >= 0).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_cursor",
+                        "cursor must be a next_cursor value from a previous page",
+                    )
+                })
+            })
+            .transpose()?;
+        let from = self
+            .from
+            .as_deref()
+            .map(|t| instant("from", t))
+            .transpose()?;
+        let to = self.to.as_deref().map(|t| instant("to", t)).transpose()?;
+        let filter = AuditFilter {
+            organization_id: self.organization_id.clone(),
+            team_id: self.team_id.clone(),
+            aggregate_type: self.aggregate_type.clone(),
+            aggregate_id: self.aggregate_id.clone(),
+            event_type: self.event_type.clone(),
+            actor: self.actor.clone(),
+            from,
+            to,
+            without_usage: false,
+            after,
+        };
+        Ok((filter, limit))
+    }
+}
+
+/// One event as an auditor reads it: the payload without its enum wrapper.
+fn event_json(event: &StoredEvent) -> Value {
+    let payload = match &event.payload {
+        Value::Object(map) if map.len() == 1 => map.values().next().cloned().unwrap_or_default(),
+        other => other.clone(),
+    };
+    json!({
+        "position": event.global_position,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "sequence": event.sequence,
+        "event_type": event.event_type,
+        "event_version": event.event_version,
+        "payload": payload,
+        "actor": event.meta("actor"),
+        "request_id": event.meta("request_id"),
+        "recorded_at": event.recorded_at,
+    })
+}
+
+async fn page(state: &AppState, filter: &AuditFilter, limit: i64) -> ApiResult<Json<Value>> {
+    let events = audit::events(&state.pool, filter, limit).await?;
+    let next = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.global_position.to_string()))
+        .flatten();
+    Ok(Json(json!({
+        "events": events.iter().map(event_json).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+async fn events(
+    _admin: Admin,
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<AuditParams>,
+) -> ApiResult<Json<Value>> {
+    let (mut filter, limit) = params.filter()?;
+    filter.without_usage = params.include_usage == Some(false);
+    page(&state, &filter, limit).await
+}
+
+/// Every change to a team with who made it; usage records only with `include_usage=true`.
+async fn team_history(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    AppQuery(params): AppQuery<AuditParams>,
+) -> ApiResult<Json<Value>> {
+    let (mut filter, limit) = params.filter()?;
+    let mut conn = state.pool.acquire().await?;
+    if event_log::stream_head(&mut conn, "Team", &id)
+        .await?
+        .is_none()
+    {
+        return Err(TeamError::NotFound.into());
+    }
+    drop(conn);
+    filter.team_id = Some(id);
+    filter.without_usage = params.include_usage != Some(true);
+    page(&state, &filter, limit).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AsOfParams {
+    pub as_of: Option<String>,
+}
+
+/// The team's events up to `as_of`, decoded, and whether it existed then.
+async fn team_events(state: &AppState, id: &str) -> ApiResult<Vec<StoredEvent>> {
+    let mut conn = state.pool.acquire().await?;
+    let events = event_log::read_stream(&mut conn, "Team", id).await?;
+    if events.is_empty() {
+        return Err(TeamError::NotFound.into());
+    }
+    Ok(events)
+}
+
+fn team_at(events: &[StoredEvent], as_of: DateTime<Utc>) -> ApiResult<TeamAsOf> {
+    let decoded = events
+        .iter()
+        .filter(|e| e.recorded_at <= as_of)
+        .map(|e| e.decode::<TeamEvent>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    TeamAsOf::fold(&decoded).ok_or_else(|| {
+        ApiError::not_found(
+            "team_not_found",
+            format!("the team did not exist yet at {}", as_of.to_rfc3339()),
+        )
+    })
+}
+
+/// `GET /api/teams/{id}?as_of=`: the team rebuilt from its events up to that instant, with the
+/// models its groups held then, its spend then, and every change made since (and by whom).
+pub(crate) async fn team_as_of(state: &AppState, id: &str, raw: &str) -> ApiResult<Json<Value>> {
+    let as_of = instant("as_of", raw)?;
+    let events = team_events(state, id).await?;
+    let team = team_at(&events, as_of)?;
+    let groups: Vec<String> = team
+        .model_groups
+        .iter()
+        .map(|g| g.as_str().to_owned())
+        .collect();
+    let mut models: Vec<String> = audit::group_models_as_of(&state.pool, &groups, as_of)
+        .await?
+        .into_iter()
+        .flat_map(|(_, models)| models)
+        .collect();
+    models.sort();
+    models.dedup();
+    let spend = audit::spend_as_of(&state.pool, id, as_of).await?;
+    let credits = team.credits.as_decimal();
+    let changes: Vec<Value> = events
+        .iter()
+        .filter(|e| e.recorded_at > as_of)
+        .map(|e| {
+            json!({"position": e.global_position, "event_type": e.event_type,
+                   "actor": e.meta("actor"), "recorded_at": e.recorded_at})
+        })
+        .collect();
+    let mut body = serde_json::to_value(&team).map_err(ApiError::internal)?;
+    body["as_of"] = json!(as_of);
+    body["credits"] = decimal_json(credits);
+    body["spend"] = decimal_json(spend);
+    body["remaining_budget"] = decimal_json(credits - spend);
+    body["allowed_models"] = json!(models);
+    body["changed_since"] = json!(changes);
+    Ok(Json(body))
+}
+
+/// `GET /api/teams/{id}/usage?as_of=`: usage by model counting only records appended by then.
+pub(crate) async fn team_usage_as_of(
+    state: &AppState,
+    id: &str,
+    raw: &str,
+    period: &Period,
+) -> ApiResult<Json<Value>> {
+    let as_of = instant("as_of", raw)?;
+    let events = team_events(state, id).await?;
+    let team = team_at(&events, as_of)?;
+    let buckets = audit::usage_as_of(&state.pool, id, as_of, period.from, period.to).await?;
+    let mut total = UsageBucket::default();
+    let mut models = Map::new();
+    for bucket in &buckets {
+        total.add(bucket);
+        models.insert(bucket.key.clone(), super::usage::model_json(bucket));
+    }
+    let spend = audit::spend_as_of(&state.pool, id, as_of).await?;
+    let credits = team.credits.as_decimal();
+    let mut body = Map::new();
+    body.insert("team_id".into(), json!(id));
+    body.insert("organization_id".into(), json!(team.organization_id));
+    body.insert("as_of".into(), json!(as_of));
+    body.insert(
+        "period".into(),
+        json!({"from": period.from, "to": period.to}),
+    );
+    body.extend(super::usage::totals_json(&total));
+    body.insert("credits".into(), decimal_json(credits));
+    body.insert("remaining_budget".into(), decimal_json(credits - spend));
+    body.insert("budget_mode".into(), json!(team.budget_mode));
+    body.insert("models_used".into(), Value::Object(models));
+    Ok(Json(Value::Object(body)))
+}
