@@ -226,6 +226,17 @@ impl Config {
         decode_encryption_key(self.encryption_key.expose_secret())
             .expect("validated when the config was loaded")
     }
+
+    /// The key that seals the event log (derived from ENCRYPTION_KEY, so it lives where that
+    /// does, never in the database). Rotating ENCRYPTION_KEY starts a new seal key: seals made
+    /// before verify only with the old one.
+    pub fn seal_key(&self) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.encryption_key_bytes())
+            .expect("HMAC takes any key length");
+        mac.update(b"saas-litellm event seals v1");
+        mac.finalize().into_bytes().into()
+    }
 }
 
 fn parse_number<T: std::str::FromStr>(

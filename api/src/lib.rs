@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod idempotency;
 pub mod keys;
 pub mod lookups;
+pub mod maintenance;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -22,6 +22,21 @@ enum Command {
     Serve,
     /// Create the database if needed and run migrations, then exit.
     Migrate,
+    /// Rebuild read models from position zero into fresh tables and swap them in atomically,
+    /// while a running service keeps answering.
+    Replay {
+        /// One read model (organizations, model_groups, teams, usage, budgets, jobs); all if absent.
+        #[arg(long)]
+        projection: Option<String>,
+    },
+    /// Rebuild read models aside and compare them with the live ones; exit code 1 on any
+    /// difference. With --chain, check the event log's hash chain and seals instead.
+    Verify {
+        #[arg(long)]
+        projection: Option<String>,
+        #[arg(long)]
+        chain: bool,
+    },
     /// Run the in-process LiteLLM test double as a server (for benchmarks and local trials).
     #[command(hide = true)]
     LitellmDouble {
@@ -69,6 +84,26 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
         }
         Command::LitellmDouble { .. } => unreachable!("handled before configuration"),
+        Command::Replay { projection } => {
+            let pool = startup::connect(&config).await?;
+            startup::migrate(&pool).await?;
+            api::maintenance::replay(&pool, projection.as_deref()).await?;
+        }
+        Command::Verify { projection, chain } => {
+            let pool = startup::connect(&config).await?;
+            startup::migrate(&pool).await?;
+            let sound = if chain {
+                api::maintenance::verify_chain(&pool, &config).await?
+            } else {
+                api::maintenance::verify(&pool, projection.as_deref())
+                    .await?
+                    .is_empty()
+            };
+            if !sound {
+                std::process::exit(1);
+            }
+            tracing::info!("verified: no difference found");
+        }
         Command::Serve => {
             let app = Application::build(config).await?;
             let shutdown = CancellationToken::new();

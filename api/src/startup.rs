@@ -36,6 +36,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     runner_config: RunnerConfig,
+    seal_key: [u8; 32],
     reconciler: Option<Reconciler>,
     ingestor: Option<SpendLogIngestor>,
 }
@@ -96,8 +97,12 @@ impl Application {
         migrate(&pool).await?;
         let holds_pool = connect_unflushed(&config).await?;
         // Checkpoint rows exist before anything is served, so lag is visible from the start.
-        for projector in projections::all_projectors() {
-            projections::checkpoint::register(&pool, projector.name())
+        for name in projections::all_projectors()
+            .iter()
+            .map(|p| p.name())
+            .chain([projections::seals::SEALER])
+        {
+            projections::checkpoint::register(&pool, name)
                 .await
                 .context("registering consumers")?;
         }
@@ -207,6 +212,7 @@ impl Application {
             )
         });
         Ok(Self {
+            seal_key: config.seal_key(),
             listener,
             state,
             runner_config: RunnerConfig::default(),
@@ -229,7 +235,9 @@ impl Application {
             .await
             .context("listening for event notifications")?;
         let mut consumers = Vec::new();
-        for projector in projections::all_projectors() {
+        let sealer: Arc<dyn projections::Projector> =
+            Arc::new(projections::seals::Sealer::new(self.seal_key));
+        for projector in projections::all_projectors().into_iter().chain([sealer]) {
             let runner = ConsumerRunner::new(
                 self.state.pool.clone(),
                 projector,

@@ -20,7 +20,7 @@ use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::append::{self, StreamStart};
 use crate::event_log::StoredEvent;
-use crate::projector::{ProjectionError, Projector};
+use crate::projector::{CarriedColumn, ProjectionError, Projector};
 
 pub const PROJECTOR: &str = "budgets";
 
@@ -61,6 +61,23 @@ impl Projector for BudgetsProjector {
 
     fn interests(&self) -> Option<&'static [&'static str]> {
         Some(&["Team", USAGE_AGGREGATE, BUDGET_ALERT_AGGREGATE])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["team_budgets", "budget_alerts"]
+    }
+
+    fn shadowed_tables(&self) -> &'static [&'static str] {
+        &["budget_holds"]
+    }
+
+    /// Credit held by in-flight gateway requests is not in the log.
+    fn carried_columns(&self) -> &'static [CarriedColumn] {
+        &[CarriedColumn {
+            table: "team_budgets",
+            key: "team_id",
+            column: "held",
+        }]
     }
 
     async fn apply(

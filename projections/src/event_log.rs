@@ -37,6 +37,8 @@ pub struct StoredEvent {
     pub payload: Value,
     pub metadata: Value,
     pub recorded_at: DateTime<Utc>,
+    /// The event's link in its stream's hash chain (when the query selected it).
+    pub hash: Option<Vec<u8>>,
 }
 
 impl StoredEvent {
@@ -73,6 +75,7 @@ impl StoredEvent {
                 .try_get::<Option<Value>, _>("metadata")?
                 .unwrap_or(Value::Null),
             recorded_at: row.try_get("recorded_at")?,
+            hash: row.try_get("hash").ok(),
         })
     }
 }
@@ -108,7 +111,7 @@ pub async fn read_after_for(
                 event_type, event_version,
                 case when $4::text[] is null or aggregate_type = any($4) then payload end as payload,
                 case when $4::text[] is null or aggregate_type = any($4) then metadata end as metadata,
-                recorded_at
+                recorded_at, hash
            from events e
           where (e.tx_id, e.global_position) > ($1::text::xid8, $2)
             and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())

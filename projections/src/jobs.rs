@@ -25,6 +25,10 @@ impl Projector for JobsProjector {
         Some(&["Job", USAGE_AGGREGATE])
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["jobs"]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

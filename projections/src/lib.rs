@@ -14,8 +14,10 @@ pub mod notifier;
 pub mod organizations;
 pub mod progress;
 pub mod projector;
+pub mod rebuild;
 pub mod reports;
 pub mod runner;
+pub mod seals;
 pub mod teams;
 pub mod usage;
 

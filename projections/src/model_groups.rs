@@ -23,6 +23,10 @@ impl Projector for ModelGroupsProjector {
         Some(&["ModelGroup"])
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["model_groups"]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

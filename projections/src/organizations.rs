@@ -23,6 +23,10 @@ impl Projector for OrganizationsProjector {
         Some(&["Organization"])
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["organizations"]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -33,6 +33,14 @@ impl ProjectionError {
 /// Builds a read model from the event log. `apply` runs inside the transaction that also moves
 /// the projector's checkpoint, so each event takes effect exactly once. Events the projector
 /// does not care about are simply ignored.
+/// A column a replay keeps from the live table.
+#[derive(Debug, Clone, Copy)]
+pub struct CarriedColumn {
+    pub table: &'static str,
+    pub key: &'static str,
+    pub column: &'static str,
+}
+
 #[async_trait]
 pub trait Projector: Send + Sync + 'static {
     /// The checkpoint name; renaming it replays the projector from the start.
@@ -44,6 +52,25 @@ pub trait Projector: Send + Sync + 'static {
     /// their work.
     fn interests(&self) -> Option<&'static [&'static str]> {
         None
+    }
+
+    /// The read-model tables this projector alone writes, all derived from the log: what a
+    /// replay rebuilds and swaps in, and `verify` compares. Empty for reactors, whose tables
+    /// hold operational state (delivery attempts, sync status) that the log cannot rebuild.
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Tables outside `tables` the projector also writes (operational state it settles, such as
+    /// budget holds). A rebuild gives it empty scratch copies so the live ones are untouched.
+    fn shadowed_tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Columns of `tables` that are operational state, not derived from the log: a replay
+    /// carries them over from the live rows (matched on `key`) and `verify` ignores them.
+    fn carried_columns(&self) -> &'static [CarriedColumn] {
+        &[]
     }
 
     async fn apply(

@@ -46,6 +46,10 @@ impl Projector for TeamsProjector {
         Some(&["Team"])
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["teams"]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

@@ -23,6 +23,10 @@ impl Projector for UsageProjector {
         Some(&[USAGE_AGGREGATE])
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["usage_records", "usage_daily"]
+    }
+
     async fn apply(
         &self,
         tx: &mut PgConnection,

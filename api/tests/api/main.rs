@@ -9,6 +9,7 @@ mod idempotency;
 mod litellm_sync;
 mod model_groups;
 mod organizations;
+mod replay;
 mod spend_ingest;
 mod startup;
 mod teams;

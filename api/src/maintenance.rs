@@ -1,0 +1,163 @@
+//! Operator commands on the read models: `replay` (rebuild and swap in) and `verify` (rebuild
+//! aside and compare). Progress goes to a bar on a terminal, to log lines otherwise.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use projections::rebuild::{self, Progress, Rebuild, TableDiff};
+use sqlx::PgPool;
+
+/// Shows how a rebuild advances: a bar with events per second on a terminal, a line every
+/// few seconds otherwise.
+struct Reporter {
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Reporter {
+    fn new(projector: &str, head: i64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(head.max(0) as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>12} [{bar:40}] {pos}/{len} positions, {msg} ({elapsed})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(projector.to_owned());
+            bar
+        });
+        Self {
+            bar,
+            started: Instant::now(),
+            last_line: Instant::now(),
+        }
+    }
+
+    fn rate(&self, events: u64) -> f64 {
+        events as f64 / self.started.elapsed().as_secs_f64().max(1e-6)
+    }
+
+    fn update(&mut self, progress: Progress) {
+        let rate = self.rate(progress.events);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(progress.position.max(0) as u64);
+                bar.set_message(format!("{} events, {rate:.0} events/s", progress.events));
+            }
+            None if self.last_line.elapsed() >= Duration::from_secs(2) => {
+                self.last_line = Instant::now();
+                tracing::info!(
+                    projector = progress.projector,
+                    events = progress.events,
+                    position = progress.position,
+                    events_per_second = rate as u64,
+                    "rebuilding"
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self, progress: Progress, what: &str) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        tracing::info!(
+            projector = progress.projector,
+            events = progress.events,
+            position = progress.position,
+            seconds = format!("{:.2}", self.started.elapsed().as_secs_f64()),
+            events_per_second = self.rate(progress.events) as u64,
+            "{what}"
+        );
+    }
+}
+
+async fn head(pool: &PgPool) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("select coalesce(max(global_position), 0) from events")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Rebuilds the named read model (or all) from position zero and swaps it in.
+pub async fn replay(pool: &PgPool, projection: Option<&str>) -> anyhow::Result<()> {
+    for projector in rebuild::select(projection)? {
+        let name = projector.name();
+        let mut reporter = Reporter::new(name, head(pool).await?);
+        let mut rebuild = Rebuild::start(pool, projector).await?;
+        let outcome = rebuild.run(None, &mut |p| reporter.update(p)).await;
+        if let Err(error) = outcome {
+            rebuild.abandon().await.ok();
+            return Err(error).with_context(|| format!("rebuilding {name}"));
+        }
+        let progress = rebuild
+            .swap()
+            .await
+            .with_context(|| format!("swapping in {name}"))?;
+        reporter.finish(progress, "read model rebuilt and swapped in");
+    }
+    Ok(())
+}
+
+/// Rebuilds aside and compares; returns the differences found (none: the models are sound).
+pub async fn verify(
+    pool: &PgPool,
+    projection: Option<&str>,
+) -> anyhow::Result<Vec<(&'static str, TableDiff)>> {
+    let mut found = Vec::new();
+    for projector in rebuild::select(projection)? {
+        let name = projector.name();
+        let mut reporter = Reporter::new(name, head(pool).await?);
+        let rebuild = Rebuild::start(pool, projector).await?;
+        let mut last = None;
+        let diffs = rebuild
+            .verify(&mut |p| {
+                last = Some(p);
+                reporter.update(p)
+            })
+            .await
+            .with_context(|| format!("verifying {name}"))?;
+        if let Some(progress) = last {
+            reporter.finish(progress, "read model rebuilt aside");
+        }
+        for diff in diffs {
+            tracing::error!(
+                projector = name,
+                table = diff.table,
+                rows_only_live = diff.only_live,
+                rows_only_rebuilt = diff.only_rebuilt,
+                "the live read model differs from a replay of the log"
+            );
+            found.push((name, diff));
+        }
+    }
+    Ok(found)
+}
+
+/// Checks the event log's hash chains and seals; true if nothing was tampered with.
+pub async fn verify_chain(pool: &PgPool, config: &crate::config::Config) -> anyhow::Result<bool> {
+    let report = projections::seals::verify_chain(pool, &config.seal_key()).await?;
+    if report.is_intact() {
+        tracing::info!(
+            events = report.events,
+            seals = report.seals,
+            unsealed = report.unsealed,
+            "event log intact: every hash matches its event and stream, every seal its events"
+        );
+    } else {
+        tracing::error!(
+            events = report.events,
+            broken_links = ?report.broken_links,
+            broken_seals = ?report.broken_seals,
+            "the event log was altered: events edited, deleted or reordered outside the application"
+        );
+    }
+    Ok(report.is_intact())
+}

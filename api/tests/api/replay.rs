@@ -1,0 +1,283 @@
+//! Rebuilding read models from the log while the service runs, verifying them against a
+//! replay, and finding events altered behind the application's back.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app, test_config};
+
+/// Organizations, teams, credits, group changes, suspensions, usage and a job.
+async fn mixed_workload(app: &TestApp) {
+    app.seed_catalog().await;
+    for (path, body) in [
+        (
+            "/api/organizations/create",
+            json!({"organization_id": "org_beta", "name": "Beta"}),
+        ),
+        (
+            "/api/teams/create",
+            json!({"organization_id": "org_acme", "team_id": "team_1", "team_alias": "One",
+                   "model_groups": ["gpt"], "credits": "10", "markup_percent": 20}),
+        ),
+        (
+            "/api/teams/create",
+            json!({"organization_id": "org_beta", "team_id": "team_2", "team_alias": "Two",
+                   "model_groups": ["claude"], "credits": "0.01", "budget_mode": "soft"}),
+        ),
+        ("/api/teams/team_1/credits/add", json!({"amount": "5.25"})),
+        (
+            "/api/teams/team_1/model-groups/assign",
+            json!({"group_name": "claude"}),
+        ),
+        ("/api/teams/team_2/suspend", json!({"reason": "audit"})),
+        (
+            "/api/organizations/org_beta/rename",
+            json!({"name": "Beta Corp"}),
+        ),
+    ] {
+        let (status, body) = app.post_json(path, body).await;
+        assert!(status < 300, "{path}: {body}");
+    }
+    let records: Vec<Value> = (0..30)
+        .map(|i| {
+            json!({"request_id": format!("req_{i}"), "team_id": if i % 3 == 0 { "team_2" } else { "team_1" },
+                   "model": if i % 2 == 0 { "gpt-4o" } else { "claude-3-5-sonnet" },
+                   "prompt_tokens": 100 + i, "completion_tokens": 10, "provider_cost": format!("0.00{}", i + 1),
+                   "occurred_at": Utc::now().to_rfc3339()})
+        })
+        .collect();
+    let (status, body) = app
+        .post_json("/api/usage/records", json!({"records": records}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Every consumer has caught up with the log.
+    let head: i64 = sqlx::query_scalar("select max(global_position) from events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    app.get_until(
+        "/api/teams/team_1/usage",
+        Duration::from_secs(10),
+        "usage projected",
+        |u| u["request_count"] == 20,
+    )
+    .await;
+    let (status, _) = app.get_json("/api/teams/team_2", Some(head)).await;
+    assert_eq!(status, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let behind: i64 = sqlx::query_scalar(
+            "select count(*) from consumer_checkpoints where last_position < $1",
+        )
+        .bind(head)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if behind == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "consumers lag");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn answers(app: &TestApp) -> Vec<Value> {
+    let mut all = Vec::new();
+    for path in [
+        "/api/teams/team_1",
+        "/api/teams/team_2",
+        "/api/teams",
+        "/api/organizations",
+        "/api/model-groups",
+        "/api/teams/team_1/usage",
+        "/api/teams/team_2/budget",
+        "/api/usage/teams",
+    ] {
+        let (status, mut body) = app.get_json(path, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        // Sync status moves on its own (no LiteLLM here); it is not a read model.
+        if let Some(object) = body.as_object_mut() {
+            object.remove("litellm_sync");
+        }
+        all.push(body);
+    }
+    all
+}
+
+#[tokio::test]
+async fn replay_and_verify_agree_with_the_live_models() {
+    let app = spawn_app().await;
+    mixed_workload(&app).await;
+    let diffs = api::maintenance::verify(&app.pool, None).await.unwrap();
+    assert!(
+        diffs.is_empty(),
+        "live models differ from a replay: {diffs:?}"
+    );
+
+    let before = answers(&app).await;
+    api::maintenance::replay(&app.pool, None).await.unwrap();
+    assert_eq!(answers(&app).await, before, "a replay changed an answer");
+    // The service keeps projecting into the swapped-in tables.
+    let (status, body) = app
+        .post_json("/api/teams/team_1/credits/add", json!({"amount": 1}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let position = body["position"].as_i64().unwrap();
+    let (_, team) = app.get_json("/api/teams/team_1", Some(position)).await;
+    assert_eq!(team["credits"].to_string(), "16.25");
+    // No scratch schema is left behind.
+    let leftovers: i64 = sqlx::query_scalar(
+        "select count(*) from information_schema.schemata where schema_name like 'rebuild_%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(leftovers, 0);
+}
+
+#[tokio::test]
+async fn verify_finds_a_read_model_changed_by_hand_and_replay_repairs_it() {
+    let app = spawn_app().await;
+    mixed_workload(&app).await;
+    sqlx::query("update usage_daily set price = price + 1 where team_id = 'team_1'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let diffs = api::maintenance::verify(&app.pool, None).await.unwrap();
+    assert_eq!(diffs.len(), 1, "{diffs:?}");
+    assert_eq!(diffs[0].0, "usage");
+    assert_eq!(diffs[0].1.table, "usage_daily");
+    assert!(diffs[0].1.only_live > 0);
+
+    api::maintenance::replay(&app.pool, Some("usage"))
+        .await
+        .unwrap();
+    assert!(
+        api::maintenance::verify(&app.pool, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let unknown = api::maintenance::replay(&app.pool, Some("alert_webhooks")).await;
+    assert!(
+        unknown.unwrap_err().to_string().contains("can be rebuilt"),
+        "a reactor is not rebuilt"
+    );
+}
+
+async fn sealed_report(app: &TestApp) -> projections::seals::ChainReport {
+    let key = test_config(&app.database_url).seal_key();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let report = projections::seals::verify_chain(&app.pool, &key)
+            .await
+            .unwrap();
+        if report.unsealed == 0 {
+            return report;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not sealed: {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `sql` with the append-only guard off, as someone with direct database access could.
+async fn tamper(app: &TestApp, sql: &str) {
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("alter table events disable trigger events_append_only")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    sqlx::query("alter table events enable trigger events_append_only")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_chain_finds_an_edited_event_even_with_its_hash_recomputed() {
+    let app = spawn_app().await;
+    mixed_workload(&app).await;
+    let report = sealed_report(&app).await;
+    assert!(report.is_intact(), "{report:?}");
+    assert!(report.seals > 0);
+    let key = test_config(&app.database_url).seal_key();
+
+    // Edited: more credits than were ever granted.
+    let credits_added: i64 = sqlx::query_scalar(
+        "select global_position from events where event_type = 'CreditsAdded' limit 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    tamper(
+        &app,
+        &format!(
+            "update events set payload = replace(payload::text, '5.25', '500.25')::json
+              where global_position = {credits_added}"
+        ),
+    )
+    .await;
+    let report = projections::seals::verify_chain(&app.pool, &key)
+        .await
+        .unwrap();
+    assert_eq!(report.broken_links, [credits_added], "{report:?}");
+
+    // The editor recomputes the stream's hashes too: the links pass, the keyed seal does not.
+    tamper(
+        &app,
+        "do $$ declare e events; prev bytea; begin
+           for e in select * from events where aggregate_type = 'Team' and aggregate_id = 'team_1'
+                     order by sequence loop
+             prev := event_hash(prev, e);
+             update events set hash = prev where global_position = e.global_position;
+           end loop; end $$",
+    )
+    .await;
+    let report = projections::seals::verify_chain(&app.pool, &key)
+        .await
+        .unwrap();
+    assert!(report.broken_links.is_empty(), "{report:?}");
+    assert!(!report.broken_seals.is_empty(), "{report:?}");
+}
+
+#[tokio::test]
+async fn the_chain_finds_deleted_and_reordered_events() {
+    let app = spawn_app().await;
+    mixed_workload(&app).await;
+    let key = test_config(&app.database_url).seal_key();
+    assert!(sealed_report(&app).await.is_intact());
+
+    // A usage record (a stream of one event) vanishes: only the seals can tell.
+    tamper(
+        &app,
+        "delete from events where aggregate_type = 'Usage' and aggregate_id = 'req_7'",
+    )
+    .await;
+    let report = projections::seals::verify_chain(&app.pool, &key)
+        .await
+        .unwrap();
+    assert!(report.broken_links.is_empty(), "{report:?}");
+    assert_eq!(report.broken_seals.len(), 1, "{report:?}");
+
+    // Two events of a stream swap places in the global order.
+    let app = spawn_app().await;
+    mixed_workload(&app).await;
+    assert!(sealed_report(&app).await.is_intact());
+    tamper(
+        &app,
+        "update events set recorded_at = recorded_at - interval '1 hour'
+          where aggregate_type = 'Team' and aggregate_id = 'team_1' and sequence = 2",
+    )
+    .await;
+    let report = projections::seals::verify_chain(&app.pool, &key)
+        .await
+        .unwrap();
+    assert!(!report.is_intact(), "{report:?}");
+}

@@ -1,0 +1,358 @@
+//! Rebuilding read models from position zero while the service keeps answering.
+//!
+//! A rebuild creates a scratch schema with empty copies of the projector's tables and runs the
+//! projector over the whole log with `search_path` set to that schema first, so the projector's
+//! own SQL (unqualified names) writes the copies. Then:
+//! - `swap` (replay): in one transaction it locks the live projector's checkpoint row (the live
+//!   runner skips a locked checkpoint, so it pauses), locks the live tables, applies what was
+//!   appended meanwhile, moves the live tables out and the rebuilt ones in, carries over the
+//!   operational columns, and sets the checkpoint to where the rebuild stopped. Readers wait for
+//!   that commit (milliseconds), never see a half-built table, and nothing is lost or doubled.
+//! - `verify`: rebuilds up to exactly the live checkpoint (again under its lock) and compares
+//!   the tables row by row; nothing is swapped.
+
+use std::sync::Arc;
+
+use sqlx::{PgConnection, PgPool};
+
+use crate::event_log::{self, LogPosition};
+use crate::projector::{ProjectionError, Projector};
+
+/// Events per rebuild transaction.
+pub const BATCH: i64 = 5000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("no read model named {name:?}; the ones that can be rebuilt: {known}")]
+    Unknown { name: String, known: String },
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The projectors whose tables are read models (derived from the log alone).
+pub fn rebuildable() -> Vec<Arc<dyn Projector>> {
+    crate::all_projectors()
+        .into_iter()
+        .filter(|p| !p.tables().is_empty())
+        .collect()
+}
+
+/// One named read model, or all of them.
+pub fn select(name: Option<&str>) -> Result<Vec<Arc<dyn Projector>>, RebuildError> {
+    let all = rebuildable();
+    let Some(name) = name else {
+        return Ok(all);
+    };
+    let known = all.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ");
+    let chosen: Vec<_> = all.into_iter().filter(|p| p.name() == name).collect();
+    if chosen.is_empty() {
+        return Err(RebuildError::Unknown {
+            name: name.to_owned(),
+            known,
+        });
+    }
+    Ok(chosen)
+}
+
+/// How far a rebuild has come.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub projector: &'static str,
+    pub events: u64,
+    pub position: i64,
+}
+
+/// Rows that differ between a live table and its rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDiff {
+    pub table: &'static str,
+    /// Rows in the live table that the rebuild does not have (changed or extra).
+    pub only_live: i64,
+    /// Rows of the rebuild missing from the live table.
+    pub only_rebuilt: i64,
+}
+
+pub struct Rebuild {
+    pool: PgPool,
+    projector: Arc<dyn Projector>,
+    schema: String,
+    position: LogPosition,
+    events: u64,
+}
+
+impl Rebuild {
+    /// Creates the scratch schema with empty copies of the projector's tables.
+    pub async fn start(pool: &PgPool, projector: Arc<dyn Projector>) -> Result<Self, RebuildError> {
+        // Identifiers come from our own code (projector and table names), never from input.
+        let schema = format!("rebuild_{}_{:08x}", projector.name(), rand::random::<u32>());
+        let mut tx = pool.begin().await?;
+        sqlx::query(&format!("create schema {schema}"))
+            .execute(&mut *tx)
+            .await?;
+        for table in projector.tables().iter().chain(projector.shadowed_tables()) {
+            sqlx::query(&format!(
+                "create table {schema}.{table} (like public.{table} including all)"
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Self {
+            pool: pool.clone(),
+            projector,
+            schema,
+            position: LogPosition::START,
+            events: 0,
+        })
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress {
+            projector: self.projector.name(),
+            events: self.events,
+            position: self.position.position,
+        }
+    }
+
+    async fn point_at_scratch(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!("set local search_path to {}, public", self.schema))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Applies the next batch (up to `bound`) on `conn`; returns how many events it held.
+    async fn next_batch(
+        &mut self,
+        conn: &mut PgConnection,
+        bound: Option<LogPosition>,
+    ) -> Result<usize, RebuildError> {
+        let events =
+            event_log::read_after_for(conn, self.position, BATCH, self.projector.interests())
+                .await?;
+        let events: Vec<_> = match bound {
+            Some(bound) => events
+                .into_iter()
+                .take_while(|e| e.log_position() <= bound)
+                .collect(),
+            None => events,
+        };
+        let Some(last) = events.last().map(|e| e.log_position()) else {
+            return Ok(0);
+        };
+        self.projector.apply_batch(conn, &events).await?;
+        self.position = last;
+        self.events += events.len() as u64;
+        Ok(events.len())
+    }
+
+    /// Applies the log up to `bound` (or all that is readable), a transaction per batch.
+    pub async fn run(
+        &mut self,
+        bound: Option<LogPosition>,
+        on_progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), RebuildError> {
+        loop {
+            let mut tx = self.pool.begin().await?;
+            // Scratch tables are thrown away if anything fails; no need to wait for the flush.
+            sqlx::query("set local synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+            self.point_at_scratch(&mut tx).await?;
+            let applied = self.next_batch(&mut tx, bound).await?;
+            tx.commit().await?;
+            if applied == 0 {
+                return Ok(());
+            }
+            on_progress(self.progress());
+        }
+    }
+
+    /// Locks the live checkpoint (pausing the live runner) and returns where it stands.
+    async fn pause_live(&self, conn: &mut PgConnection) -> Result<LogPosition, RebuildError> {
+        let name = self.projector.name();
+        crate::checkpoint::register(&self.pool, name).await?;
+        let (tx_text, position): (String, i64) = sqlx::query_as(
+            "select last_tx_id::text, last_position from consumer_checkpoints
+              where consumer_name = $1 for update",
+        )
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(LogPosition {
+            tx_id: event_log::parse_xid(tx_text)?,
+            position,
+        })
+    }
+
+    /// Catches up and swaps the rebuilt tables in for the live ones, atomically.
+    pub async fn swap(mut self) -> Result<Progress, RebuildError> {
+        let name = self.projector.name();
+        let retired = format!("{}_retired", self.schema);
+        let mut tx = self.pool.begin().await?;
+        self.pause_live(&mut tx).await?;
+        sqlx::query(&format!("create schema {retired}"))
+            .execute(&mut *tx)
+            .await?;
+        let tables = self.projector.tables();
+        sqlx::query(&format!(
+            "lock table {} in access exclusive mode",
+            tables
+                .iter()
+                .map(|t| format!("public.{t}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .execute(&mut *tx)
+        .await?;
+        self.point_at_scratch(&mut tx).await?;
+        while self.next_batch(&mut tx, None).await? > 0 {}
+        for table in tables {
+            sqlx::query(&format!("alter table public.{table} set schema {retired}"))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&format!(
+                "alter table {}.{table} set schema public",
+                self.schema
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        rename_indexes_like(&mut tx, &retired, tables).await?;
+        for carried in self.projector.carried_columns() {
+            sqlx::query(&format!(
+                "update public.{t} n set {c} = o.{c} from {retired}.{t} o where n.{k} = o.{k}",
+                t = carried.table,
+                c = carried.column,
+                k = carried.key
+            ))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "update consumer_checkpoints
+                set last_tx_id = $2::text::xid8, last_position = $3, events_applied = $4,
+                    updated_at = now()
+              where consumer_name = $1",
+        )
+        .bind(name)
+        .bind(self.position.tx_id.to_string())
+        .bind(self.position.position)
+        .bind(self.events as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let progress = self.progress();
+        drop_schema(&self.pool, &retired).await?;
+        drop_schema(&self.pool, &self.schema).await?;
+        Ok(progress)
+    }
+
+    /// Rebuilds up to exactly where the live model stands and compares them row by row.
+    pub async fn verify(
+        mut self,
+        on_progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<Vec<TableDiff>, RebuildError> {
+        let name = self.projector.name();
+        let live_then = crate::checkpoint::current(&self.pool, name)
+            .await?
+            .unwrap_or(LogPosition::START);
+        self.run(Some(live_then), on_progress).await?;
+        let mut tx = self.pool.begin().await?;
+        let live = self.pause_live(&mut tx).await?;
+        self.point_at_scratch(&mut tx).await?;
+        while self.next_batch(&mut tx, Some(live)).await? > 0 {}
+        let mut diffs = Vec::new();
+        for table in self.projector.tables() {
+            let ignored: Vec<&str> = self
+                .projector
+                .carried_columns()
+                .iter()
+                .filter(|c| c.table == *table)
+                .map(|c| c.column)
+                .collect();
+            let columns: Vec<(String, String)> = sqlx::query_as(
+                "select column_name::text, data_type::text from information_schema.columns
+                  where table_schema = 'public' and table_name = $1 order by ordinal_position",
+            )
+            .bind(table)
+            .fetch_all(&mut *tx)
+            .await?;
+            // json has no equality operator; compare its text.
+            let list = columns
+                .iter()
+                .filter(|(c, _)| !ignored.contains(&c.as_str()))
+                .map(|(c, t)| {
+                    if t == "json" {
+                        format!("{c}::text")
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let count = |a: &str, b: &str| {
+                format!(
+                    "select count(*) from (select {list} from {a}.{table} except all select {list} from {b}.{table}) d"
+                )
+            };
+            let only_live: i64 = sqlx::query_scalar(&count("public", &self.schema))
+                .fetch_one(&mut *tx)
+                .await?;
+            let only_rebuilt: i64 = sqlx::query_scalar(&count(&self.schema, "public"))
+                .fetch_one(&mut *tx)
+                .await?;
+            if only_live != 0 || only_rebuilt != 0 {
+                diffs.push(TableDiff {
+                    table,
+                    only_live,
+                    only_rebuilt,
+                });
+            }
+        }
+        // Nothing of the comparison is kept (the scratch schema goes below).
+        tx.rollback().await?;
+        drop_schema(&self.pool, &self.schema).await?;
+        Ok(diffs)
+    }
+
+    /// Gives up: drops the scratch schema.
+    pub async fn abandon(self) -> Result<(), RebuildError> {
+        drop_schema(&self.pool, &self.schema).await
+    }
+}
+
+async fn drop_schema(pool: &PgPool, schema: &str) -> Result<(), RebuildError> {
+    sqlx::query(&format!("drop schema if exists {schema} cascade"))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// `create table ... (like ... including all)` names indexes its own way; give the swapped-in
+/// tables' indexes the names the migrations gave the originals, so later migrations find them.
+async fn rename_indexes_like(
+    conn: &mut PgConnection,
+    retired: &str,
+    tables: &[&str],
+) -> Result<(), sqlx::Error> {
+    let renames: Vec<(String, String)> = sqlx::query_as(
+        "select n.indexname::text, o.indexname::text
+           from pg_indexes n join pg_indexes o
+             on o.tablename = n.tablename and o.schemaname = $1 and n.schemaname = 'public'
+            and regexp_replace(o.indexdef, '^.* USING ', '') = regexp_replace(n.indexdef, '^.* USING ', '')
+          where n.tablename = any($2) and n.indexname <> o.indexname",
+    )
+    .bind(retired)
+    .bind(tables)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (new, old) in renames {
+        sqlx::query(&format!("alter index public.\"{new}\" rename to \"{old}\""))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
