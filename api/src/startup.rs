@@ -298,6 +298,7 @@ fn event_store<A: cqrs_es::Aggregate>(
         PostgresEventRepository::new(pool.clone()),
         SNAPSHOT_EVERY,
     )
+    .with_upcasters(domain::upcast::for_cqrs())
 }
 
 /// Hourly removal of idempotency records past their retention.

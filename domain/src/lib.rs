@@ -8,6 +8,7 @@ pub mod money;
 pub mod organization;
 pub mod team;
 pub mod text;
+pub mod upcast;
 pub mod usage;
 
 pub use metadata::CommandMetadata;

@@ -296,8 +296,8 @@ fn fold_usage(
     let UsageEvent::UsageRecorded(record) = event
         .decode()
         .map_err(|e| ProjectionError::decode(event, e))?;
-    if let Some(key) = &record.hold_key {
-        holds.push((key.clone(), record.hold_amount.map(|m| m.as_decimal())));
+    if let Some(hold) = &record.hold {
+        holds.push((hold.key.clone(), hold.amount.map(|m| m.as_decimal())));
     }
     let team_id = record.team_id.as_str();
     let Some(folded) = teams.get_mut(team_id) else {

@@ -60,17 +60,22 @@ impl StoredEvent {
     }
 
     pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        let event_type: String = row.try_get("event_type")?;
+        let event_version: String = row.try_get("event_version")?;
+        // Older shapes of an event are read in the current one (domain::upcast).
+        let payload = match row.try_get::<Option<Value>, _>("payload")? {
+            Some(payload) => domain::upcast::upcast(&event_type, &event_version, payload),
+            None => Value::Null,
+        };
         Ok(Self {
             global_position: row.try_get("global_position")?,
             tx_id: parse_xid(row.try_get("tx_text")?)?,
             aggregate_type: row.try_get("aggregate_type")?,
             aggregate_id: row.try_get("aggregate_id")?,
             sequence: row.try_get("sequence")?,
-            event_type: row.try_get("event_type")?,
-            event_version: row.try_get("event_version")?,
-            payload: row
-                .try_get::<Option<Value>, _>("payload")?
-                .unwrap_or(Value::Null),
+            event_type,
+            event_version,
+            payload,
             metadata: row
                 .try_get::<Option<Value>, _>("metadata")?
                 .unwrap_or(Value::Null),

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::organization::OrganizationId;
 use domain::team::{KeyFingerprint, TeamId};
-use domain::usage::{UsageInput, UsageRecord, UsageSource, UsageStatus};
+use domain::usage::{HoldPart, UsageInput, UsageRecord, UsageSource, UsageStatus};
 use domain::{Money, Percent};
 use futures::Stream;
 use rust_decimal::Decimal;
@@ -110,8 +110,10 @@ impl Settlement {
             Utc::now(),
         )?;
         let record = UsageRecord {
-            hold_key: self.ticket.as_ref().map(|t| t.hold_key.clone()),
-            hold_amount: self.ticket.as_ref().map(|t| Money::from_decimal(t.amount)),
+            hold: self.ticket.as_ref().map(|t| HoldPart {
+                key: t.hold_key.clone(),
+                amount: Some(Money::from_decimal(t.amount)),
+            }),
             ..record
         };
         self.state.usage_recorder.record(record, self.ticket);

@@ -281,3 +281,54 @@ async fn the_chain_finds_deleted_and_reordered_events() {
         .unwrap();
     assert!(!report.is_intact(), "{report:?}");
 }
+
+#[tokio::test]
+async fn an_event_stored_in_an_older_shape_still_replays() {
+    let app = spawn_app().await;
+    mixed_workload(&app).await;
+    // A gateway call recorded before holds became leases: one hold per request, named by
+    // `hold_key` in a version 1.0 `UsageRecorded`.
+    sqlx::query(
+        "insert into budget_holds (request_key, team_id, amount, expires_at)
+         values ('req-old', 'team_1', 0.5, now() + interval '1 hour')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("update team_budgets set held = held + 0.5 where team_id = 'team_1'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let v1 = json!({"UsageRecorded": {"request_id": "chatcmpl-old", "team_id": "team_1",
+        "organization_id": "org_acme", "key_fingerprint": null, "model": "gpt-4o",
+        "provider_model": null, "prompt_tokens": 12, "completion_tokens": 20, "cached_tokens": 0,
+        "provider_cost": "0.25", "markup_percent": "20", "price": "0.3", "status": "success",
+        "latency_ms": 80, "occurred_at": Utc::now(), "job_id": null, "source": "gateway",
+        "hold_key": "req-old"}});
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         values ('Usage', 'chatcmpl-old', 1, 'UsageRecorded', '1.0', $1, '{}')",
+    )
+    .bind(v1)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let budget = app
+        .get_until(
+            "/api/teams/team_1/budget",
+            Duration::from_secs(10),
+            "the old record released its hold",
+            |b| b["held"].to_string() == "0" && b["request_count"] == 21,
+        )
+        .await;
+    assert_eq!(budget["held"].to_string(), "0", "{budget}");
+    let hold_rows: i64 = sqlx::query_scalar("select count(*) from budget_holds")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(hold_rows, 0);
+    // A replay reads it the same way.
+    let diffs = api::maintenance::verify(&app.pool, None).await.unwrap();
+    assert!(diffs.is_empty(), "{diffs:?}");
+}

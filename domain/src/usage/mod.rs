@@ -9,6 +9,6 @@ mod record;
 pub use budget::{BUDGET_ALERT_AGGREGATE, BudgetEvent, BudgetState, THRESHOLDS, alert_stream_id};
 pub use period::{DayRange, Period, PeriodError, PeriodPlan};
 pub use record::{
-    RequestId, USAGE_AGGREGATE, UsageError, UsageEvent, UsageInput, UsageRecord, UsageSource,
-    UsageStatus, price_of,
+    HoldPart, RequestId, USAGE_AGGREGATE, USAGE_RECORDED_VERSION, UsageError, UsageEvent,
+    UsageInput, UsageRecord, UsageSource, UsageStatus, price_of,
 };

@@ -10,6 +10,8 @@ use crate::team::{KeyFingerprint, TeamId};
 
 /// The aggregate type of usage streams in the event store.
 pub const USAGE_AGGREGATE: &str = "Usage";
+/// The current shape of `UsageRecorded`.
+pub const USAGE_RECORDED_VERSION: &str = "2.0";
 
 /// Costs and prices are kept to a millionth of a micro-dollar; finer digits from LiteLLM's
 /// floats are noise, and a bounded scale keeps sums of millions of records exact.
@@ -139,14 +141,20 @@ pub struct UsageRecord {
     pub occurred_at: DateTime<Utc>,
     pub job_id: Option<String>,
     pub source: UsageSource,
-    /// The gateway's budget hold for this request (hard mode); the budgets projector releases
-    /// it in the transaction that adds the price to the team's spend.
+    /// The gateway's budget hold this request took its worst case from (hard mode); the
+    /// budgets projector releases that part in the transaction that adds the price to the
+    /// team's spend. Version 1.0 of the event had `hold_key` alone (one hold per request);
+    /// `crate::upcast` turns it into this shape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hold_key: Option<String>,
-    /// The part of that hold this request took (its worst case). Holds are shared by many
-    /// requests (leases); without it (older events) the whole hold was the request's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hold_amount: Option<Money>,
+    pub hold: Option<HoldPart>,
+}
+
+/// A request's part of a budget hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldPart {
+    pub key: String,
+    /// The part taken; `None`: the whole hold was this request's (events of version 1.0).
+    pub amount: Option<Money>,
 }
 
 /// `cost x (1 + markup / 100)`, to the kept scale.
@@ -227,8 +235,7 @@ impl UsageRecord {
             occurred_at: input.occurred_at,
             job_id,
             source: input.source,
-            hold_key: None,
-            hold_amount: None,
+            hold: None,
         })
     }
 
@@ -252,7 +259,8 @@ impl DomainEvent for UsageEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        // 2.0: the hold became `hold: {key, amount}` (see `crate::upcast`).
+        USAGE_RECORDED_VERSION.to_owned()
     }
 }
 
