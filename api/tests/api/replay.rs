@@ -319,7 +319,7 @@ async fn an_event_stored_in_an_older_shape_still_replays() {
             "/api/teams/team_1/budget",
             Duration::from_secs(10),
             "the old record released its hold",
-            |b| b["held"].to_string() == "0" && b["request_count"] == 21,
+            |b| b["held"] == json!(0) && b["request_count"] == 21,
         )
         .await;
     assert_eq!(budget["held"].to_string(), "0", "{budget}");

@@ -348,7 +348,14 @@ async fn thresholds_fire_once_per_credit_level_even_with_two_instances() {
     for (status, body) in futures::future::join_all(sends).await {
         assert_eq!(status, 200, "{body}");
     }
-    let budget = budget_with_alerts(&app, "team_t", 2).await;
+    let budget = app
+        .get_until(
+            "/api/teams/team_t/budget",
+            std::time::Duration::from_secs(10),
+            "every request and both alerts",
+            |b| b["request_count"] == 40 && b["alerts"].as_array().map(Vec::len) == Some(2),
+        )
+        .await;
     assert_eq!(dec(&budget["spend"]), Decimal::from(20));
     assert_eq!(budget["request_count"], 40);
     let thresholds: Vec<i64> = budget["alerts"]
