@@ -118,7 +118,11 @@ async fn main() -> anyhow::Result<()> {
     let records = args.get(1).copied().unwrap_or(1_000_000);
     let ingest_rows = args.get(2).copied().unwrap_or(200_000).min(records);
 
-    let name = format!("bench_usage_{}", uuid::Uuid::new_v4().simple());
+    // KEEP_BENCH_DB=<name> keeps the filled database under that name (scripts/bench-replay).
+    let name = std::env::var("KEEP_BENCH_DB")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("bench_usage_{}", uuid::Uuid::new_v4().simple()));
     let url = testkit::database_url(&name)?;
     let config = Config {
         database_url: url.clone().into(),
