@@ -5,9 +5,12 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
+use futures::future::try_join_all;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use projections::Projector;
 use projections::rebuild::{self, Progress, Rebuild, TableDiff};
 use sqlx::PgPool;
+use std::sync::Arc;
 
 /// Shows how a rebuild advances: a bar with events per second on a terminal, a line every
 /// few seconds otherwise.
@@ -18,9 +21,9 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn new(projector: &str, head: i64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(head.max(0) as u64);
+    fn new(projector: &str, head: i64, bars: &Option<MultiProgress>) -> Self {
+        let bar = bars.as_ref().map(|bars| {
+            let bar = bars.add(ProgressBar::new(head.max(0) as u64));
             bar.set_style(
                 ProgressStyle::with_template(
                     "{prefix:>12} [{bar:40}] {pos}/{len} positions, {msg} ({elapsed})",
@@ -86,59 +89,93 @@ async fn head(pool: &PgPool) -> anyhow::Result<i64> {
     )
 }
 
-/// Rebuilds the named read model (or all) from position zero and swaps it in.
+/// Bars for a terminal; `None` when stderr is a file or pipe (log lines instead).
+fn bars() -> Option<MultiProgress> {
+    std::io::stderr().is_terminal().then(MultiProgress::new)
+}
+
+/// Rebuilds the named read model (or all, concurrently) from position zero and swaps each in.
 pub async fn replay(pool: &PgPool, projection: Option<&str>) -> anyhow::Result<()> {
-    for projector in rebuild::select(projection)? {
-        let name = projector.name();
-        let mut reporter = Reporter::new(name, head(pool).await?);
-        let mut rebuild = Rebuild::start(pool, projector).await?;
-        let outcome = rebuild.run(None, &mut |p| reporter.update(p)).await;
-        if let Err(error) = outcome {
-            rebuild.abandon().await.ok();
-            return Err(error).with_context(|| format!("rebuilding {name}"));
-        }
-        let progress = rebuild
-            .swap()
-            .await
-            .with_context(|| format!("swapping in {name}"))?;
-        reporter.finish(progress, "read model rebuilt and swapped in");
-    }
+    let bars = bars();
+    let head = head(pool).await?;
+    try_join_all(
+        rebuild::select(projection)?
+            .into_iter()
+            .map(|projector| replay_one(pool, projector, head, &bars)),
+    )
+    .await?;
     Ok(())
 }
 
-/// Rebuilds aside and compares; returns the differences found (none: the models are sound).
+async fn replay_one(
+    pool: &PgPool,
+    projector: Arc<dyn Projector>,
+    head: i64,
+    bars: &Option<MultiProgress>,
+) -> anyhow::Result<()> {
+    let name = projector.name();
+    let mut reporter = Reporter::new(name, head, bars);
+    let mut rebuild = Rebuild::start(pool, projector).await?;
+    let outcome = rebuild.run(None, &mut |p| reporter.update(p)).await;
+    if let Err(error) = outcome {
+        rebuild.abandon().await.ok();
+        return Err(error).with_context(|| format!("rebuilding {name}"));
+    }
+    let progress = rebuild
+        .swap()
+        .await
+        .with_context(|| format!("swapping in {name}"))?;
+    reporter.finish(progress, "read model rebuilt and swapped in");
+    Ok(())
+}
+
+/// Rebuilds aside (all concurrently) and compares; returns the differences found (none: the
+/// models are sound).
 pub async fn verify(
     pool: &PgPool,
     projection: Option<&str>,
 ) -> anyhow::Result<Vec<(&'static str, TableDiff)>> {
-    let mut found = Vec::new();
-    for projector in rebuild::select(projection)? {
-        let name = projector.name();
-        let mut reporter = Reporter::new(name, head(pool).await?);
-        let rebuild = Rebuild::start(pool, projector).await?;
-        let mut last = None;
-        let diffs = rebuild
-            .verify(&mut |p| {
-                last = Some(p);
-                reporter.update(p)
-            })
-            .await
-            .with_context(|| format!("verifying {name}"))?;
-        if let Some(progress) = last {
-            reporter.finish(progress, "read model rebuilt aside");
-        }
-        for diff in diffs {
-            tracing::error!(
-                projector = name,
-                table = diff.table,
-                rows_only_live = diff.only_live,
-                rows_only_rebuilt = diff.only_rebuilt,
-                "the live read model differs from a replay of the log"
-            );
-            found.push((name, diff));
-        }
+    let bars = bars();
+    let head = head(pool).await?;
+    let found = try_join_all(
+        rebuild::select(projection)?
+            .into_iter()
+            .map(|projector| verify_one(pool, projector, head, &bars)),
+    )
+    .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+async fn verify_one(
+    pool: &PgPool,
+    projector: Arc<dyn Projector>,
+    head: i64,
+    bars: &Option<MultiProgress>,
+) -> anyhow::Result<Vec<(&'static str, TableDiff)>> {
+    let name = projector.name();
+    let mut reporter = Reporter::new(name, head, bars);
+    let rebuild = Rebuild::start(pool, projector).await?;
+    let mut last = None;
+    let diffs = rebuild
+        .verify(&mut |p| {
+            last = Some(p);
+            reporter.update(p)
+        })
+        .await
+        .with_context(|| format!("verifying {name}"))?;
+    if let Some(progress) = last {
+        reporter.finish(progress, "read model rebuilt aside");
     }
-    Ok(found)
+    for diff in &diffs {
+        tracing::error!(
+            projector = name,
+            table = diff.table,
+            rows_only_live = diff.only_live,
+            rows_only_rebuilt = diff.only_rebuilt,
+            "the live read model differs from a replay of the log"
+        );
+    }
+    Ok(diffs.into_iter().map(|d| (name, d)).collect())
 }
 
 /// Checks the event log's hash chains and seals; true if nothing was tampered with.

@@ -79,6 +79,22 @@ pub trait Projector: Send + Sync + 'static {
         event: &StoredEvent,
     ) -> Result<(), ProjectionError>;
 
+    /// Applies a batch during a rebuild into empty tables. Projectors may defer work that is
+    /// cheaper done once over everything (roll-ups) to `finish_rebuild`.
+    async fn rebuild_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        self.apply_batch(tx, events).await
+    }
+
+    /// Completes what `rebuild_batch` deferred, once, before the rebuild catches up with the
+    /// live log through `apply_batch`.
+    async fn finish_rebuild(&self, _tx: &mut PgConnection) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+
     /// Applies a batch in order. Projectors of high-volume events override this to write a
     /// batch in a few statements instead of a few per event.
     async fn apply_batch(

@@ -15,11 +15,11 @@ use std::sync::Arc;
 
 use sqlx::{PgConnection, PgPool};
 
-use crate::event_log::{self, LogPosition};
+use crate::event_log::{self, LogPosition, StoredEvent};
 use crate::projector::{ProjectionError, Projector};
 
 /// Events per rebuild transaction.
-pub const BATCH: i64 = 5000;
+pub const BATCH: i64 = 2000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
@@ -80,6 +80,9 @@ pub struct Rebuild {
     schema: String,
     position: LogPosition,
     events: u64,
+    /// Definitions of the live tables' secondary indexes, built on the copies only once they
+    /// are filled (a bulk load is several times faster without them).
+    deferred_indexes: Vec<String>,
 }
 
 impl Rebuild {
@@ -92,12 +95,43 @@ impl Rebuild {
             .execute(&mut *tx)
             .await?;
         for table in projector.tables().iter().chain(projector.shadowed_tables()) {
+            // Unlogged while filling (no WAL for the bulk load); logged before the swap.
             sqlx::query(&format!(
-                "create table {schema}.{table} (like public.{table} including all)"
+                "create unlogged table {schema}.{table} (like public.{table} including all)"
             ))
             .execute(&mut *tx)
             .await?;
         }
+        // Secondary (non-unique) indexes: the copies lose theirs until the swap. Unique ones
+        // stay, since the projectors' ON CONFLICT clauses need them.
+        let secondary = "select i.schemaname::text, i.indexname::text, i.indexdef
+               from pg_indexes i
+               join pg_namespace n on n.nspname = i.schemaname
+               join pg_class c on c.relname = i.indexname and c.relnamespace = n.oid
+               join pg_index x on x.indexrelid = c.oid
+              where i.schemaname = $1 and i.tablename = any($2) and not x.indisunique";
+        let tables = projector.tables();
+        let live: Vec<(String, String, String)> = sqlx::query_as(secondary)
+            .bind("public")
+            .bind(tables)
+            .fetch_all(&mut *tx)
+            .await?;
+        let copies: Vec<(String, String, String)> = sqlx::query_as(secondary)
+            .bind(&schema)
+            .bind(tables)
+            .fetch_all(&mut *tx)
+            .await?;
+        for (_, index, _) in copies {
+            sqlx::query(&format!("drop index {schema}.\"{index}\""))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let deferred_indexes = live
+            .into_iter()
+            .map(|(_, _, definition)| {
+                definition.replacen(" ON public.", &format!(" ON {schema}."), 1)
+            })
+            .collect();
         tx.commit().await?;
         Ok(Self {
             pool: pool.clone(),
@@ -105,6 +139,7 @@ impl Rebuild {
             schema,
             position: LogPosition::START,
             events: 0,
+            deferred_indexes,
         })
     }
 
@@ -148,26 +183,45 @@ impl Rebuild {
         Ok(events.len())
     }
 
-    /// Applies the log up to `bound` (or all that is readable), a transaction per batch.
+    /// Applies the log up to `bound` (or all that is readable), a transaction per batch, in
+    /// the projector's rebuild mode; called once per rebuild. The next batch is read (on another connection) while the current one is written, so the
+    /// database reads and writes at once.
     pub async fn run(
         &mut self,
         bound: Option<LogPosition>,
         on_progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(), RebuildError> {
-        loop {
+        let (batches, mut incoming) = tokio::sync::mpsc::channel(1);
+        let reader = tokio::spawn(read_ahead(
+            self.pool.clone(),
+            self.position,
+            bound,
+            self.projector.interests(),
+            batches,
+        ));
+        while let Some(batch) = incoming.recv().await {
+            let events = batch?;
+            let Some(last) = events.last().map(|e| e.log_position()) else {
+                continue;
+            };
             let mut tx = self.pool.begin().await?;
             // Scratch tables are thrown away if anything fails; no need to wait for the flush.
             sqlx::query("set local synchronous_commit = off")
                 .execute(&mut *tx)
                 .await?;
             self.point_at_scratch(&mut tx).await?;
-            let applied = self.next_batch(&mut tx, bound).await?;
+            self.projector.rebuild_batch(&mut tx, &events).await?;
             tx.commit().await?;
-            if applied == 0 {
-                return Ok(());
-            }
+            self.position = last;
+            self.events += events.len() as u64;
             on_progress(self.progress());
         }
+        reader.await.ok();
+        let mut tx = self.pool.begin().await?;
+        self.point_at_scratch(&mut tx).await?;
+        self.projector.finish_rebuild(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Locks the live checkpoint (pausing the live runner) and returns where it stands.
@@ -190,6 +244,16 @@ impl Rebuild {
     /// Catches up and swaps the rebuilt tables in for the live ones, atomically.
     pub async fn swap(mut self) -> Result<Progress, RebuildError> {
         let name = self.projector.name();
+        // Built (and made crash-safe) before the swap's locks are taken, so readers never
+        // wait for them.
+        for definition in std::mem::take(&mut self.deferred_indexes) {
+            sqlx::query(&definition).execute(&self.pool).await?;
+        }
+        for table in self.projector.tables() {
+            sqlx::query(&format!("alter table {}.{table} set logged", self.schema))
+                .execute(&self.pool)
+                .await?;
+        }
         let retired = format!("{}_retired", self.schema);
         let mut tx = self.pool.begin().await?;
         self.pause_live(&mut tx).await?;
@@ -321,6 +385,45 @@ impl Rebuild {
     /// Gives up: drops the scratch schema.
     pub async fn abandon(self) -> Result<(), RebuildError> {
         drop_schema(&self.pool, &self.schema).await
+    }
+}
+
+/// Reads batches after `after` (up to `bound`) into `batches` until the readable log ends.
+async fn read_ahead(
+    pool: PgPool,
+    mut after: LogPosition,
+    bound: Option<LogPosition>,
+    interests: Option<&'static [&'static str]>,
+    batches: tokio::sync::mpsc::Sender<Result<Vec<StoredEvent>, sqlx::Error>>,
+) {
+    loop {
+        let read = async {
+            let mut conn = pool.acquire().await?;
+            event_log::read_after_for(&mut conn, after, BATCH, interests).await
+        };
+        let events = match read.await {
+            Ok(events) => events,
+            Err(error) => {
+                let _ = batches.send(Err(error)).await;
+                return;
+            }
+        };
+        let read = events.len();
+        let events: Vec<StoredEvent> = match bound {
+            Some(bound) => events
+                .into_iter()
+                .take_while(|e| e.log_position() <= bound)
+                .collect(),
+            None => events,
+        };
+        let Some(last) = events.last().map(|e| e.log_position()) else {
+            return;
+        };
+        let done = events.len() < read;
+        after = last;
+        if batches.send(Ok(events)).await.is_err() || done {
+            return;
+        }
     }
 }
 

@@ -40,22 +40,49 @@ impl Projector for UsageProjector {
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        let mut records = Vec::new();
-        for event in events
-            .iter()
-            .filter(|e| e.aggregate_type == USAGE_AGGREGATE)
-        {
-            let UsageEvent::UsageRecorded(record) = event
-                .decode()
-                .map_err(|e| ProjectionError::decode(event, e))?;
-            records.push((record, event.global_position));
-        }
-        if records.is_empty() {
-            return Ok(());
-        }
-        insert(tx, &records).await?;
+        insert(tx, &records_of(events)?, true).await?;
         Ok(())
     }
+
+    /// Rows only; the roll-ups are summed once at the end (an upsert per day and model per
+    /// batch was most of a rebuild's time).
+    async fn rebuild_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        insert(tx, &records_of(events)?, false).await?;
+        Ok(())
+    }
+
+    async fn finish_rebuild(&self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::query(&format!(
+            "insert into usage_daily ({DAILY_COLUMNS}) {DAILY_SUMS} from usage_records group by 1, 2, 3"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
+
+const DAILY_COLUMNS: &str = "team_id, day, model, organization_id, requests, failed_requests,
+    prompt_tokens, completion_tokens, cached_tokens, provider_cost, price";
+const DAILY_SUMS: &str = "select team_id, (occurred_at at time zone 'UTC')::date, model,
+    min(organization_id), count(*), count(*) filter (where status = 'failure'), sum(prompt_tokens),
+    sum(completion_tokens), sum(cached_tokens), sum(provider_cost), sum(price)";
+
+fn records_of(events: &[StoredEvent]) -> Result<Vec<(UsageRecord, i64)>, ProjectionError> {
+    let mut records = Vec::new();
+    for event in events
+        .iter()
+        .filter(|e| e.aggregate_type == USAGE_AGGREGATE)
+    {
+        let UsageEvent::UsageRecorded(record) = event
+            .decode()
+            .map_err(|e| ProjectionError::decode(event, e))?;
+        records.push((record, event.global_position));
+    }
+    Ok(records)
 }
 
 /// Column vectors for one `unnest` insert.
@@ -84,7 +111,16 @@ fn tokens(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-async fn insert(tx: &mut PgConnection, records: &[(UsageRecord, i64)]) -> Result<(), sqlx::Error> {
+/// Inserts the records (a request id already there is skipped) and, with `daily`, adds the
+/// inserted ones to the roll-ups.
+async fn insert(
+    tx: &mut PgConnection,
+    records: &[(UsageRecord, i64)],
+    daily: bool,
+) -> Result<(), sqlx::Error> {
+    if records.is_empty() {
+        return Ok(());
+    }
     let mut c = Columns::default();
     for (r, position) in records {
         c.request_id.push(r.request_id.as_str().to_owned());
@@ -109,50 +145,48 @@ async fn insert(tx: &mut PgConnection, records: &[(UsageRecord, i64)]) -> Result
         c.position.push(*position);
     }
     // Roll-ups are summed from the rows actually inserted, so the two tables cannot disagree.
-    sqlx::query(
-        "with ins as (
-             insert into usage_records (request_id, team_id, organization_id, key_fingerprint, model,
-                 provider_model, prompt_tokens, completion_tokens, cached_tokens, provider_cost, price,
-                 status, latency_ms, occurred_at, job_id, source, position)
+    let rows = "insert into usage_records (request_id, team_id, organization_id, key_fingerprint,
+                 model, provider_model, prompt_tokens, completion_tokens, cached_tokens,
+                 provider_cost, price, status, latency_ms, occurred_at, job_id, source, position)
              select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                  $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[], $11::numeric[], $12::text[],
                  $13::bigint[], $14::timestamptz[], $15::text[], $16::text[], $17::bigint[])
-             on conflict (request_id) do nothing
-             returning *)
-         insert into usage_daily (team_id, day, model, organization_id, requests, failed_requests,
-             prompt_tokens, completion_tokens, cached_tokens, provider_cost, price)
-         select team_id, (occurred_at at time zone 'UTC')::date, model, min(organization_id), count(*),
-                count(*) filter (where status = 'failure'), sum(prompt_tokens), sum(completion_tokens),
-                sum(cached_tokens), sum(provider_cost), sum(price)
-           from ins
-          group by 1, 2, 3
-         on conflict (team_id, day, model) do update set
-             requests = usage_daily.requests + excluded.requests,
-             failed_requests = usage_daily.failed_requests + excluded.failed_requests,
-             prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens,
-             completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens,
-             cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens,
-             provider_cost = usage_daily.provider_cost + excluded.provider_cost,
-             price = usage_daily.price + excluded.price",
-    )
-    .bind(&c.request_id)
-    .bind(&c.team_id)
-    .bind(&c.organization_id)
-    .bind(&c.key_fingerprint)
-    .bind(&c.model)
-    .bind(&c.provider_model)
-    .bind(&c.prompt_tokens)
-    .bind(&c.completion_tokens)
-    .bind(&c.cached_tokens)
-    .bind(&c.provider_cost)
-    .bind(&c.price)
-    .bind(&c.status)
-    .bind(&c.latency_ms)
-    .bind(&c.occurred_at)
-    .bind(&c.job_id)
-    .bind(&c.source)
-    .bind(&c.position)
-    .execute(&mut *tx)
-    .await?;
+             on conflict (request_id) do nothing";
+    let sql = if daily {
+        format!(
+            "with ins as ({rows} returning *)
+             insert into usage_daily ({DAILY_COLUMNS}) {DAILY_SUMS} from ins group by 1, 2, 3
+             on conflict (team_id, day, model) do update set
+                 requests = usage_daily.requests + excluded.requests,
+                 failed_requests = usage_daily.failed_requests + excluded.failed_requests,
+                 prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens,
+                 completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens,
+                 cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens,
+                 provider_cost = usage_daily.provider_cost + excluded.provider_cost,
+                 price = usage_daily.price + excluded.price"
+        )
+    } else {
+        rows.to_owned()
+    };
+    sqlx::query(&sql)
+        .bind(&c.request_id)
+        .bind(&c.team_id)
+        .bind(&c.organization_id)
+        .bind(&c.key_fingerprint)
+        .bind(&c.model)
+        .bind(&c.provider_model)
+        .bind(&c.prompt_tokens)
+        .bind(&c.completion_tokens)
+        .bind(&c.cached_tokens)
+        .bind(&c.provider_cost)
+        .bind(&c.price)
+        .bind(&c.status)
+        .bind(&c.latency_ms)
+        .bind(&c.occurred_at)
+        .bind(&c.job_id)
+        .bind(&c.source)
+        .bind(&c.position)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }

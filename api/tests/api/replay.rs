@@ -127,6 +127,26 @@ async fn replay_and_verify_agree_with_the_live_models() {
     let position = body["position"].as_i64().unwrap();
     let (_, team) = app.get_json("/api/teams/team_1", Some(position)).await;
     assert_eq!(team["credits"].to_string(), "16.25");
+    // The swapped-in tables have the indexes the migrations made, under their names.
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "select indexname::text from pg_indexes where schemaname = 'public'
+            and tablename in ('usage_records', 'usage_daily', 'teams') order by 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    for expected in [
+        "usage_records_team_time_idx",
+        "usage_records_pkey",
+        "usage_daily_org_idx",
+        "teams_model_groups_idx",
+        "teams_organization_idx",
+    ] {
+        assert!(
+            indexes.iter().any(|i| i == expected),
+            "{expected} missing: {indexes:?}"
+        );
+    }
     // No scratch schema is left behind.
     let leftovers: i64 = sqlx::query_scalar(
         "select count(*) from information_schema.schemata where schema_name like 'rebuild_%'",
