@@ -7,10 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::future::try_join_all;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use projections::Projector;
 use projections::rebuild::{self, Progress, Rebuild, TableDiff};
 use sqlx::PgPool;
-use std::sync::Arc;
 
 /// Shows how a rebuild advances: a bar with events per second on a terminal, a line every
 /// few seconds otherwise.
@@ -94,88 +92,115 @@ fn bars() -> Option<MultiProgress> {
     std::io::stderr().is_terminal().then(MultiProgress::new)
 }
 
-/// Rebuilds the named read model (or all, concurrently) from position zero and swaps each in.
-pub async fn replay(pool: &PgPool, projection: Option<&str>) -> anyhow::Result<()> {
-    let bars = bars();
-    let head = head(pool).await?;
+/// Creates one rebuild per selected read model.
+async fn start_all(pool: &PgPool, projection: Option<&str>) -> anyhow::Result<Vec<Rebuild>> {
     try_join_all(
         rebuild::select(projection)?
             .into_iter()
-            .map(|projector| replay_one(pool, projector, head, &bars)),
+            .map(|projector| Rebuild::start(pool, projector)),
     )
-    .await?;
-    Ok(())
+    .await
+    .context("preparing scratch tables")
 }
 
-async fn replay_one(
+/// One pass over the log feeds every rebuild; progress is the pass's.
+async fn bulk(
     pool: &PgPool,
-    projector: Arc<dyn Projector>,
-    head: i64,
-    bars: &Option<MultiProgress>,
+    rebuilds: &mut [Rebuild],
+    bound: Option<projections::event_log::LogPosition>,
 ) -> anyhow::Result<()> {
-    let name = projector.name();
-    let mut reporter = Reporter::new(name, head, bars);
-    let mut rebuild = Rebuild::start(pool, projector).await?;
-    let outcome = rebuild.run(None, &mut |p| reporter.update(p)).await;
-    if let Err(error) = outcome {
-        rebuild.abandon().await.ok();
-        return Err(error).with_context(|| format!("rebuilding {name}"));
+    let label = match rebuilds {
+        [one] => one.progress().projector,
+        _ => "read models",
+    };
+    let bars = bars();
+    let mut reporter = Reporter::new(label, head(pool).await?, &bars);
+    let mut last = None;
+    let outcome = rebuild::run_together(rebuilds, bound, &mut |all| {
+        if let Some(first) = all.first() {
+            let progress = Progress {
+                projector: label,
+                ..*first
+            };
+            last = Some(progress);
+            reporter.update(progress);
+        }
+    })
+    .await;
+    if let Some(progress) = last {
+        reporter.finish(progress, "log replayed into scratch tables");
     }
-    let progress = rebuild
-        .swap()
-        .await
-        .with_context(|| format!("swapping in {name}"))?;
-    reporter.finish(progress, "read model rebuilt and swapped in");
+    Ok(outcome?)
+}
+
+async fn abandon(rebuilds: Vec<Rebuild>) {
+    for rebuild in rebuilds {
+        rebuild.abandon().await.ok();
+    }
+}
+
+/// Rebuilds the named read model (or all, from one pass over the log) from position zero and
+/// swaps each in.
+pub async fn replay(pool: &PgPool, projection: Option<&str>) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut rebuilds = start_all(pool, projection).await?;
+    if let Err(error) = bulk(pool, &mut rebuilds, None).await {
+        abandon(rebuilds).await;
+        return Err(error.context("rebuilding"));
+    }
+    for rebuild in rebuilds {
+        let progress = rebuild.swap().await.context("swapping in")?;
+        tracing::info!(
+            projector = progress.projector,
+            events = progress.events,
+            position = progress.position,
+            seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+            "read model rebuilt and swapped in"
+        );
+    }
     Ok(())
 }
 
-/// Rebuilds aside (all concurrently) and compares; returns the differences found (none: the
-/// models are sound).
+/// Rebuilds aside (from one pass over the log) and compares; returns the differences found
+/// (none: the models are sound).
 pub async fn verify(
     pool: &PgPool,
     projection: Option<&str>,
 ) -> anyhow::Result<Vec<(&'static str, TableDiff)>> {
-    let bars = bars();
-    let head = head(pool).await?;
-    let found = try_join_all(
-        rebuild::select(projection)?
-            .into_iter()
-            .map(|projector| verify_one(pool, projector, head, &bars)),
-    )
+    let mut rebuilds = start_all(pool, projection).await?;
+    // Up to the oldest live position; each then catches up to its own under its lock.
+    let mut bound = None;
+    for rebuild in &rebuilds {
+        let live = rebuild.live_position().await?;
+        bound = Some(bound.map_or(live, |b: projections::event_log::LogPosition| b.min(live)));
+    }
+    if let Err(error) = bulk(pool, &mut rebuilds, bound).await {
+        abandon(rebuilds).await;
+        return Err(error.context("rebuilding"));
+    }
+    let compared = try_join_all(rebuilds.into_iter().map(|rebuild| async move {
+        let name = rebuild.progress().projector;
+        rebuild
+            .compare_with_live()
+            .await
+            .with_context(|| format!("comparing {name}"))
+            .map(|diffs| (name, diffs))
+    }))
     .await?;
-    Ok(found.into_iter().flatten().collect())
-}
-
-async fn verify_one(
-    pool: &PgPool,
-    projector: Arc<dyn Projector>,
-    head: i64,
-    bars: &Option<MultiProgress>,
-) -> anyhow::Result<Vec<(&'static str, TableDiff)>> {
-    let name = projector.name();
-    let mut reporter = Reporter::new(name, head, bars);
-    let rebuild = Rebuild::start(pool, projector).await?;
-    let mut last = None;
-    let diffs = rebuild
-        .verify(&mut |p| {
-            last = Some(p);
-            reporter.update(p)
-        })
-        .await
-        .with_context(|| format!("verifying {name}"))?;
-    if let Some(progress) = last {
-        reporter.finish(progress, "read model rebuilt aside");
+    let mut found = Vec::new();
+    for (name, diffs) in compared {
+        for diff in diffs {
+            tracing::error!(
+                projector = name,
+                table = diff.table,
+                rows_only_live = diff.only_live,
+                rows_only_rebuilt = diff.only_rebuilt,
+                "the live read model differs from a replay of the log"
+            );
+            found.push((name, diff));
+        }
     }
-    for diff in &diffs {
-        tracing::error!(
-            projector = name,
-            table = diff.table,
-            rows_only_live = diff.only_live,
-            rows_only_rebuilt = diff.only_rebuilt,
-            "the live read model differs from a replay of the log"
-        );
-    }
-    Ok(diffs.into_iter().map(|d| (name, d)).collect())
+    Ok(found)
 }
 
 /// Checks the event log's hash chains and seals; true if nothing was tampered with.

@@ -200,23 +200,33 @@ impl Rebuild {
             batches,
         ));
         while let Some(batch) = incoming.recv().await {
-            let events = batch?;
-            let Some(last) = events.last().map(|e| e.log_position()) else {
-                continue;
-            };
-            let mut tx = self.pool.begin().await?;
-            // Scratch tables are thrown away if anything fails; no need to wait for the flush.
-            sqlx::query("set local synchronous_commit = off")
-                .execute(&mut *tx)
-                .await?;
-            self.point_at_scratch(&mut tx).await?;
-            self.projector.rebuild_batch(&mut tx, &events).await?;
-            tx.commit().await?;
-            self.position = last;
-            self.events += events.len() as u64;
+            self.apply_bulk(&batch?).await?;
             on_progress(self.progress());
         }
         reader.await.ok();
+        self.finish_bulk().await
+    }
+
+    /// One bulk batch, in its own transaction, in the projector's rebuild mode.
+    async fn apply_bulk(&mut self, events: &[StoredEvent]) -> Result<(), RebuildError> {
+        let Some(last) = events.last().map(|e| e.log_position()) else {
+            return Ok(());
+        };
+        let mut tx = self.pool.begin().await?;
+        // Scratch tables are thrown away if anything fails; no need to wait for the flush.
+        sqlx::query("set local synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        self.point_at_scratch(&mut tx).await?;
+        self.projector.rebuild_batch(&mut tx, events).await?;
+        tx.commit().await?;
+        self.position = last;
+        self.events += events.len() as u64;
+        Ok(())
+    }
+
+    /// What the projector deferred during the bulk phase.
+    async fn finish_bulk(&self) -> Result<(), RebuildError> {
         let mut tx = self.pool.begin().await?;
         self.point_at_scratch(&mut tx).await?;
         self.projector.finish_rebuild(&mut tx).await?;
@@ -319,11 +329,23 @@ impl Rebuild {
         mut self,
         on_progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Vec<TableDiff>, RebuildError> {
-        let name = self.projector.name();
-        let live_then = crate::checkpoint::current(&self.pool, name)
-            .await?
-            .unwrap_or(LogPosition::START);
+        let live_then = self.live_position().await?;
         self.run(Some(live_then), on_progress).await?;
+        self.compare_with_live().await
+    }
+
+    /// Where the live model stands now.
+    pub async fn live_position(&self) -> Result<LogPosition, RebuildError> {
+        Ok(
+            crate::checkpoint::current(&self.pool, self.projector.name())
+                .await?
+                .unwrap_or(LogPosition::START),
+        )
+    }
+
+    /// Under the live checkpoint's lock, catches up to exactly where the live model stands
+    /// (the rebuild must not be past it) and compares the tables row by row.
+    pub async fn compare_with_live(mut self) -> Result<Vec<TableDiff>, RebuildError> {
         let mut tx = self.pool.begin().await?;
         let live = self.pause_live(&mut tx).await?;
         self.point_at_scratch(&mut tx).await?;
@@ -425,6 +447,47 @@ async fn read_ahead(
             return;
         }
     }
+}
+
+/// Rebuilds several read models from one pass over the log: each batch is read (and its
+/// payloads parsed) once and applied to every rebuild at once, each in its own transaction.
+/// Stops at `bound` or where the readable log ends; then each finishes its deferred work.
+pub async fn run_together(
+    rebuilds: &mut [Rebuild],
+    bound: Option<LogPosition>,
+    on_progress: &mut (dyn FnMut(&[Progress]) + Send),
+) -> Result<(), RebuildError> {
+    let Some(first) = rebuilds.first() else {
+        return Ok(());
+    };
+    let start = rebuilds
+        .iter()
+        .map(|r| r.position)
+        .min()
+        .unwrap_or(LogPosition::START);
+    let (batches, mut incoming) = tokio::sync::mpsc::channel(1);
+    let reader = tokio::spawn(read_ahead(first.pool.clone(), start, bound, None, batches));
+    while let Some(batch) = incoming.recv().await {
+        let events = batch?;
+        let applied = rebuilds.iter_mut().map(|rebuild| {
+            let events = &events;
+            async move {
+                // A rebuild that started further along skips what it has.
+                let from = events.partition_point(|e| e.log_position() <= rebuild.position);
+                rebuild.apply_bulk(&events[from..]).await
+            }
+        });
+        for outcome in futures::future::join_all(applied).await {
+            outcome?;
+        }
+        let progress: Vec<Progress> = rebuilds.iter().map(Rebuild::progress).collect();
+        on_progress(&progress);
+    }
+    reader.await.ok();
+    for rebuild in rebuilds.iter() {
+        rebuild.finish_bulk().await?;
+    }
+    Ok(())
 }
 
 async fn drop_schema(pool: &PgPool, schema: &str) -> Result<(), RebuildError> {

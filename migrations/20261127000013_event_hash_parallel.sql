@@ -1,0 +1,2 @@
+-- Checking a million links is one scan; let PostgreSQL spread it over its parallel workers.
+alter function event_hash(bytea, events) parallel safe;
