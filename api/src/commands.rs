@@ -111,6 +111,30 @@ pub async fn execute<A>(
 ) -> Result<i64, ApiError>
 where
     A: Aggregate,
+    A::Command: Clone + std::fmt::Debug,
+    A::Error: Into<ApiError>,
+{
+    let variant = crate::metrics::variant(&command);
+    let outcome = run(cqrs, locks, pool, id, command, metadata, on_conflict).await;
+    crate::metrics::command(
+        A::TYPE,
+        &variant,
+        outcome.as_ref().err().map(|e| e.status.as_u16()),
+    );
+    outcome
+}
+
+async fn run<A>(
+    cqrs: &PostgresCqrs<A>,
+    locks: &AggregateLocks,
+    pool: &PgPool,
+    id: &str,
+    command: A::Command,
+    metadata: &CommandMetadata,
+    on_conflict: OnConflict,
+) -> Result<i64, ApiError>
+where
+    A: Aggregate,
     A::Command: Clone,
     A::Error: Into<ApiError>,
 {

@@ -1,5 +1,6 @@
 //! saas-api: the HTTP service, its configuration and start-up.
 
+pub mod admin_cli;
 pub mod auth;
 pub mod commands;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod lookups;
 pub mod maintenance;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod state;

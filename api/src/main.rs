@@ -37,6 +37,13 @@ enum Command {
         #[arg(long)]
         chain: bool,
     },
+    /// Call the admin API of a running service (for scripts): orgs, groups, teams, usage.
+    Admin(api::admin_cli::AdminArgs),
+    /// Exit 0 if the service on this machine answers /health (the container's health check).
+    Healthcheck {
+        #[arg(long, env = "PORT", default_value_t = 8003)]
+        port: u16,
+    },
     /// Run the in-process LiteLLM test double as a server (for benchmarks and local trials).
     #[command(hide = true)]
     LitellmDouble {
@@ -51,20 +58,40 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    if let Some(Command::LitellmDouble {
-        port,
-        master_key,
-        models,
-    }) = &cli.command
-    {
-        api::telemetry::init(api::config::LogFormat::Pretty);
-        let models: Vec<&str> = models.iter().map(String::as_str).collect();
-        let double = litellm::double::LitellmDouble::start_on(*port, master_key, &models).await?;
-        tracing::info!(url = %double.base_url(), "LiteLLM test double listening");
-        tokio::signal::ctrl_c().await?;
-        return Ok(());
-    }
+    let command = Cli::parse().command.unwrap_or(Command::Serve);
+    // Client commands and the test double: no server configuration needed.
+    let command = match command {
+        Command::Admin(args) => {
+            if let Err(error) = api::admin_cli::run(args).await {
+                let _ = writeln!(std::io::stderr(), "error: {error:#}");
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
+        Command::Healthcheck { port } => {
+            let healthy = reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{port}/health"))
+                .timeout(std::time::Duration::from_secs(3))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            std::process::exit(if healthy { 0 } else { 1 });
+        }
+        Command::LitellmDouble {
+            port,
+            master_key,
+            models,
+        } => {
+            api::telemetry::init(api::config::LogFormat::Pretty);
+            let models: Vec<&str> = models.iter().map(String::as_str).collect();
+            let double =
+                litellm::double::LitellmDouble::start_on(port, &master_key, &models).await?;
+            tracing::info!(url = %double.base_url(), "LiteLLM test double listening");
+            tokio::signal::ctrl_c().await?;
+            return Ok(());
+        }
+        other => other,
+    };
     let (config, new_dev_keys) = Config::from_env().context("invalid configuration")?;
     api::telemetry::init(config.log_format);
     if config.dev_mode {
@@ -77,13 +104,15 @@ async fn main() -> anyhow::Result<()> {
     if let Some(keys) = new_dev_keys {
         show_dev_keys_once(&keys)?;
     }
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Migrate => {
             let pool = startup::connect(&config).await?;
             startup::migrate(&pool).await?;
             tracing::info!("migrations applied");
         }
-        Command::LitellmDouble { .. } => unreachable!("handled before configuration"),
+        Command::LitellmDouble { .. } | Command::Admin(_) | Command::Healthcheck { .. } => {
+            unreachable!("handled before configuration")
+        }
         Command::Replay { projection } => {
             let pool = startup::connect(&config).await?;
             startup::migrate(&pool).await?;

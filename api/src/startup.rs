@@ -93,6 +93,8 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Metrics recorded before the recorder exists are lost: install it first.
+        crate::metrics::handle();
         let pool = connect(&config).await?;
         migrate(&pool).await?;
         let holds_pool = connect_unflushed(&config).await?;

@@ -246,6 +246,7 @@ impl Reconciler {
                 tracing::debug!(team_id, position = wanted, "team in sync with LiteLLM");
             }
             Err(error) => {
+                crate::metrics::sync_failure();
                 let attempts: i32 =
                     sqlx::query_scalar("select attempts from litellm_sync where team_id = $1")
                         .bind(team_id)

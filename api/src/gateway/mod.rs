@@ -194,6 +194,7 @@ pub async fn chat(
     }
 
     if !caller.allowed_models.iter().any(|m| m == &model) {
+        crate::metrics::gateway("model_not_allowed");
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "model_not_allowed",
@@ -221,6 +222,7 @@ pub async fn chat(
         match state.leases.admit(&caller.team_id, worst).await? {
             Admission::Held(held) => ticket = Some(held),
             Admission::Refused { available } => {
+                crate::metrics::gateway("budget_exceeded");
                 return Err(budget_exceeded(format!(
                     "the team's credits do not cover this request: {} available, up to {} needed (lower max_tokens or add credits)",
                     available.max(Decimal::ZERO).normalize(),
@@ -249,6 +251,7 @@ pub async fn chat(
         Ok(response) => response,
         Err(error) => {
             settlement.abandon().await;
+            crate::metrics::gateway("unreachable");
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "litellm_unreachable",
@@ -268,6 +271,7 @@ pub async fn chat(
     };
     if !status.is_success() {
         settlement.abandon().await;
+        crate::metrics::gateway("upstream_error");
         let text = response.text().await.unwrap_or_default();
         return Ok(upstream_error(status.as_u16(), &text));
     }
@@ -287,6 +291,7 @@ pub async fn chat(
         let id = answer["id"].as_str().map(str::to_owned);
         let model = answer["model"].as_str().map(str::to_owned);
         let usage = answer.get("usage").filter(|u| u.is_object()).cloned();
+        crate::metrics::gateway("served");
         // Recorded after the answer leaves: a crash in between loses nothing, since LiteLLM's
         // spend log of the same request id is ingested later (and the hold lapses).
         tokio::spawn(settlement.finish(id, model, usage));
@@ -300,6 +305,7 @@ pub async fn chat(
         )
             .into_response());
     }
+    crate::metrics::gateway("served");
     let tapped = TappedStream {
         inner: Box::pin(response.bytes_stream()),
         tap: SseTap::default(),

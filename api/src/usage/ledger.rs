@@ -175,8 +175,10 @@ impl Ledger {
         &self,
         records: impl Iterator<Item = (&'a UsageRecord, String)>,
     ) -> Result<(Appended, HashSet<String>), anyhow::Error> {
+        let mut sources: Vec<(&str, UsageSource)> = Vec::new();
         let events = records
             .map(|(record, meta)| {
+                sources.push((record.request_id.as_str(), record.source));
                 StreamStart::with_metadata_text(
                     USAGE_AGGREGATE,
                     record.request_id.as_str().to_owned(),
@@ -188,6 +190,20 @@ impl Ledger {
         let mut conn = self.pool.acquire().await?;
         let appended = append::open_streams(&mut conn, &events).await?;
         let opened: HashSet<String> = appended.opened.into_iter().collect();
+        for source in [
+            UsageSource::Gateway,
+            UsageSource::SpendLogs,
+            UsageSource::Push,
+            UsageSource::Api,
+        ] {
+            let recorded = sources
+                .iter()
+                .filter(|(id, s)| *s == source && opened.contains(*id))
+                .count();
+            if recorded > 0 {
+                crate::metrics::usage_recorded(source.as_str(), recorded);
+            }
+        }
         Ok((
             Appended {
                 recorded: opened.len(),

@@ -8,6 +8,7 @@ mod helpers;
 mod idempotency;
 mod litellm_sync;
 mod model_groups;
+mod operations;
 mod organizations;
 mod replay;
 mod spend_ingest;

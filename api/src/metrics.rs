@@ -1,0 +1,132 @@
+//! Prometheus metrics at `GET /metrics`. Counters and histograms are recorded where things
+//! happen (HTTP middleware, commands, the gateway, the ledger, the reconciler); gauges that
+//! describe the database (consumer lag, sync states, pool use) are read when scraped, so they
+//! are true for the whole cluster of replicas, not one process's view.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder, installed on first use (one per process, however many apps a test
+/// binary starts).
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("saas_http_request_duration_seconds".into()),
+                LATENCY_BUCKETS,
+            )
+            .expect("buckets are not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}
+
+/// Counts and times every request by its route template (never the raw path: ids would make
+/// a series per team).
+pub async fn track(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    counter!("saas_http_requests_total", &labels).increment(1);
+    histogram!("saas_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// A command enum's variant name (its `Debug` text up to the first field; never logged).
+pub fn variant(command: &impl std::fmt::Debug) -> String {
+    let debug = format!("{command:?}");
+    debug
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .next()
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+/// A command's outcome: `ok`, `rejected` (the caller's mistake, 4xx) or `error`.
+pub fn command(kind: &'static str, variant: &str, status: Option<u16>) {
+    let outcome = match status {
+        None => "ok",
+        Some(s) if (400..500).contains(&s) => "rejected",
+        Some(_) => "error",
+    };
+    counter!("saas_commands_total", "command" => format!("{kind}.{variant}"), "outcome" => outcome)
+        .increment(1);
+}
+
+/// A call through the gateway: `served`, `budget_exceeded`, `model_not_allowed`,
+/// `upstream_error`, `unreachable`.
+pub fn gateway(outcome: &'static str) {
+    counter!("saas_gateway_requests_total", "outcome" => outcome).increment(1);
+}
+
+/// Usage records appended, by the path that reported them.
+pub fn usage_recorded(source: &'static str, count: usize) {
+    counter!("saas_usage_records_total", "source" => source).increment(count as u64);
+}
+
+/// A LiteLLM management call of the reconciler failed.
+pub fn sync_failure() {
+    counter!("saas_litellm_sync_failures_total").increment(1);
+}
+
+/// `GET /metrics`: refreshes the database gauges, then renders everything.
+pub async fn render(State(state): State<AppState>) -> ApiResult<Response> {
+    let lags: Vec<(String, i64)> = sqlx::query_as(
+        "select c.consumer_name, coalesce((select count(*) from events e
+                 where (e.tx_id, e.global_position) > (c.last_tx_id, c.last_position)), 0)
+           from consumer_checkpoints c",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    for (consumer, lag) in lags {
+        gauge!("saas_consumer_lag_events", "consumer" => consumer).set(lag as f64);
+    }
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("select status, count(*) from litellm_sync group by status")
+            .fetch_all(&state.pool)
+            .await?;
+    for status in ["in_sync", "pending", "failing"] {
+        let count = states
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n);
+        gauge!("saas_litellm_sync_teams", "status" => status).set(count as f64);
+    }
+    let size = state.pool.size() as f64;
+    let idle = state.pool.num_idle() as f64;
+    gauge!("saas_db_pool_connections", "state" => "idle").set(idle);
+    gauge!("saas_db_pool_connections", "state" => "in_use").set(size - idle);
+    let body = handle().render();
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        body,
+    )
+        .into_response())
+}
