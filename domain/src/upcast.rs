@@ -39,6 +39,13 @@ pub fn upcast(event_type: &str, event_version: &str, mut payload: Value) -> Valu
     payload
 }
 
+/// Whether a payload stored at `event_version` is older than its event's current shape.
+pub fn needs_upcast(event_type: &str, event_version: &str) -> bool {
+    UPCASTERS
+        .iter()
+        .any(|u| u.event_type == event_type && older(event_version, u.below))
+}
+
 /// The same upcasters for cqrs-es's event stores.
 pub fn for_cqrs() -> Vec<Box<dyn EventUpcaster>> {
     UPCASTERS

@@ -158,13 +158,8 @@ async fn load(
         match event.aggregate_type.as_str() {
             "Team" => ids.push(event.aggregate_id.clone()),
             USAGE_AGGREGATE => {
-                if let Some(team) = event
-                    .payload
-                    .get("UsageRecorded")
-                    .and_then(|r| r.get("team_id"))
-                    .and_then(|t| t.as_str())
-                {
-                    ids.push(team.to_owned());
+                if let Ok(peek) = event.decode::<TeamOfUsage>() {
+                    ids.push(peek.usage_recorded.team_id);
                 }
             }
             _ => {}
@@ -516,4 +511,16 @@ pub async fn alerts(pool: &PgPool, team_id: Option<&str>) -> Result<Vec<AlertRow
     .bind(team_id)
     .fetch_all(pool)
     .await
+}
+
+/// Just the team of a usage record (the rest of the payload is skipped, not built).
+#[derive(serde::Deserialize)]
+struct TeamOfUsage {
+    #[serde(rename = "UsageRecorded")]
+    usage_recorded: TeamIdOnly,
+}
+
+#[derive(serde::Deserialize)]
+struct TeamIdOnly {
+    team_id: String,
 }

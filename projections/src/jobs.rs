@@ -38,7 +38,10 @@ impl Projector for JobsProjector {
             "Job" => apply_job(tx, event).await,
             USAGE_AGGREGATE => {
                 // Most usage has no job; skip those without decoding the whole record.
-                if event.payload["UsageRecorded"]["job_id"].is_null() {
+                let peek: JobOfUsage = event
+                    .decode()
+                    .map_err(|e| ProjectionError::decode(event, e))?;
+                if peek.usage_recorded.job_id.is_none() {
                     return Ok(());
                 }
                 let UsageEvent::UsageRecorded(record) = event
@@ -170,4 +173,16 @@ pub async fn of_team(
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+/// Just the job id of a usage record (the rest of the payload is skipped, not built).
+#[derive(serde::Deserialize)]
+struct JobOfUsage {
+    #[serde(rename = "UsageRecorded")]
+    usage_recorded: JobIdOnly,
+}
+
+#[derive(serde::Deserialize)]
+struct JobIdOnly {
+    job_id: Option<String>,
 }

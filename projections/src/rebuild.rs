@@ -95,9 +95,8 @@ impl Rebuild {
             .execute(&mut *tx)
             .await?;
         for table in projector.tables().iter().chain(projector.shadowed_tables()) {
-            // Unlogged while filling (no WAL for the bulk load); logged before the swap.
             sqlx::query(&format!(
-                "create unlogged table {schema}.{table} (like public.{table} including all)"
+                "create table {schema}.{table} (like public.{table} including all)"
             ))
             .execute(&mut *tx)
             .await?;
@@ -259,11 +258,7 @@ impl Rebuild {
         for definition in std::mem::take(&mut self.deferred_indexes) {
             sqlx::query(&definition).execute(&self.pool).await?;
         }
-        for table in self.projector.tables() {
-            sqlx::query(&format!("alter table {}.{table} set logged", self.schema))
-                .execute(&self.pool)
-                .await?;
-        }
+
         let retired = format!("{}_retired", self.schema);
         let mut tx = self.pool.begin().await?;
         self.pause_live(&mut tx).await?;
