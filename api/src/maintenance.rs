@@ -148,7 +148,9 @@ pub async fn replay(pool: &PgPool, projection: Option<&str>) -> anyhow::Result<(
         abandon(rebuilds).await;
         return Err(error.context("rebuilding"));
     }
-    for rebuild in rebuilds {
+    // Each swap locks only its own tables and checkpoint, so they can run together (their
+    // index builds then share the cores).
+    try_join_all(rebuilds.into_iter().map(|rebuild| async move {
         let progress = rebuild.swap().await.context("swapping in")?;
         tracing::info!(
             projector = progress.projector,
@@ -157,7 +159,9 @@ pub async fn replay(pool: &PgPool, projection: Option<&str>) -> anyhow::Result<(
             seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
             "read model rebuilt and swapped in"
         );
-    }
+        anyhow::Ok(())
+    }))
+    .await?;
     Ok(())
 }
 
