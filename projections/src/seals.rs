@@ -152,12 +152,6 @@ pub async fn verify_chain(pool: &PgPool, key: &[u8; 32]) -> Result<ChainReport, 
             .await?,
         ..ChainReport::default()
     };
-    // The link check joins every event to its predecessor: one hash join, which spills to disk
-    // in batches with the default work_mem once the log has a million events.
-    let mut tx = pool.begin().await?;
-    sqlx::query("set local work_mem = '256MB'")
-        .execute(&mut *tx)
-        .await?;
     report.broken_links = sqlx::query_scalar(
         "select e.global_position from events e
            left join events p on p.aggregate_type = e.aggregate_type
@@ -167,9 +161,8 @@ pub async fn verify_chain(pool: &PgPool, key: &[u8; 32]) -> Result<ChainReport, 
           order by e.global_position limit $1",
     )
     .bind(SAMPLE as i64)
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?;
-    tx.commit().await?;
 
     let seals = sqlx::query(
         "select seal_id, from_tx_id::text as from_tx, from_position, to_tx_id::text as to_tx,

@@ -238,22 +238,13 @@ async fn streams_pass_through_as_they_come_and_are_never_free() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_requests_never_spend_past_the_credits() {
-    let double = double().await;
-    let app = app_with(&double).await;
-    app.seed_catalog().await;
-    // Each call: 12 prompt + 20 completion tokens at 0.0001/0.0002 = 0.0052 provider cost,
-    // 0.0065 at 25% markup; the hold is far larger (body bytes and max_tokens), so at most a
-    // few fit at a time. Credits 0.05 fit 7 real calls.
-    double.set_prices("gpt-4o", "0.0001", "0.0002");
-    let key = team(&app, "team_b", "0.05", "hard").await;
-    let body = json!({"model": "gpt-4o", "max_tokens": 20, "messages": [{"role": "user", "content": "hello there"}]});
+/// Four waves of 64 concurrent calls, spread over `apps`; returns (served, refused). Every
+/// refusal must be a `budget_exceeded` 429.
+async fn spend_in_waves(apps: &[&TestApp], key: &str, body: &Value) -> (i64, i64) {
     let mut served = 0;
     let mut refused = 0;
-    // Waves of 64 at once, until the credits are gone.
     for _ in 0..4 {
-        let calls = (0..64).map(|_| chat(&app, &key, &body));
+        let calls = (0..64).map(|i| chat(apps[i % apps.len()], key, body));
         for response in futures::future::join_all(calls).await {
             match response.status().as_u16() {
                 200 => served += 1,
@@ -266,6 +257,22 @@ async fn concurrent_requests_never_spend_past_the_credits() {
             }
         }
     }
+    (served, refused)
+}
+
+#[tokio::test]
+async fn concurrent_requests_never_spend_past_the_credits() {
+    let double = double().await;
+    let app = app_with(&double).await;
+    app.seed_catalog().await;
+    // Each call: 12 prompt + 20 completion tokens at 0.0001/0.0002 = 0.0052 provider cost,
+    // 0.0065 at 25% markup; the hold is far larger (body bytes and max_tokens), so at most a
+    // few fit at a time. Credits 0.05 fit 7 real calls.
+    double.set_prices("gpt-4o", "0.0001", "0.0002");
+    let key = team(&app, "team_b", "0.05", "hard").await;
+    let body = json!({"model": "gpt-4o", "max_tokens": 20, "messages": [{"role": "user", "content": "hello there"}]});
+    // Waves of 64 at once, until the credits are gone.
+    let (served, refused) = spend_in_waves(&[&app], &key, &body).await;
     assert!(
         served > 0 && refused > 0,
         "served {served}, refused {refused}"
@@ -307,17 +314,7 @@ async fn two_replicas_together_never_spend_past_the_credits() {
     .await;
     let key = team(&first, "team_r", "0.05", "hard").await;
     let body = json!({"model": "gpt-4o", "max_tokens": 20, "messages": [{"role": "user", "content": "hello there"}]});
-    let mut served = 0;
-    for _ in 0..4 {
-        let calls = (0..64).map(|i| chat(if i % 2 == 0 { &first } else { &second }, &key, &body));
-        for response in futures::future::join_all(calls).await {
-            match response.status().as_u16() {
-                200 => served += 1,
-                429 => {}
-                other => panic!("unexpected status {other}"),
-            }
-        }
-    }
+    let (served, _) = spend_in_waves(&[&first, &second], &key, &body).await;
     assert!(served > 0, "nothing was served");
     let usage = usage_count(&first, "team_r", served).await;
     let spend = dec(&usage["total_spend"]);
