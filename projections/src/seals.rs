@@ -188,9 +188,12 @@ pub async fn verify_chain(pool: &PgPool, key: &[u8; 32]) -> Result<ChainReport, 
         let count: i32 = row.try_get("event_count")?;
         let mac: Vec<u8> = row.try_get("mac")?;
         let events: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            // The plain bounds on tx_id are implied by the row comparisons but let the planner
+            // see how few rows match (without them it scans the whole log for every seal).
             "select global_position, hash from events
               where (tx_id, global_position) > ($1::text::xid8, $2)
                 and (tx_id, global_position) <= ($3::text::xid8, $4)
+                and tx_id between $1::text::xid8 and $3::text::xid8
               order by tx_id, global_position",
         )
         .bind(from.tx_id.to_string())
@@ -208,7 +211,8 @@ pub async fn verify_chain(pool: &PgPool, key: &[u8; 32]) -> Result<ChainReport, 
         previous_to = to;
     }
     report.unsealed = sqlx::query_scalar(
-        "select count(*) from events where (tx_id, global_position) > ($1::text::xid8, $2)",
+        "select count(*) from events
+          where (tx_id, global_position) > ($1::text::xid8, $2) and tx_id >= $1::text::xid8",
     )
     .bind(previous_to.tx_id.to_string())
     .bind(previous_to.position)
