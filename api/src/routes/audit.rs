@@ -18,6 +18,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppQuery, decimal_json};
 use crate::state::AppState;
 
+use super::ListParams;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/audit/events", get(events))
@@ -57,25 +59,18 @@ pub(crate) fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError>
 
 impl AuditParams {
     fn filter(&self) -> Result<(AuditFilter, i64), ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
+        let (limit, after) = ListParams {
+            limit: self.limit,
+            cursor: self.cursor.clone(),
+        }
+        .bounded(DEFAULT_PAGE, MAX_PAGE)?;
+        // Positions start at 1: a negative cursor is no page's.
+        if after.is_some_and(|p| p < 0) {
             return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("limit must be between 1 and {MAX_PAGE}"),
+                "invalid_cursor",
+                "cursor must be a next_cursor value from a previous page",
             ));
         }
-        let after = self
-            .cursor
-            .as_deref()
-            .map(|raw| {
-                raw.parse::<i64>().ok().filter(|p| *p >= 0).ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_cursor",
-                        "cursor must be a next_cursor value from a previous page",
-                    )
-                })
-            })
-            .transpose()?;
         let from = self
             .from
             .as_deref()

@@ -105,11 +105,16 @@ const DEFAULT_PAGE: i64 = 50;
 impl ListParams {
     /// The page size and the position to continue after.
     pub(crate) fn validate(&self) -> Result<(i64, Option<i64>), ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
+        self.bounded(DEFAULT_PAGE, MAX_PAGE)
+    }
+
+    /// Like `validate`, with a route's own default and largest page.
+    pub(crate) fn bounded(&self, default: i64, max: i64) -> Result<(i64, Option<i64>), ApiError> {
+        let limit = self.limit.unwrap_or(default);
+        if !(1..=max).contains(&limit) {
             return Err(ApiError::bad_request(
                 "invalid_query",
-                format!("limit must be between 1 and {MAX_PAGE}"),
+                format!("limit must be between 1 and {max}"),
             ));
         }
         let after = self
