@@ -1,7 +1,9 @@
-//! Admin authentication: `X-Admin-Key: <MASTER_KEY>`, compared in constant time.
+//! Admin authentication: `X-Admin-Key: <MASTER_KEY>`, compared in constant time, or the admin
+//! panel's session cookie with its CSRF token.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -10,6 +12,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub const ADMIN_KEY_HEADER: &str = "x-admin-key";
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The master key, kept only as a digest so comparisons take the same time whatever the
 /// length or content of the guess.
@@ -63,17 +66,50 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(ADMIN_KEY_HEADER) else {
-            return Err(ApiError::unauthorized("missing X-Admin-Key header"));
-        };
-        if state.admin_key.matches(value.as_bytes()) {
-            Ok(Admin {
-                actor: format!("admin:{}", state.admin_key.fingerprint()),
-            })
-        } else {
-            Err(ApiError::unauthorized("invalid admin key"))
+        if let Some(value) = parts.headers.get(ADMIN_KEY_HEADER) {
+            return if state.admin_key.matches(value.as_bytes()) {
+                Ok(Admin {
+                    actor: format!("admin:{}", state.admin_key.fingerprint()),
+                })
+            } else {
+                Err(ApiError::unauthorized("invalid admin key"))
+            };
         }
+        if crate::panel::session::cookie(&parts.headers, crate::panel::session::SESSION_COOKIE)
+            .is_some()
+        {
+            return from_session(parts, state).await;
+        }
+        Err(ApiError::unauthorized("missing X-Admin-Key header"))
     }
+}
+
+/// The admin panel's requests: a live session cookie, and for anything but a read the
+/// session's CSRF token in `X-CSRF-Token` (a header another site's form cannot send).
+async fn from_session(parts: &Parts, state: &AppState) -> Result<Admin, ApiError> {
+    let Some(session) = crate::panel::current_session(state, &parts.headers).await? else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "session_expired",
+            "the admin session has ended; log in again",
+        ));
+    };
+    let reads = matches!(parts.method, Method::GET | Method::HEAD);
+    let token = parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !reads && !session.csrf_matches(token) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            "missing or wrong X-CSRF-Token for this session; reload the page",
+        ));
+    }
+    Ok(Admin {
+        actor: session.actor,
+    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod lookups;
 pub mod maintenance;
 pub mod metrics;
+pub mod panel;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -180,6 +180,7 @@ impl Application {
             litellm: litellm.clone(),
             prices: litellm.clone().map(crate::gateway::prices::PriceBook::new),
             key_cache: crate::team_auth::KeyCache::default(),
+            login_limiter: Arc::default(),
             ledger,
             spend_push_token: config
                 .spend_ingest
@@ -272,17 +273,20 @@ impl Application {
             self.state.leases.clone(),
             shutdown.clone(),
         )));
-        consumers.push(tokio::spawn(purge_idempotency_keys(
+        consumers.push(tokio::spawn(purge_expired_state(
             self.state.pool.clone(),
             shutdown.clone(),
         )));
         let address = self.listener.local_addr()?;
         tracing::info!(%address, "saas-api listening");
         let app = routes::router(self.state);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await
-            .context("HTTP server failed")?;
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("HTTP server failed")?;
         shutdown.cancel();
         for consumer in consumers {
             let _ = consumer.await;
@@ -304,16 +308,24 @@ fn event_store<A: cqrs_es::Aggregate>(
 }
 
 /// Hourly removal of idempotency records past their retention.
-async fn purge_idempotency_keys(pool: PgPool, shutdown: CancellationToken) {
+/// Hourly: idempotency keys past their retention and admin sessions that can no longer be used.
+async fn purge_expired_state(pool: PgPool, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = every.tick() => match crate::idempotency::purge_expired(&pool).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(purged = n, "expired idempotency keys removed"),
-                Err(error) => tracing::warn!(%error, "could not purge idempotency keys"),
-            },
+            _ = every.tick() => {
+                match crate::idempotency::purge_expired(&pool).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "expired idempotency keys removed"),
+                    Err(error) => tracing::warn!(%error, "could not purge idempotency keys"),
+                }
+                match crate::panel::session::purge_expired(&pool).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "expired admin sessions removed"),
+                    Err(error) => tracing::warn!(%error, "could not purge admin sessions"),
+                }
+            }
         }
     }
 }

@@ -44,4 +44,6 @@ pub struct AppState {
     pub key_cache: crate::team_auth::KeyCache,
     /// LiteLLM's per-token prices (budget holds); `None` without LiteLLM.
     pub prices: Option<crate::gateway::prices::PriceBook>,
+    /// Failed admin panel logins per client address.
+    pub login_limiter: Arc<crate::panel::login_limit::LoginLimiter>,
 }

@@ -6,6 +6,7 @@ pub mod append;
 pub mod audit;
 pub mod budgets;
 pub mod checkpoint;
+pub mod dashboard;
 pub mod event_log;
 pub mod jobs;
 pub mod litellm_sync;

@@ -22,6 +22,8 @@ pub enum GroupBy {
     Model,
     Team,
     Day,
+    /// Key `<day>|<model>`.
+    DayModel,
 }
 
 /// Totals of one bucket (a model, a team or a day; empty key for a plain total).
@@ -70,6 +72,7 @@ pub async fn usage(
         GroupBy::Model => "model",
         GroupBy::Team => "team_id",
         GroupBy::Day => "day::text",
+        GroupBy::DayModel => "day::text || '|' || model",
     };
     let plan = period.plan();
     let days = plan.days;

@@ -204,23 +204,38 @@ pub async fn get(pool: &PgPool, team_id: &str) -> Result<Option<TeamRow>, sqlx::
         .await
 }
 
-/// A page of teams in creation order, optionally of one organization, deleted ones included
-/// only when asked.
+/// Which teams a list holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TeamQuery<'a> {
+    pub organization_id: Option<&'a str>,
+    /// Deleted teams are left out unless asked for (or `status` is `deleted`).
+    pub include_deleted: bool,
+    /// Only teams with this status (`active`, `suspended`, `deleted`).
+    pub status: Option<&'a str>,
+    /// Only teams whose alias or id contains this text, ignoring case.
+    pub search: Option<&'a str>,
+}
+
+/// A page of teams in creation order.
 pub async fn list(
     pool: &PgPool,
-    organization_id: Option<&str>,
-    include_deleted: bool,
+    query: &TeamQuery<'_>,
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<TeamRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "{SELECT} where ($1::text is null or t.organization_id = $1)
-                    and ($2 or t.status <> 'deleted')
-                    and t.created_position > $3
-                  order by t.created_position limit $4"
+                    and ($2 or t.status <> 'deleted' or $3 = 'deleted')
+                    and ($3::text is null or t.status = $3)
+                    and ($4::text is null or strpos(lower(t.team_alias), lower($4)) > 0
+                         or strpos(lower(t.team_id), lower($4)) > 0)
+                    and t.created_position > $5
+                  order by t.created_position limit $6"
     ))
-    .bind(organization_id)
-    .bind(include_deleted)
+    .bind(query.organization_id)
+    .bind(query.include_deleted)
+    .bind(query.status)
+    .bind(query.search)
     .bind(after.unwrap_or(0))
     .bind(limit)
     .fetch_all(pool)

@@ -1,6 +1,7 @@
 //! The HTTP surface: one router, thin handlers, shared middleware.
 
 mod audit;
+mod dashboard;
 mod gateway;
 mod health;
 mod ingest;
@@ -43,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .merge(gateway::router())
         .merge(webhooks::router())
         .merge(audit::router())
+        .merge(dashboard::router())
+        .merge(crate::panel::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

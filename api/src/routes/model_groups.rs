@@ -25,6 +25,21 @@ pub fn router() -> Router<AppState> {
         .route("/api/model-groups/{name}", get(show))
         .route("/api/model-groups/{name}/models", post(set_models))
         .route("/api/model-groups/{name}/delete", post(delete))
+        .route("/api/litellm/models", get(catalog))
+}
+
+/// `GET /api/litellm/models`: the model names LiteLLM serves, to pick a group's models from.
+async fn catalog(_admin: Admin, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let Some(client) = &state.litellm else {
+        return Err(ApiError::conflict(
+            "litellm_not_configured",
+            "LITELLM_MASTER_KEY is not set, so there is no LiteLLM catalog to read",
+        ));
+    };
+    let mut models = client.model_names().await?;
+    models.sort();
+    models.dedup();
+    Ok(Json(json!({ "models": models })))
 }
 
 #[derive(Debug, Deserialize)]

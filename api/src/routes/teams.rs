@@ -486,12 +486,36 @@ struct TeamFilter {
     organization_id: Option<String>,
     #[serde(default)]
     include_deleted: bool,
+    status: Option<String>,
+    q: Option<String>,
+}
+
+impl TeamFilter {
+    fn query<'a>(
+        &'a self,
+        organization_id: Option<&'a str>,
+    ) -> ApiResult<read_model::TeamQuery<'a>> {
+        let status = self.status.as_deref().filter(|s| !s.is_empty());
+        if let Some(status) = status
+            && !["active", "suspended", "deleted"].contains(&status)
+        {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "status must be active, suspended or deleted",
+            ));
+        }
+        Ok(read_model::TeamQuery {
+            organization_id,
+            include_deleted: self.include_deleted,
+            status,
+            search: self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()),
+        })
+    }
 }
 
 async fn list_teams(
     state: &AppState,
-    organization_id: Option<&str>,
-    include_deleted: bool,
+    query: read_model::TeamQuery<'_>,
     params: &ListParams,
     read_after: ReadAfter,
 ) -> ApiResult<Json<Value>> {
@@ -502,14 +526,7 @@ async fn list_teams(
             read_after,
         )
         .await?;
-    let rows = read_model::list(
-        &state.pool,
-        organization_id,
-        include_deleted,
-        after,
-        limit + 1,
-    )
-    .await?;
+    let rows = read_model::list(&state.pool, &query, after, limit + 1).await?;
     let (rows, next_cursor) = page(rows, limit, |row| row.created_position);
     Ok(Json(
         json!({"teams": rows.iter().map(team_json).collect::<Vec<_>>(), "next_cursor": next_cursor}),
@@ -523,14 +540,8 @@ async fn list(
     AppQuery(params): AppQuery<ListParams>,
     AppQuery(filter): AppQuery<TeamFilter>,
 ) -> ApiResult<Json<Value>> {
-    list_teams(
-        &state,
-        filter.organization_id.as_deref(),
-        filter.include_deleted,
-        &params,
-        read_after,
-    )
-    .await
+    let query = filter.query(filter.organization_id.as_deref())?;
+    list_teams(&state, query, &params, read_after).await
 }
 
 async fn list_for_organization(
@@ -550,14 +561,8 @@ async fn list_for_organization(
     {
         return Err(domain::organization::OrganizationError::NotFound.into());
     }
-    list_teams(
-        &state,
-        Some(&organization_id),
-        filter.include_deleted,
-        &params,
-        read_after,
-    )
-    .await
+    let query = filter.query(Some(&organization_id))?;
+    list_teams(&state, query, &params, read_after).await
 }
 
 fn sync_json(state: &AppState, sync: Option<projections::litellm_sync::SyncRow>) -> Value {

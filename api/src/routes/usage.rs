@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
             get(organization_daily),
         )
         .route("/api/usage/teams", get(all_teams))
+        .route("/api/usage/daily", get(daily_by_model))
         .route("/api/usage/records.csv", get(export_csv))
         .route("/api/budget-alerts", get(alerts))
 }
@@ -326,6 +327,80 @@ async fn organization_daily(
         "organization_id": id,
         "period": period_json(&period),
         "days": series_json(&days, buckets),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct DailyParams {
+    from: Option<String>,
+    to: Option<String>,
+    organization_id: Option<String>,
+    team_id: Option<String>,
+}
+
+/// `GET /api/usage/daily`: spend per UTC day and model, of everything, an organization or a team.
+async fn daily_by_model(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<DailyParams>,
+) -> ApiResult<Json<Value>> {
+    let period = Period::parse(params.from.as_deref(), params.to.as_deref())?;
+    let days = period.series_days(Utc::now().date_naive())?;
+    state.read_after_all(&USAGE_MODELS, read_after).await?;
+    let scope = match (params.team_id.as_deref(), params.organization_id.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "give team_id or organization_id, not both",
+            ));
+        }
+        (Some(team), None) => {
+            team_budget_row(&state, team).await?;
+            Scope::Team(team)
+        }
+        (None, Some(organization)) => {
+            require_organization(&state, organization).await?;
+            Scope::Organization(organization)
+        }
+        (None, None) => Scope::All,
+    };
+    let buckets = reports::usage(&state.pool, scope, &period, GroupBy::DayModel).await?;
+    let mut models: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut per_day: std::collections::HashMap<String, Map<String, Value>> = Default::default();
+    let mut totals: Vec<UsageBucket> = Vec::new();
+    for bucket in buckets {
+        let Some((day, model)) = bucket.key.split_once('|') else {
+            continue;
+        };
+        models.insert(model.to_owned());
+        per_day
+            .entry(day.to_owned())
+            .or_default()
+            .insert(model.to_owned(), decimal_json(bucket.price));
+        match totals.iter_mut().find(|t| t.key == day) {
+            Some(total) => total.add(&bucket),
+            None => totals.push(UsageBucket {
+                key: day.to_owned(),
+                ..bucket
+            }),
+        }
+    }
+    let series = series_json(&days, totals)
+        .into_iter()
+        .map(|mut day| {
+            let models = day["date"]
+                .as_str()
+                .and_then(|date| per_day.remove(date))
+                .unwrap_or_default();
+            day["models"] = Value::Object(models);
+            day
+        })
+        .collect::<Vec<_>>();
+    Ok(Json(json!({
+        "period": period_json(&period),
+        "models": models,
+        "days": series,
     })))
 }
 

@@ -1,0 +1,260 @@
+//! The admin panel at `/admin`: a login form, a session cookie, and one page whose script
+//! (ours, served from the binary) drives the same JSON API the operators' scripts use. The
+//! master key never reaches the browser after the login form: the API accepts the session
+//! cookie plus its CSRF token instead (see `auth::Admin`).
+
+pub mod login_limit;
+mod pages;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, Form, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Router, middleware};
+use chrono::Duration;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use session::SESSION_COOKIE;
+
+/// The double-submit cookie that protects the login form itself.
+const LOGIN_CSRF_COOKIE: &str = "saas_admin_login";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(app))
+        .route("/admin/", get(app))
+        .route("/admin/login", get(login_form).post(login))
+        .route("/admin/logout", axum::routing::post(logout))
+        .route("/admin/assets/app.js", get(script))
+        .route("/admin/assets/app.css", get(stylesheet))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// The panel's pages load nothing from elsewhere, cannot be framed and are never cached.
+async fn security_headers(request: Request, next: middleware::Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The session of this request's cookie, if it is live.
+pub async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<session::Session>, ApiError> {
+    match session::cookie(headers, SESSION_COOKIE) {
+        Some(token) => Ok(session::resolve(&state.pool, token).await?),
+        None => Ok(None),
+    }
+}
+
+async fn app(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    Ok(match current_session(&state, &headers).await? {
+        Some(session) => pages::html(StatusCode::OK, pages::app_shell(&session.csrf_token)),
+        None => Redirect::to("/admin/login").into_response(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginQuery {
+    #[serde(default)]
+    logged_out: bool,
+    #[serde(default)]
+    expired: bool,
+}
+
+async fn login_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<LoginQuery>,
+) -> Result<Response, ApiError> {
+    if current_session(&state, &headers).await?.is_some() {
+        return Ok(Redirect::to("/admin").into_response());
+    }
+    let notice = if query.expired {
+        Some(pages::Notice::Info("Your session ended. Log in again."))
+    } else if query.logged_out {
+        Some(pages::Notice::Info("You are logged out."))
+    } else {
+        None
+    };
+    Ok(login_page(StatusCode::OK, notice, &headers))
+}
+
+/// The login form with a fresh double-submit token in a cookie and a hidden field.
+fn login_page(status: StatusCode, notice: Option<pages::Notice>, request: &HeaderMap) -> Response {
+    let token = session::random_token();
+    let mut response = pages::html(status, pages::login(&token, notice));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(LOGIN_CSRF_COOKIE, &token, Duration::hours(1), request),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    master_key: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Result<Response, ApiError> {
+    let Form(form) = form.map_err(bad_form)?;
+    // Absent when the router is served without connection info (the address is then shared).
+    let client = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    let now = Instant::now();
+    if let Err(wait) = state.login_limiter.check(client, now) {
+        let seconds = wait.as_secs().max(1);
+        tracing::warn!(?client, "admin login refused: too many failed attempts");
+        let mut response = login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(pages::Notice::Error(format!(
+                "Too many failed logins from this address. Try again in {seconds} s."
+            ))),
+            &headers,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        return Ok(response);
+    }
+    let expected = session::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    let csrf_ok: bool = expected.as_bytes().ct_eq(form.csrf.as_bytes()).into();
+    if expected.is_empty() || !csrf_ok {
+        return Ok(login_page(
+            StatusCode::FORBIDDEN,
+            Some(pages::Notice::Error(
+                "The login form expired or came from another site. Try again.".into(),
+            )),
+            &headers,
+        ));
+    }
+    if form.master_key.is_empty() || !state.admin_key.matches(form.master_key.as_bytes()) {
+        state.login_limiter.failed(client, now);
+        tracing::warn!(?client, "admin login with a wrong key");
+        return Ok(login_page(
+            StatusCode::UNAUTHORIZED,
+            Some(pages::Notice::Error(
+                "That is not the master key. Check it and try again.".into(),
+            )),
+            &headers,
+        ));
+    }
+    state.login_limiter.succeeded(client);
+    let actor = format!("admin:{}", state.admin_key.fingerprint());
+    let token = session::create(&state.pool, &actor).await?;
+    tracing::info!(%actor, "admin logged in to the panel");
+    let mut response = Redirect::to("/admin").into_response();
+    let cookies = response.headers_mut();
+    cookies.append(
+        header::SET_COOKIE,
+        session::set_cookie(SESSION_COOKIE, &token, session::ABSOLUTE_TIMEOUT, &headers),
+    );
+    cookies.append(
+        header::SET_COOKIE,
+        session::set_cookie(LOGIN_CSRF_COOKIE, "", Duration::zero(), &headers),
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<LogoutForm>, FormRejection>,
+) -> Result<Response, ApiError> {
+    let Form(form) = form.map_err(bad_form)?;
+    let Some(token) = session::cookie(&headers, SESSION_COOKIE) else {
+        return Ok(Redirect::to("/admin/login").into_response());
+    };
+    match session::resolve(&state.pool, token).await? {
+        Some(live) if !live.csrf_matches(&form.csrf) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "the form's CSRF token does not match the session; reload the page",
+            ));
+        }
+        _ => session::delete(&state.pool, token).await?,
+    }
+    let mut response = Redirect::to("/admin/login?logged_out=true").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(SESSION_COOKIE, "", Duration::zero(), &headers),
+    );
+    Ok(response)
+}
+
+/// The rejection's own text is not echoed: it could quote what was typed into the form.
+fn bad_form(_: FormRejection) -> ApiError {
+    ApiError::bad_request(
+        "invalid_form",
+        "the form could not be read; send it as application/x-www-form-urlencoded",
+    )
+}
+
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../assets/admin/app.js"),
+    )
+}
+
+async fn stylesheet() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../assets/admin/app.css"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,270 @@
+// The admin panel in a real browser: what an operator does, step by step, against a running
+// saas-api (BASE_URL, MASTER_KEY) whose LiteLLM is the test double. Run by scripts/e2e-admin.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.BASE_URL;
+const KEY = process.env.MASTER_KEY;
+const SHOTS = process.env.SCREENSHOT_DIR;
+assert.ok(BASE && KEY, 'BASE_URL and MASTER_KEY must be set');
+if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+
+const LAUNCH = {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  // The machine's network is closed: without these Chromium keeps trying to reach Google.
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+};
+
+const stamp = Date.now().toString(36);
+const ORG_NAME = `Acme <b>${stamp}</b>`; // markup in a name must show as typed
+const GROUP = `chat-${stamp}`;
+const TEAM = `Research ${stamp}`;
+
+async function shot(page, name) {
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+async function login(page, key) {
+  await page.goto(`${BASE}/admin`);
+  await page.waitForURL(/\/admin\/login/);
+  await page.fill('#master_key', key);
+  return Promise.all([page.waitForLoadState('load'), page.click('button[type=submit]')]);
+}
+
+// Reloads the route until `check` passes (the read models and usage follow the commands).
+async function eventually(page, check, what, tries = 40) {
+  let last;
+  for (let i = 0; i < tries; i++) {
+    try { await check(); return; } catch (error) { last = error; }
+    await page.waitForTimeout(250);
+    await page.evaluate(() => window.dispatchEvent(new HashChangeEvent('hashchange')));
+  }
+  throw new Error(`${what}: ${last && last.message}`);
+}
+
+async function chat(key, model = 'fake-gpt') {
+  const response = await fetch(`${BASE}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hello' }], max_tokens: 20 }),
+  });
+  return response.status;
+}
+
+test('an operator runs the service from the admin panel', async (t) => {
+  const browser = await chromium.launch(LAUNCH);
+  t.after(() => browser.close());
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  let virtualKey;
+  let teamUrl;
+
+  await t.test('a wrong key shows an error and lets no one in', async () => {
+    await login(page, 'mk-this-is-not-the-key');
+    await assert.doesNotReject(page.waitForSelector('#login-error'));
+    assert.match(await page.textContent('#login-error'), /not the master key/);
+    assert.equal(await page.locator('#view').count(), 0);
+    const api = await page.request.get(`${BASE}/api/dashboard`);
+    assert.equal(api.status(), 401);
+    await shot(page, 'login-error');
+  });
+
+  await t.test('the master key opens a session kept in an HttpOnly, SameSite=Strict cookie', async () => {
+    await login(page, KEY);
+    await page.waitForSelector('h1:text("Dashboard")');
+    const cookies = await context.cookies();
+    const session = cookies.find((c) => c.name === 'saas_admin_session');
+    assert.ok(session, 'a session cookie is set');
+    assert.equal(session.httpOnly, true);
+    assert.equal(session.sameSite, 'Strict');
+    assert.ok(!session.value.includes(KEY));
+    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie + document.documentElement.outerHTML);
+    assert.ok(!stored.includes(KEY), 'the master key is nowhere in the page or its storage');
+  });
+
+  await t.test('a state-changing API call without the CSRF token is refused', async () => {
+    const response = await page.request.post(`${BASE}/api/organizations/create`, { data: { name: 'forged' } });
+    assert.equal(response.status(), 403);
+    assert.equal((await response.json()).error.code, 'csrf_failed');
+  });
+
+  await t.test('create an organization (its name is shown as text, not markup)', async () => {
+    await page.click('#nav a[href="#/organizations"]');
+    await page.waitForSelector('h1:text("Organizations")');
+    await page.getByLabel('Name', { exact: true }).fill(ORG_NAME);
+    await page.click('button:text("Create organization")');
+    await page.waitForSelector(`h1:text("${ORG_NAME}")`);
+    assert.equal(await page.locator('#view b').count(), 0, 'no <b> element was made from the name');
+  });
+
+  await t.test('a create that the API refuses shows its message in place', async () => {
+    await page.click('#nav a[href="#/organizations"]');
+    await page.waitForSelector('h1:text("Organizations")');
+    await page.click('button:text("Create organization")');
+    const error = page.locator('.form-errors .notice.error');
+    await error.waitFor();
+    assert.match(await error.textContent(), /name/i);
+  });
+
+  await t.test("create a model group from LiteLLM's catalog", async () => {
+    await page.click('#nav a[href="#/model-groups"]');
+    await page.waitForSelector('h1:text("Model groups")');
+    await page.getByLabel('Group name').fill(GROUP);
+    await page.getByLabel('fake-gpt', { exact: true }).check();
+    await page.click('button:text("Create group")');
+    await page.waitForSelector(`h1:text("${GROUP}")`);
+    assert.equal(await page.getByLabel('fake-gpt', { exact: true }).isChecked(), true);
+    assert.equal(await page.getByLabel('fake-gpt-2', { exact: true }).isChecked(), false);
+  });
+
+  await t.test('create a team and see its key once', async () => {
+    await page.click('#nav a[href="#/teams"]');
+    await page.click('a:text("New team")');
+    await page.waitForSelector('h1:text("New team")');
+    await page.getByLabel('Team name (alias)').fill(TEAM);
+    await page.getByLabel(GROUP).check();
+    await page.getByLabel('Credits (USD)').fill('10');
+    await page.click('button:text("Create team")');
+    await page.waitForSelector('h2:text("Team created")');
+    virtualKey = await page.inputValue('input.key');
+    assert.match(virtualKey, /^sk-/);
+    await page.click(`a:text("Open ${TEAM}")`);
+    await page.waitForSelector(`h1:text("${TEAM}")`);
+    teamUrl = page.url();
+  });
+
+  await t.test('add credits, exactly', async () => {
+    await page.getByLabel('Amount (USD)').fill('5.50');
+    await page.click('button:text("Add credits")');
+    await eventually(page, async () => {
+      const credits = await page.locator('dt:text("Credits") + dd').textContent();
+      assert.equal(credits, '$15.50');
+    }, 'credits after adding');
+    const title = await page.locator('dt:text("Credits") + dd span').getAttribute('title');
+    assert.match(title, /exactly 15\.5/);
+  });
+
+  await t.test('bad money is refused with the API\'s message, next to the form', async () => {
+    await page.getByLabel('Amount (USD)').fill('12.345.6');
+    await page.click('button:text("Add credits")');
+    const error = page.locator('.form-errors .notice.error');
+    await error.waitFor();
+    assert.ok((await error.textContent()).length > 10);
+    assert.equal(await page.locator('dt:text("Credits") + dd').textContent(), '$15.50');
+  });
+
+  await t.test('reveal the key and find the one given at creation', async () => {
+    await page.click('button:text("Reveal key")');
+    await page.waitForSelector('input.key');
+    assert.equal(await page.inputValue('input.key'), virtualKey);
+  });
+
+  await t.test('requests with the key appear as usage with a chart', async () => {
+    for (let i = 0; i < 3; i++) assert.equal(await chat(virtualKey), 200);
+    await eventually(page, async () => {
+      const requests = await page.locator('dt:text("Requests") + dd').textContent();
+      assert.equal(requests, '3');
+    }, 'usage on the team page');
+    const row = page.locator('section:has(h2:text("Usage by model")) tbody tr');
+    assert.equal(await row.count(), 1);
+    assert.match(await row.first().textContent(), /fake-gpt/);
+    assert.ok(await page.locator('section:has(h2:text("Spend, last 30 days")) svg.chart rect').count() >= 1, 'a bar is drawn');
+    await shot(page, 'team');
+  });
+
+  await t.test('the usage page charts spend and exports the records as CSV', async () => {
+    await page.click('#nav a[href="#/usage"]');
+    await page.waitForSelector('h1:text("Usage")');
+    assert.ok(await page.locator('svg.chart rect').count() >= 1);
+    assert.match(await page.locator('section:has(h2:text("By team"))').textContent(), new RegExp(TEAM));
+    const href = await page.getAttribute('a:text("Export the usage records as CSV")', 'href');
+    const csv = await page.request.get(`${BASE}${href}`);
+    assert.equal(csv.status(), 200);
+    const lines = (await csv.text()).trim().split('\n');
+    assert.equal(lines.length, 4, 'a header and three records');
+    await shot(page, 'usage');
+  });
+
+  await t.test('the dashboard shows the totals', async () => {
+    await page.click('#nav a[href="#/"]');
+    await page.waitForSelector('h1:text("Dashboard")');
+    assert.equal(await page.locator('.tile:has-text("Credits") .tile-value').textContent(), '$15.50');
+    assert.equal(await page.locator('.tile:has-text("Active teams") .tile-value').textContent(), '1');
+    assert.match(await page.locator('.tile:has-text("Spend today") .tile-note').textContent(), /^3 requests/);
+    await shot(page, 'dashboard');
+  });
+
+  await t.test('the audit trail lists the team\'s changes with their actor', async () => {
+    await page.click('#nav a[href="#/audit"]');
+    await page.waitForSelector('h1:text("Audit trail")');
+    await page.getByLabel('Stream type').selectOption('Team');
+    await page.click('button:text("Filter")');
+    await page.waitForSelector('td:text("CreditsAdded")');
+    const text = await page.locator('#view table').textContent();
+    assert.match(text, /TeamCreated/);
+    assert.match(text, /admin:/);
+    await shot(page, 'audit');
+  });
+
+  await t.test('suspend after confirming; the key stops working', async () => {
+    await page.goto(teamUrl);
+    await page.waitForSelector(`h1:text("${TEAM}")`);
+    await page.click('button:text("Suspend")');
+    await page.click('dialog.confirm button:text("Cancel")');
+    assert.equal(await page.locator('h1 .badge').textContent(), 'active', 'cancel changes nothing');
+    await page.click('button:text("Suspend")');
+    await page.click('dialog.confirm button:text("Suspend")');
+    await eventually(page, async () => assert.equal(await page.locator('h1 .badge').textContent(), 'suspended'), 'suspended badge');
+    assert.equal(await chat(virtualKey), 401);
+  });
+
+  await t.test('pages fit a phone screen', async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true });
+    await phone.addCookies(await context.cookies());
+    const small = await phone.newPage();
+    for (const route of ['#/', '#/teams', '#/usage', '#/audit', teamUrl.split('#')[1] ? `#${teamUrl.split('#')[1]}` : '#/']) {
+      await small.goto(`${BASE}/admin${route}`);
+      await small.waitForSelector('#view h1');
+      const overflow = await small.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 1, `${route} is ${overflow}px wider than the phone`);
+    }
+    await shot(small, 'phone-team');
+    await phone.close();
+  });
+
+  await t.test('an unknown page and a failing request show a message, never a blank page', async () => {
+    await page.goto(`${BASE}/admin#/teams/no-such-team`);
+    const error = page.locator('#view .notice.error');
+    await error.waitFor();
+    assert.match(await error.textContent(), /not found/i);
+    await page.goto(`${BASE}/admin#/nowhere`);
+    await page.waitForSelector('h1:text("Not found")');
+  });
+
+  await t.test('log out ends the session', async () => {
+    await page.goto(`${BASE}/admin`);
+    await page.click('button:text("Log out")');
+    await page.waitForSelector('text=You are logged out.');
+    const api = await page.request.get(`${BASE}/api/dashboard`);
+    assert.equal(api.status(), 401);
+    await page.goto(`${BASE}/admin`);
+    await page.waitForURL(/\/admin\/login/);
+  });
+
+  await t.test('repeated wrong keys are slowed down', async () => {
+    let last;
+    for (let i = 0; i < 6; i++) {
+      await login(page, `mk-wrong-${i}`);
+      last = await page.textContent('#login-error');
+    }
+    assert.match(last, /Too many failed logins/);
+  });
+
+  assert.deepEqual(pageErrors, [], 'no script errors in the page');
+});
