@@ -10,6 +10,7 @@ mod litellm_sync;
 mod model_groups;
 mod operations;
 mod organizations;
+mod panel;
 mod replay;
 mod spend_ingest;
 mod startup;
