@@ -64,15 +64,22 @@ async fn security_headers(request: Request, next: middleware::Next) -> Response 
     response
 }
 
-/// The session of this request's cookie, if it is live.
+/// The session of this request's cookie, if it is live and was opened with the master key in
+/// force now (rotating `MASTER_KEY` ends every session opened with the old one).
 pub async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<session::Session>, ApiError> {
-    match session::cookie(headers, SESSION_COOKIE) {
-        Some(token) => Ok(session::resolve(&state.pool, token).await?),
-        None => Ok(None),
-    }
+    let Some(token) = session::cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    Ok(session::resolve(&state.pool, token)
+        .await?
+        .filter(|session| session.actor == admin_actor(state)))
+}
+
+fn admin_actor(state: &AppState) -> String {
+    format!("admin:{}", state.admin_key.fingerprint())
 }
 
 async fn app(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -177,7 +184,7 @@ async fn login(
         ));
     }
     state.login_limiter.succeeded(client);
-    let actor = format!("admin:{}", state.admin_key.fingerprint());
+    let actor = admin_actor(&state);
     let token = session::create(&state.pool, &actor).await?;
     tracing::info!(%actor, "admin logged in to the panel");
     let mut response = Redirect::to("/admin").into_response();

@@ -7,7 +7,9 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 
-use crate::helpers::{MASTER_KEY, TestApp, assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{
+    MASTER_KEY, TestApp, assert_error, spawn_app, spawn_app_with, spawn_app_with_database,
+};
 use crate::litellm_sync::{LITELLM_MASTER, double};
 
 /// A browser without redirects or a cookie jar: cookies are carried by hand so each test can
@@ -369,6 +371,25 @@ async fn sessions_end_when_idle_and_at_logout() {
         .await
         .unwrap();
     assert_error(replayed, 401, "session_expired").await;
+}
+
+#[tokio::test]
+async fn rotating_the_master_key_ends_the_sessions_opened_with_the_old_one() {
+    let app = spawn_app().await;
+    let mut browser = Browser::new();
+    browser.login(&app, MASTER_KEY).await;
+    assert_eq!(browser.get(&app, "/api/dashboard").await.status(), 200);
+    let database_url = app.database_url.clone();
+    app.stop().await;
+
+    let rotated = spawn_app_with_database(&database_url, |c| {
+        c.master_key = "mk-rotated-1f2e3d4c5b6a79880706".to_owned().into();
+    })
+    .await;
+    let response = browser.get(&rotated, "/api/dashboard").await;
+    assert_error(response, 401, "session_expired").await;
+    let response = browser.get(&rotated, "/admin").await;
+    assert_eq!(location(&response), "/admin/login");
 }
 
 #[tokio::test]
