@@ -7,6 +7,7 @@ use domain::model_name::GroupName;
 use domain::organization::{OrganizationId, OrganizationLookups};
 use domain::team::TeamLookups;
 use projections::progress::{self, ProgressSignal};
+use projections::projector::Projector;
 use sqlx::PgPool;
 
 #[derive(Clone)]
@@ -17,11 +18,12 @@ pub struct ReadModelLookups {
 }
 
 impl ReadModelLookups {
-    async fn fresh(&self, projector: &str) -> Result<(), String> {
+    async fn fresh(&self, projector: &dyn Projector) -> Result<(), String> {
         match progress::wait_caught_up(&self.pool, &self.progress, projector, self.timeout).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(format!(
-                "the {projector} read model is behind; retry shortly"
+                "the {} read model is behind; retry shortly",
+                projector.name()
             )),
             Err(error) => Err(format!("database error: {error}")),
         }
@@ -31,7 +33,8 @@ impl ReadModelLookups {
 #[async_trait]
 impl TeamLookups for ReadModelLookups {
     async fn organization_is_live(&self, id: &OrganizationId) -> Result<Option<bool>, String> {
-        self.fresh(projections::organizations::PROJECTOR).await?;
+        self.fresh(&projections::organizations::OrganizationsProjector)
+            .await?;
         let row = projections::organizations::get(&self.pool, id.as_str())
             .await
             .map_err(|e| e.to_string())?;
@@ -39,7 +42,8 @@ impl TeamLookups for ReadModelLookups {
     }
 
     async fn missing_model_groups(&self, groups: &[GroupName]) -> Result<Vec<GroupName>, String> {
-        self.fresh(projections::model_groups::PROJECTOR).await?;
+        self.fresh(&projections::model_groups::ModelGroupsProjector)
+            .await?;
         let names: Vec<String> = groups.iter().map(|g| g.as_str().to_owned()).collect();
         let missing = projections::model_groups::missing(&self.pool, &names)
             .await
@@ -55,7 +59,7 @@ impl TeamLookups for ReadModelLookups {
 #[async_trait]
 impl ModelGroupLookups for ReadModelLookups {
     async fn teams_using(&self, group: &GroupName) -> Result<Vec<String>, String> {
-        self.fresh(projections::teams::PROJECTOR).await?;
+        self.fresh(&projections::teams::TeamsProjector).await?;
         projections::teams::using_group(&self.pool, group.as_str())
             .await
             .map_err(|e| e.to_string())
@@ -65,7 +69,7 @@ impl ModelGroupLookups for ReadModelLookups {
 #[async_trait]
 impl OrganizationLookups for ReadModelLookups {
     async fn live_teams(&self, id: &OrganizationId) -> Result<Vec<String>, String> {
-        self.fresh(projections::teams::PROJECTOR).await?;
+        self.fresh(&projections::teams::TeamsProjector).await?;
         projections::teams::live_in_organization(&self.pool, id.as_str())
             .await
             .map_err(|e| e.to_string())

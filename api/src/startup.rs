@@ -307,7 +307,6 @@ fn event_store<A: cqrs_es::Aggregate>(
     .with_upcasters(domain::upcast::for_cqrs())
 }
 
-/// Hourly removal of idempotency records past their retention.
 /// Hourly: idempotency keys past their retention and admin sessions that can no longer be used.
 async fn purge_expired_state(pool: PgPool, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));

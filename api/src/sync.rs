@@ -207,10 +207,11 @@ impl Reconciler {
     }
 
     async fn read_models_fresh(&self) -> Result<(), SyncError> {
-        for projector in [
-            projections::teams::PROJECTOR,
-            projections::model_groups::PROJECTOR,
-        ] {
+        let projectors: [&dyn projections::projector::Projector; 2] = [
+            &projections::teams::TeamsProjector,
+            &projections::model_groups::ModelGroupsProjector,
+        ];
+        for projector in projectors {
             if !progress::wait_caught_up(
                 &self.pool,
                 &self.progress,

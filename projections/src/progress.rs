@@ -123,13 +123,15 @@ pub async fn lag(pool: &PgPool) -> Result<Vec<ConsumerLag>, sqlx::Error> {
         .collect()
 }
 
-/// Waits until `consumer` has applied every event committed before this call, up to
-/// `timeout`; returns whether it got there. Command-side lookups use it so they never decide
-/// on a read model that misses a recent event.
+/// Waits until `projector` has applied every event of its interest committed before this call,
+/// up to `timeout`; returns whether it got there. Command-side lookups use it so they never
+/// decide on a read model that misses a recent event. Events of types the projector does not
+/// read are not waited for: a lookup in the organizations read model does not wait while the
+/// projector walks past a burst of team events that cannot change its answer.
 pub async fn wait_caught_up(
     pool: &PgPool,
     signal: &ProgressSignal,
-    consumer: &str,
+    projector: &dyn crate::projector::Projector,
     timeout: Duration,
 ) -> Result<bool, sqlx::Error> {
     let head: Option<i64> = sqlx::query_scalar("select max(global_position) from events")
@@ -138,6 +140,9 @@ pub async fn wait_caught_up(
     let Some(head) = head else {
         return Ok(true);
     };
+    let interests: Option<Vec<String>> = projector
+        .interests()
+        .map(|types| types.iter().map(|t| (*t).to_owned()).collect());
     // Every event at or below `head` that is committed now must be applied. Events still in
     // flight (not yet visible) are not "before this call".
     let deadline = tokio::time::Instant::now() + timeout;
@@ -145,13 +150,18 @@ pub async fn wait_caught_up(
     let mut pause = Duration::from_millis(1);
     loop {
         ticks.mark_unchanged();
+        // The plain `tx_id >=` bound lets the planner walk the (tx_id, global_position) index
+        // from the checkpoint instead of misestimating the row comparison.
         let pending: bool = sqlx::query_scalar(
-            "select exists(select 1 from events e, consumer_checkpoints c
+            "select exists(select 1 from consumer_checkpoints c, events e
                             where c.consumer_name = $1 and e.global_position <= $2
-                              and (e.tx_id, e.global_position) > (c.last_tx_id, c.last_position))",
+                              and e.tx_id >= c.last_tx_id
+                              and (e.tx_id, e.global_position) > (c.last_tx_id, c.last_position)
+                              and ($3::text[] is null or e.aggregate_type = any($3)))",
         )
-        .bind(consumer)
+        .bind(projector.name())
         .bind(head)
+        .bind(interests.as_deref())
         .fetch_one(pool)
         .await?;
         if !pending {

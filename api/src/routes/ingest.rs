@@ -122,7 +122,7 @@ async fn record(
         projections::progress::wait_caught_up(
             &state.pool,
             &state.progress,
-            projections::teams::PROJECTOR,
+            &projections::teams::TeamsProjector,
             state.read_wait_timeout,
         )
         .await?;
