@@ -1,12 +1,12 @@
 //! Running a command: metadata from the request, bounded retries on optimistic-lock conflicts,
 //! errors mapped once, and the global position the command wrote at.
 
+use crate::event_store::Cqrs;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::Utc;
 use cqrs_es::{Aggregate, AggregateError};
 use domain::CommandMetadata;
-use postgres_es::PostgresCqrs;
 use sqlx::PgPool;
 use sqlx::postgres::PgDatabaseError;
 
@@ -101,7 +101,7 @@ impl AggregateLocks {
 /// Executes `command` on aggregate `id` and returns the global position of the aggregate's
 /// newest event, which the client can pass back as a read-your-writes hint.
 pub async fn execute<A>(
-    cqrs: &PostgresCqrs<A>,
+    cqrs: &Cqrs<A>,
     locks: &AggregateLocks,
     pool: &PgPool,
     id: &str,
@@ -125,7 +125,7 @@ where
 }
 
 async fn run<A>(
-    cqrs: &PostgresCqrs<A>,
+    cqrs: &Cqrs<A>,
     locks: &AggregateLocks,
     pool: &PgPool,
     id: &str,
@@ -139,27 +139,35 @@ where
     A::Error: Into<ApiError>,
 {
     let _queued = locks.stripe(A::TYPE, id).lock().await;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match cqrs
-            .execute_with_metadata(id, command.clone(), metadata.to_map())
-            .await
-        {
-            Ok(()) => break,
-            Err(AggregateError::AggregateConflict)
-                if on_conflict == OnConflict::Retry && attempt < MAX_ATTEMPTS =>
+    let attempts = async {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match cqrs
+                .execute_with_metadata(id, command.clone(), metadata.to_map())
+                .await
             {
-                // Another process won the race: back off exponentially, with jitter.
-                let ceiling = 2u64.pow(attempt.min(7));
-                tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
-                    1..=ceiling,
-                )))
-                .await;
+                Ok(()) => return Ok(()),
+                Err(AggregateError::AggregateConflict)
+                    if on_conflict == OnConflict::Retry && attempt < MAX_ATTEMPTS =>
+                {
+                    // Another process won the race: back off exponentially, with jitter.
+                    let ceiling = 2u64.pow(attempt.min(7));
+                    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
+                        1..=ceiling,
+                    )))
+                    .await;
+                }
+                Err(error) => return Err(aggregate_error(error)),
             }
-            Err(error) => return Err(aggregate_error(error)),
         }
+    };
+    let (outcome, written_at) = crate::event_store::appending(attempts).await;
+    outcome?;
+    if let Some(position) = written_at {
+        return Ok(position);
     }
+    // Nothing appended (a command that changed nothing): the stream's newest event.
     let mut conn = pool.acquire().await?;
     let position = projections::event_log::stream_head(&mut conn, A::TYPE, id).await?;
     Ok(position.unwrap_or(0))

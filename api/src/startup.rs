@@ -9,7 +9,6 @@ use cqrs_es::persist::PersistedEventStore;
 use domain::model_group::ModelGroupServices;
 use domain::organization::OrganizationServices;
 use domain::team::TeamServices;
-use postgres_es::PostgresEventRepository;
 use projections::progress::ProgressSignal;
 use projections::{ConsumerRunner, EventNotifier, RunnerConfig};
 use secrecy::ExposeSecret;
@@ -296,12 +295,12 @@ impl Application {
     }
 }
 
-/// The snapshotting postgres-es store every aggregate uses.
+/// The snapshotting event store every aggregate uses.
 fn event_store<A: cqrs_es::Aggregate>(
     pool: &PgPool,
-) -> PersistedEventStore<PostgresEventRepository, A> {
+) -> PersistedEventStore<crate::event_store::EventStore, A> {
     PersistedEventStore::new_snapshot_store(
-        PostgresEventRepository::new(pool.clone()),
+        crate::event_store::EventStore::new(pool.clone()),
         SNAPSHOT_EVERY,
     )
     .with_upcasters(domain::upcast::for_cqrs())

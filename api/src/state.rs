@@ -5,7 +5,6 @@ use domain::job::Job;
 use domain::model_group::ModelGroup;
 use domain::organization::Organization;
 use domain::team::Team;
-use postgres_es::PostgresCqrs;
 use projections::progress::ProgressSignal;
 use sqlx::PgPool;
 
@@ -25,10 +24,10 @@ pub struct AppState {
     /// Writes gateway usage in batches.
     pub usage_recorder: crate::gateway::recorder::UsageRecorder,
     pub admin_key: Arc<AdminKey>,
-    pub organizations: Arc<PostgresCqrs<Organization>>,
-    pub model_groups: Arc<PostgresCqrs<ModelGroup>>,
-    pub teams: Arc<PostgresCqrs<Team>>,
-    pub jobs: Arc<PostgresCqrs<Job>>,
+    pub organizations: Arc<crate::event_store::Cqrs<Organization>>,
+    pub model_groups: Arc<crate::event_store::Cqrs<ModelGroup>>,
+    pub teams: Arc<crate::event_store::Cqrs<Team>>,
+    pub jobs: Arc<crate::event_store::Cqrs<Job>>,
     pub vault: Arc<Vault>,
     pub locks: Arc<AggregateLocks>,
     pub progress: ProgressSignal,
