@@ -34,6 +34,7 @@ pub const SNAPSHOT_EVERY: usize = 100;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    consumers_pool: PgPool,
     runner_config: RunnerConfig,
     seal_key: [u8; 32],
     reconciler: Option<Reconciler>,
@@ -83,6 +84,26 @@ pub async fn connect_unflushed(config: &Config) -> anyhow::Result<PgPool> {
         .context("connecting to the database")
 }
 
+/// The consumers' own connections, one per consumer and a spare: under a burst of commands the
+/// projectors must not queue behind requests for the shared pool, or every read model falls
+/// behind the log together. Their transactions commit without waiting for the WAL flush (as
+/// the runner also asks per batch): a read model and its checkpoint are written in one
+/// transaction, so a crash that lost the commit loses both and the batch is applied again.
+pub async fn connect_consumers(config: &Config, consumers: usize) -> anyhow::Result<PgPool> {
+    let url = config.database_url.expose_secret();
+    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
+    PgPoolOptions::new()
+        .max_connections(consumers as u32 + 1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(
+            options
+                .options([("synchronous_commit", "off")])
+                .application_name(projections::event_log::PROJECTOR_APPLICATION),
+        )
+        .await
+        .context("connecting to the database")
+}
+
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     projections::MIGRATOR
         .run(pool)
@@ -97,6 +118,8 @@ impl Application {
         let pool = connect(&config).await?;
         migrate(&pool).await?;
         let holds_pool = connect_unflushed(&config).await?;
+        let consumers_pool =
+            connect_consumers(&config, projections::all_projectors().len() + 1).await?;
         // Checkpoint rows exist before anything is served, so lag is visible from the start.
         for name in projections::all_projectors()
             .iter()
@@ -217,6 +240,7 @@ impl Application {
             seal_key: config.seal_key(),
             listener,
             state,
+            consumers_pool,
             runner_config: RunnerConfig::default(),
             reconciler,
             ingestor,
@@ -241,7 +265,7 @@ impl Application {
             Arc::new(projections::seals::Sealer::new(self.seal_key));
         for projector in projections::all_projectors().into_iter().chain([sealer]) {
             let runner = ConsumerRunner::new(
-                self.state.pool.clone(),
+                self.consumers_pool.clone(),
                 projector,
                 self.runner_config.clone(),
                 self.state.progress.clone(),

@@ -63,6 +63,10 @@ impl Projector for BudgetsProjector {
         Some(&["Team", USAGE_AGGREGATE, BUDGET_ALERT_AGGREGATE])
     }
 
+    fn appends_events(&self) -> bool {
+        true
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["team_budgets", "budget_alerts"]
     }

@@ -5,12 +5,38 @@
 //! by `(tx_id, global_position)` and only read events whose transaction id is below the oldest
 //! transaction still running (`pg_snapshot_xmin`): every such transaction has finished, and any
 //! transaction that commits later has a larger id, so it sorts after everything read so far.
+//!
+//! "Still running" counts only transactions that may append events: the transactions of the
+//! projectors themselves (connections named `PROJECTOR_APPLICATION`, which never append) and
+//! of other databases on the same server are left out, so one consumer's batch does not hold
+//! every other consumer back, and neither does LiteLLM's own database.
 
 use chrono::{DateTime, Utc};
 use domain::usage::USAGE_AGGREGATE;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use sqlx::{PgConnection, Row, postgres::PgRow};
+
+/// The `application_name` of connections whose transactions never append events (projector
+/// batches). A projector that appends events (threshold alerts) renames its transaction.
+pub const PROJECTOR_APPLICATION: &str = "saas-projector";
+
+/// The oldest transaction id that may still commit events into this database's log: the
+/// smallest id in progress, ignoring projector transactions and other databases (see the
+/// module's notes), or the next id to be handed out if none. A transaction seen in progress
+/// whose backend cannot be found any more (it has just ended) still counts: cautious, and gone
+/// by the next read. The reader's own transaction counts too (the snapshot does not list it):
+/// a projector that appends events in its batch must not read past its own id, or its own
+/// events would land behind the checkpoint it is about to write. (`least` skips the NULL of a
+/// transaction without an id.)
+const HORIZON: &str = "(select least(coalesce(
+        (select min(x) from pg_snapshot_xip(pg_current_snapshot()) x
+          where x::xid not in (select a.backend_xid from pg_stat_get_activity(null) a
+                                where a.backend_xid is not null
+                                  and (a.datid <> (select oid from pg_database
+                                                    where datname = current_database())
+                                       or a.application_name = 'saas-projector'))),
+        pg_snapshot_xmax(pg_current_snapshot())), pg_current_xact_id_if_assigned()))";
 
 /// A point in the global order: the transaction id and position of the last event read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -136,16 +162,18 @@ pub async fn read_after_for(
     let rows = sqlx::query(
         // The text copy of tx_id needs its own name: `order by tx_id` would otherwise sort by the
         // text (so "10" < "9", and no index) instead of the xid8 column.
-        "select global_position, tx_id::text as tx_text, aggregate_type, aggregate_id, sequence,
+        &format!(
+            "select global_position, tx_id::text as tx_text, aggregate_type, aggregate_id, sequence,
                 event_type, event_version,
                 case when $4::text[] is null or aggregate_type = any($4) then payload end as payload,
                 case when $4::text[] is null or aggregate_type = any($4) then metadata end as metadata,
                 recorded_at, hash
            from events e
           where (e.tx_id, e.global_position) > ($1::text::xid8, $2)
-            and e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+            and e.tx_id < {HORIZON}
           order by e.tx_id, e.global_position
-          limit $3",
+          limit $3"
+        ),
     )
     .bind(after.tx_id.to_string())
     .bind(after.position)

@@ -54,6 +54,12 @@ pub trait Projector: Send + Sync + 'static {
         None
     }
 
+    /// Whether applying a batch may append events to the log (threshold alerts). Readers of
+    /// the log wait for such a transaction to end; they do not wait for other projectors'.
+    fn appends_events(&self) -> bool {
+        false
+    }
+
     /// The read-model tables this projector alone writes, all derived from the log: what a
     /// replay rebuilds and swaps in, and `verify` compares. Empty for reactors, whose tables
     /// hold operational state (delivery attempts, sync status) that the log cannot rebuild.

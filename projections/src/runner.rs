@@ -82,9 +82,20 @@ impl ConsumerRunner {
         // transaction: a crash that lost the commit loses both, and the batch is applied again.
         // So the commit need not wait for the WAL flush, and row locks (e.g. on a busy team's
         // budget row, which the gateway's holds also update) are held for less time.
-        sqlx::query("set local synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
+        // A projector that appends events says so, or readers would not wait for its
+        // transaction (see `event_log::PROJECTOR_APPLICATION`).
+        let application = if self.projector.appends_events() {
+            "saas-projector-appending"
+        } else {
+            event_log::PROJECTOR_APPLICATION
+        };
+        sqlx::query(
+            "select set_config('synchronous_commit', 'off', true),
+                    set_config('application_name', $1, true)",
+        )
+        .bind(application)
+        .execute(&mut *tx)
+        .await?;
         let Some(from) = checkpoint::claim(&mut tx, name).await? else {
             return Ok(Step::Busy);
         };

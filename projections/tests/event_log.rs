@@ -143,6 +143,75 @@ async fn a_lower_position_still_open_holds_back_later_commits() -> anyhow::Resul
     Ok(())
 }
 
+/// Opens a transaction on a connection named `application` that has written (so it holds a
+/// transaction id, as a projector batch does once it writes its read model).
+async fn open_writing_transaction(
+    pool: &PgPool,
+    application: &str,
+) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("select set_config('application_name', $1, true)")
+        .bind(application)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("insert into applied (consumer, global_position, tx_id) values ('other', 0, 0)")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+#[tokio::test]
+async fn readers_wait_for_writers_of_events_but_not_for_projector_transactions()
+-> anyhow::Result<()> {
+    let pool = setup().await?;
+    checkpoint::register(&pool, "c").await?;
+    let runner = runner(&pool, "c");
+    let mut writer = connect(&pool).await?;
+
+    // A projector's batch (which never appends events) is open while an event commits.
+    let projector =
+        open_writing_transaction(&pool, projections::event_log::PROJECTOR_APPLICATION).await?;
+    let first = insert_event(&mut writer, "a", 1, "Tested").await?;
+    assert_eq!(
+        drain(&runner).await?,
+        1,
+        "the projector's transaction held the reader back"
+    );
+
+    // So is a transaction in another database on the same server (LiteLLM's, say).
+    let other = testkit::fresh_database().await?;
+    sqlx::query("create table t (x int)")
+        .execute(&other.pool)
+        .await?;
+    let mut elsewhere = other.pool.begin().await?;
+    sqlx::query("insert into t values (1)")
+        .execute(&mut *elsewhere)
+        .await?;
+    let second = insert_event(&mut writer, "a", 2, "Tested").await?;
+    assert_eq!(
+        drain(&runner).await?,
+        1,
+        "another database's transaction held the reader back"
+    );
+
+    // A projector that appends events (threshold alerts) is waited for, like any other writer.
+    let appending = open_writing_transaction(&pool, "saas-projector-appending").await?;
+    let third = insert_event(&mut writer, "a", 3, "Tested").await?;
+    assert_eq!(
+        runner.step().await?,
+        Step::Idle {
+            behind_horizon: true
+        }
+    );
+    appending.commit().await?;
+    assert_eq!(drain(&runner).await?, 1);
+
+    projector.commit().await?;
+    elsewhere.commit().await?;
+    assert_eq!(applied(&pool, "c").await?, vec![first, second, third]);
+    Ok(())
+}
+
 #[tokio::test]
 async fn events_are_delivered_in_transaction_order_not_position_order() -> anyhow::Result<()> {
     let pool = setup().await?;
