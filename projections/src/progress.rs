@@ -134,17 +134,13 @@ pub async fn wait_caught_up(
     projector: &dyn crate::projector::Projector,
     timeout: Duration,
 ) -> Result<bool, sqlx::Error> {
-    let head: Option<i64> = sqlx::query_scalar("select max(global_position) from events")
-        .fetch_one(pool)
-        .await?;
-    let Some(head) = head else {
-        return Ok(true);
-    };
     let interests: Option<Vec<String>> = projector
         .interests()
         .map(|types| types.iter().map(|t| (*t).to_owned()).collect());
-    // Every event at or below `head` that is committed now must be applied. Events still in
-    // flight (not yet visible) are not "before this call".
+    // Every event at or below the head read on the first look (committed before this call)
+    // must be applied; later events are not waited for. The head is read in the same statement
+    // as the first check, a round trip less on every lookup.
+    let mut head: Option<i64> = None;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut ticks = signal.subscribe();
     let mut pause = Duration::from_millis(1);
@@ -152,18 +148,20 @@ pub async fn wait_caught_up(
         ticks.mark_unchanged();
         // The plain `tx_id >=` bound lets the planner walk the (tx_id, global_position) index
         // from the checkpoint instead of misestimating the row comparison.
-        let pending: bool = sqlx::query_scalar(
-            "select exists(select 1 from consumer_checkpoints c, events e
-                            where c.consumer_name = $1 and e.global_position <= $2
+        let (seen, pending): (Option<i64>, bool) = sqlx::query_as(
+            "select h.head, exists(select 1 from consumer_checkpoints c, events e
+                            where c.consumer_name = $1 and e.global_position <= h.head
                               and e.tx_id >= c.last_tx_id
                               and (e.tx_id, e.global_position) > (c.last_tx_id, c.last_position)
-                              and ($3::text[] is null or e.aggregate_type = any($3)))",
+                              and ($3::text[] is null or e.aggregate_type = any($3)))
+               from (select coalesce($2::bigint, (select max(global_position) from events)) as head) h",
         )
         .bind(projector.name())
         .bind(head)
         .bind(interests.as_deref())
         .fetch_one(pool)
         .await?;
+        head = head.or(seen);
         if !pending {
             return Ok(true);
         }
