@@ -144,10 +144,20 @@ impl ConsumerRunner {
             }
             wakeups.mark_unchanged();
             let pause = match self.step().await {
-                Ok(Step::Applied(_)) => {
+                Ok(Step::Applied(n)) if n as i64 >= self.config.batch_size => {
+                    // A full batch: more is waiting.
                     failures = 0;
                     horizon_pause = Duration::from_millis(1);
                     continue;
+                }
+                Ok(Step::Applied(_)) => {
+                    // A partial batch read everything readable. Events committed since then
+                    // have notified us (or wait behind an open transaction, which the short
+                    // pause covers): stepping again at once would mostly find nothing, at
+                    // the cost of a transaction per batch.
+                    failures = 0;
+                    horizon_pause = Duration::from_millis(1);
+                    Duration::from_millis(5)
                 }
                 Ok(Step::Idle {
                     behind_horizon: true,
