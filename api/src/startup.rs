@@ -35,6 +35,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     consumers_pool: PgPool,
+    /// The reconciler's and the webhook dispatcher's connections (see `connect_without_events`).
+    background_pool: PgPool,
     runner_config: RunnerConfig,
     seal_key: [u8; 32],
     reconciler: Option<Reconciler>,
@@ -79,26 +81,32 @@ pub async fn connect_unflushed(config: &Config) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections((config.db_pool_size / 2).max(2))
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options.options([("synchronous_commit", "off")]))
+        .connect_with(
+            options
+                .options([("synchronous_commit", "off")])
+                .application_name(projections::event_log::NO_EVENTS_APPLICATION),
+        )
         .await
         .context("connecting to the database")
 }
 
-/// The consumers' own connections, one per consumer and a spare: under a burst of commands the
-/// projectors must not queue behind requests for the shared pool, or every read model falls
-/// behind the log together. Their transactions commit without waiting for the WAL flush (as
-/// the runner also asks per batch): a read model and its checkpoint are written in one
-/// transaction, so a crash that lost the commit loses both and the batch is applied again.
-pub async fn connect_consumers(config: &Config, consumers: usize) -> anyhow::Result<PgPool> {
+/// Connections for work that never appends events, named so (`NO_EVENTS_APPLICATION`) that the
+/// log's readers do not wait for their transactions, and committing without waiting for the WAL
+/// flush. Used by the consumers (one connection each and a spare, so under a burst of commands
+/// they do not queue behind requests; a read model and its checkpoint move in one transaction,
+/// so a lost commit loses both and the batch is applied again) and by the background workers
+/// whose state is operational (LiteLLM sync status, webhook deliveries: a lost last write means
+/// a repeated, idempotent sync or delivery).
+pub async fn connect_without_events(config: &Config, size: u32) -> anyhow::Result<PgPool> {
     let url = config.database_url.expose_secret();
     let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
     PgPoolOptions::new()
-        .max_connections(consumers as u32 + 1)
+        .max_connections(size)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(
             options
                 .options([("synchronous_commit", "off")])
-                .application_name(projections::event_log::PROJECTOR_APPLICATION),
+                .application_name(projections::event_log::NO_EVENTS_APPLICATION),
         )
         .await
         .context("connecting to the database")
@@ -119,7 +127,8 @@ impl Application {
         migrate(&pool).await?;
         let holds_pool = connect_unflushed(&config).await?;
         let consumers_pool =
-            connect_consumers(&config, projections::all_projectors().len() + 1).await?;
+            connect_without_events(&config, projections::all_projectors().len() as u32 + 2).await?;
+        let background_pool = connect_without_events(&config, 6).await?;
         // Checkpoint rows exist before anything is served, so lag is visible from the start.
         for name in projections::all_projectors()
             .iter()
@@ -229,7 +238,7 @@ impl Application {
                 ..SyncSettings::default()
             };
             Reconciler::new(
-                state.pool.clone(),
+                background_pool.clone(),
                 state.vault.clone(),
                 client,
                 state.progress.clone(),
@@ -241,6 +250,7 @@ impl Application {
             listener,
             state,
             consumers_pool,
+            background_pool,
             runner_config: RunnerConfig::default(),
             reconciler,
             ingestor,
@@ -279,8 +289,11 @@ impl Application {
                 .listen(self.state.pool.clone(), shutdown.clone()),
         ));
         consumers.push(tokio::spawn(
-            crate::webhooks::Dispatcher::new(self.state.pool.clone(), self.state.vault.clone())
-                .run(shutdown.clone()),
+            crate::webhooks::Dispatcher::new(
+                self.background_pool.clone(),
+                self.state.vault.clone(),
+            )
+            .run(shutdown.clone()),
         ));
         if let Some(ingestor) = self.ingestor {
             consumers.push(tokio::spawn(ingestor.run(shutdown.clone())));

@@ -6,10 +6,11 @@
 //! transaction still running (`pg_snapshot_xmin`): every such transaction has finished, and any
 //! transaction that commits later has a larger id, so it sorts after everything read so far.
 //!
-//! "Still running" counts only transactions that may append events: the transactions of the
-//! projectors themselves (connections named `PROJECTOR_APPLICATION`, which never append) and
-//! of other databases on the same server are left out, so one consumer's batch does not hold
-//! every other consumer back, and neither does LiteLLM's own database.
+//! "Still running" counts only transactions that may append events: those on connections named
+//! `NO_EVENTS_APPLICATION` (projector batches, budget holds, the LiteLLM reconciler, webhook
+//! deliveries: none of them appends) and those of other databases on the same server are left
+//! out, so one consumer's batch does not hold every other consumer back, and neither does
+//! LiteLLM's own database.
 
 use chrono::{DateTime, Utc};
 use domain::usage::USAGE_AGGREGATE;
@@ -17,9 +18,9 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use sqlx::{PgConnection, Row, postgres::PgRow};
 
-/// The `application_name` of connections whose transactions never append events (projector
-/// batches). A projector that appends events (threshold alerts) renames its transaction.
-pub const PROJECTOR_APPLICATION: &str = "saas-projector";
+/// The `application_name` of connections whose transactions never append events. A projector
+/// that appends events (threshold alerts) renames its transaction.
+pub const NO_EVENTS_APPLICATION: &str = "saas-no-events";
 
 /// The oldest transaction id that may still commit events into this database's log: the
 /// smallest id in progress, ignoring projector transactions and other databases (see the
@@ -35,8 +36,16 @@ const HORIZON: &str = "(select least(coalesce(
                                 where a.backend_xid is not null
                                   and (a.datid <> (select oid from pg_database
                                                     where datname = current_database())
-                                       or a.application_name = 'saas-projector'))),
+                                       or a.application_name = 'saas-no-events'))),
         pg_snapshot_xmax(pg_current_snapshot())), pg_current_xact_id_if_assigned()))";
+
+#[cfg(test)]
+mod horizon_tests {
+    #[test]
+    fn the_horizon_names_the_no_events_connections() {
+        assert!(super::HORIZON.contains(&format!("'{}'", super::NO_EVENTS_APPLICATION)));
+    }
+}
 
 /// A point in the global order: the transaction id and position of the last event read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]

@@ -83,11 +83,11 @@ impl ConsumerRunner {
         // So the commit need not wait for the WAL flush, and row locks (e.g. on a busy team's
         // budget row, which the gateway's holds also update) are held for less time.
         // A projector that appends events says so, or readers would not wait for its
-        // transaction (see `event_log::PROJECTOR_APPLICATION`).
+        // transaction (see `event_log::NO_EVENTS_APPLICATION`).
         let application = if self.projector.appends_events() {
             "saas-projector-appending"
         } else {
-            event_log::PROJECTOR_APPLICATION
+            event_log::NO_EVENTS_APPLICATION
         };
         sqlx::query(
             "select set_config('synchronous_commit', 'off', true),

@@ -170,7 +170,7 @@ async fn readers_wait_for_writers_of_events_but_not_for_projector_transactions()
 
     // A projector's batch (which never appends events) is open while an event commits.
     let projector =
-        open_writing_transaction(&pool, projections::event_log::PROJECTOR_APPLICATION).await?;
+        open_writing_transaction(&pool, projections::event_log::NO_EVENTS_APPLICATION).await?;
     let first = insert_event(&mut writer, "a", 1, "Tested").await?;
     assert_eq!(
         drain(&runner).await?,
