@@ -76,18 +76,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
 /// and lost the last milliseconds of holds, the requests they guarded failed with it. Usage is
 /// never written through this pool.
 pub async fn connect_unflushed(config: &Config) -> anyhow::Result<PgPool> {
-    let url = config.database_url.expose_secret();
-    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
-    PgPoolOptions::new()
-        .max_connections((config.db_pool_size / 2).max(2))
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(
-            options
-                .options([("synchronous_commit", "off")])
-                .application_name(projections::event_log::NO_EVENTS_APPLICATION),
-        )
-        .await
-        .context("connecting to the database")
+    // Holds never append events either, so the log's readers need not wait for them.
+    connect_without_events(config, (config.db_pool_size / 2).max(2)).await
 }
 
 /// Connections for work that never appends events, named so (`NO_EVENTS_APPLICATION`) that the
