@@ -35,6 +35,11 @@ impl AdminKey {
             .collect()
     }
 
+    /// The actor recorded for commands made with this key (with the header or the panel).
+    pub fn actor(&self) -> String {
+        format!("admin:{}", self.fingerprint())
+    }
+
     pub fn matches(&self, candidate: &[u8]) -> bool {
         let candidate: [u8; 32] = Sha256::digest(candidate).into();
         self.digest.ct_eq(&candidate).into()
@@ -69,7 +74,7 @@ impl FromRequestParts<AppState> for Admin {
         if let Some(value) = parts.headers.get(ADMIN_KEY_HEADER) {
             return if state.admin_key.matches(value.as_bytes()) {
                 Ok(Admin {
-                    actor: format!("admin:{}", state.admin_key.fingerprint()),
+                    actor: state.admin_key.actor(),
                 })
             } else {
                 Err(ApiError::unauthorized("invalid admin key"))

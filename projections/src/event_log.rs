@@ -22,6 +22,10 @@ use sqlx::{PgConnection, Row, postgres::PgRow};
 /// that appends events (threshold alerts) renames its transaction.
 pub const NO_EVENTS_APPLICATION: &str = "saas-no-events";
 
+/// The `application_name` a projector's batch takes when it may append events: any name but
+/// `NO_EVENTS_APPLICATION` would do; this one says why.
+pub const APPENDING_PROJECTOR_APPLICATION: &str = "saas-projector-appending";
+
 /// The oldest transaction id that may still commit events into this database's log: the
 /// smallest id in progress, ignoring projector transactions and other databases (see the
 /// module's notes), or the next id to be handed out if none. A transaction seen in progress

@@ -85,7 +85,7 @@ impl ConsumerRunner {
         // A projector that appends events says so, or readers would not wait for its
         // transaction (see `event_log::NO_EVENTS_APPLICATION`).
         let application = if self.projector.appends_events() {
-            "saas-projector-appending"
+            event_log::APPENDING_PROJECTOR_APPLICATION
         } else {
             event_log::NO_EVENTS_APPLICATION
         };

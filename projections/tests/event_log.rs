@@ -195,7 +195,11 @@ async fn readers_wait_for_writers_of_events_but_not_for_projector_transactions()
     );
 
     // A projector that appends events (threshold alerts) is waited for, like any other writer.
-    let appending = open_writing_transaction(&pool, "saas-projector-appending").await?;
+    let appending = open_writing_transaction(
+        &pool,
+        projections::event_log::APPENDING_PROJECTOR_APPLICATION,
+    )
+    .await?;
     let third = insert_event(&mut writer, "a", 3, "Tested").await?;
     assert_eq!(
         runner.step().await?,

@@ -247,8 +247,11 @@ function swatch(colour) {
   return el;
 }
 
-// Daily spend as stacked bars, one colour per series (`series(day)` gives [[name, value]]).
-function barChart(title, days, seriesNames, valueOf) {
+// A `/api/usage/daily` answer as stacked bars per day, one colour per model.
+function barChart(title, daily) {
+  const days = daily.days;
+  const seriesNames = daily.models;
+  const valueOf = (day, model) => day.models[model];
   const width = 720; const height = 240; const left = 64; const bottom = 28; const top = 12;
   const plotW = width - left - 8; const plotH = height - top - bottom;
   const totals = days.map((d) => seriesNames.reduce((sum, n) => sum + (num(valueOf(d, n)) || 0), 0));
@@ -302,7 +305,7 @@ async function dashboardPage() {
       tile('Remaining', exactMoney(d.remaining)),
       tile('Spend today', exactMoney(d.today.spend), `${d.today.requests} requests`),
       tile('Spend this month', exactMoney(d.this_month.spend), `${d.this_month.requests} requests`)),
-    section('Spend, last 30 days', barChart('Spend per day by model', daily.days, daily.models, (day, m) => day.models[m])),
+    section('Spend, last 30 days', barChart('Spend per day by model', daily)),
     section(`Teams at ${d.near_budget_percent} % of their budget or more`,
       table(['Team', 'Mode', 'Credits', 'Spent', 'Used'], d.near_budget.map((t) => [
         link(`#/teams/${enc(t.team_id)}`, t.team_alias), t.budget_mode, exactMoney(t.credits), exactMoney(t.spend),
@@ -358,7 +361,7 @@ async function organizationPage(id) {
       fact('Created', when(org.created_at)), fact('Teams', teams.teams.length),
       fact('Spent (all time)', exactMoney(usage.total_spend)), fact('Requests', usage.request_count)),
     h('p', {}, link(`#/teams/new?organization_id=${enc(id)}`, 'New team in this organization')),
-    section('Spend, last 30 days', barChart(`Spend per day of ${org.name}`, daily.days, daily.models, (day, m) => day.models[m])),
+    section('Spend, last 30 days', barChart(`Spend per day of ${org.name}`, daily)),
     section('Teams', teamsTable(teams.teams)),
     section('Rename', form([field('New name', 'name', { value: org.name, required: true })], 'Rename', async (v) => {
       await api('POST', `/api/organizations/${enc(id)}/rename`, { name: v.name });
@@ -599,7 +602,7 @@ async function teamPage(id) {
           await post('delete', {}, 'Team deleted.')();
         })),
     ],
-    section('Spend, last 30 days', barChart(`Spend per day of ${team.team_alias}`, daily.days, daily.models, (day, m) => day.models[m])),
+    section('Spend, last 30 days', barChart(`Spend per day of ${team.team_alias}`, daily)),
     section('Usage by model (all time)', table(['Model', 'Requests', 'Tokens', 'Spend', 'Provider cost'],
       Object.entries(usage.models_used).map(([m, u]) => [m, u.requests, u.tokens ?? '—', exactMoney(u.spend ?? u.cost), exactMoney(u.provider_cost)]), 'No usage yet.')),
     section('Timeline', eventsTable(history.events)));
@@ -645,7 +648,7 @@ async function usagePage(params) {
   setView(
     h('h1', {}, 'Usage'),
     filterForm,
-    section('Spend per day', barChart(`Spend per day by model, ${scope}`, daily.days, daily.models, (day, m) => day.models[m])),
+    section('Spend per day', barChart(`Spend per day by model, ${scope}`, daily)),
     section('By team', h('p', {}, h('a', { href: csv, download: 'usage.csv' }, 'Export the usage records as CSV')),
       table(['Team', 'Status', 'Requests', 'Tokens', 'Spend', 'Provider cost'], (teams.teams || []).map((t) => [
         link(`#/teams/${enc(t.team_id)}`, t.team_alias), badge(t.status), t.request_count, t.total_tokens ?? '—',

@@ -75,11 +75,7 @@ pub async fn current_session(
     };
     Ok(session::resolve(&state.pool, token)
         .await?
-        .filter(|session| session.actor == admin_actor(state)))
-}
-
-fn admin_actor(state: &AppState) -> String {
-    format!("admin:{}", state.admin_key.fingerprint())
+        .filter(|session| session.actor == state.admin_key.actor()))
 }
 
 async fn app(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -184,7 +180,7 @@ async fn login(
         ));
     }
     state.login_limiter.succeeded(client);
-    let actor = admin_actor(&state);
+    let actor = state.admin_key.actor();
     let token = session::create(&state.pool, &actor).await?;
     tracing::info!(%actor, "admin logged in to the panel");
     let mut response = Redirect::to("/admin").into_response();

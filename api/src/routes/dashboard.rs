@@ -59,7 +59,6 @@ async fn dashboard(
     let spend: Decimal = live.clone().map(|s| s.spend).sum();
     let near =
         projections::dashboard::near_budget(pool, Decimal::from(NEAR_BUDGET_PERCENT), 20).await?;
-    let (sync_counts, not_in_sync) = projections::litellm_sync::summary(pool, 10).await?;
     Ok(Json(json!({
         "organizations": projections::dashboard::live_organizations(pool).await?,
         "teams": by_status.iter().map(|s| (s.status.clone(), json!(s.teams))).collect::<serde_json::Map<_, _>>(),
@@ -78,10 +77,6 @@ async fn dashboard(
             "spend": decimal_json(t.spend),
             "percent_used": decimal_json(t.percent_used),
         })).collect::<Vec<_>>(),
-        "sync": {
-            "enabled": state.litellm_sync_enabled,
-            "teams": sync_counts.into_iter().map(|(status, n)| (status, json!(n))).collect::<serde_json::Map<_, _>>(),
-            "not_in_sync": not_in_sync,
-        },
+        "sync": super::teams::sync_summary(&state, 10).await?,
     })))
 }

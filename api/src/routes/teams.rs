@@ -577,14 +577,19 @@ fn sync_json(state: &AppState, sync: Option<projections::litellm_sync::SyncRow>)
 
 /// `GET /api/sync/status`: how LiteLLM sync is doing overall.
 async fn sync_status(_admin: Admin, State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let (counts, attention) = projections::litellm_sync::summary(&state.pool, 50).await?;
+    Ok(Json(sync_summary(&state, 50).await?))
+}
+
+/// Teams per sync status and up to `limit` of those not in sync (sync status, dashboard).
+pub(super) async fn sync_summary(state: &AppState, limit: i64) -> ApiResult<Value> {
+    let (counts, attention) = projections::litellm_sync::summary(&state.pool, limit).await?;
     let counts: serde_json::Map<String, Value> = counts
         .into_iter()
         .map(|(status, n)| (status, json!(n)))
         .collect();
-    Ok(Json(json!({
+    Ok(json!({
         "enabled": state.litellm_sync_enabled,
         "teams": counts,
         "not_in_sync": attention,
-    })))
+    }))
 }

@@ -368,7 +368,7 @@ async fn daily_by_model(
     let buckets = reports::usage(&state.pool, scope, &period, GroupBy::DayModel).await?;
     let mut models: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut per_day: std::collections::HashMap<String, Map<String, Value>> = Default::default();
-    let mut totals: Vec<UsageBucket> = Vec::new();
+    let mut totals: std::collections::HashMap<String, UsageBucket> = Default::default();
     for bucket in buckets {
         let Some((day, model)) = bucket.key.split_once('|') else {
             continue;
@@ -378,15 +378,15 @@ async fn daily_by_model(
             .entry(day.to_owned())
             .or_default()
             .insert(model.to_owned(), decimal_json(bucket.price));
-        match totals.iter_mut().find(|t| t.key == day) {
-            Some(total) => total.add(&bucket),
-            None => totals.push(UsageBucket {
+        totals
+            .entry(day.to_owned())
+            .or_insert_with(|| UsageBucket {
                 key: day.to_owned(),
-                ..bucket
-            }),
-        }
+                ..UsageBucket::default()
+            })
+            .add(&bucket);
     }
-    let series = series_json(&days, totals)
+    let series = series_json(&days, totals.into_values().collect())
         .into_iter()
         .map(|mut day| {
             let models = day["date"]
