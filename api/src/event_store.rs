@@ -107,22 +107,10 @@ impl EventStore {
             .fetch_all(&self.pool)
             .await
             .map_err(persistence_error)?;
-        rows.iter()
-            .map(|row| {
-                Ok(SerializedEvent::new(
-                    row.try_get("aggregate_id").map_err(persistence_error)?,
-                    row.try_get::<i64, _>("sequence")
-                        .map_err(persistence_error)? as usize,
-                    A::TYPE.to_owned(),
-                    row.try_get("event_type").map_err(persistence_error)?,
-                    row.try_get("event_version").map_err(persistence_error)?,
-                    row.try_get("payload").map_err(persistence_error)?,
-                    row.try_get("metadata").map_err(persistence_error)?,
-                ))
-            })
-            .collect()
+        rows.iter().map(serialized::<A>).collect()
     }
 
+    /// Every event of one aggregate, or of all aggregates of the type, into a replay stream.
     async fn replay<A: Aggregate>(
         &self,
         aggregate_id: Option<&str>,
@@ -130,18 +118,15 @@ impl EventStore {
         let events = match aggregate_id {
             Some(id) => self.events_after::<A>(id, 0).await?,
             None => {
-                let ids: Vec<String> = sqlx::query_scalar(
-                    "select distinct aggregate_id from events where aggregate_type = $1 order by 1",
+                let rows = sqlx::query(
+                    "select aggregate_id, sequence, event_type, event_version, payload, metadata
+                       from events where aggregate_type = $1 order by aggregate_id, sequence",
                 )
                 .bind(A::TYPE)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(persistence_error)?;
-                let mut all = Vec::new();
-                for id in ids {
-                    all.extend(self.events_after::<A>(&id, 0).await?);
-                }
-                all
+                rows.iter().map(serialized::<A>).collect::<Result<_, _>>()?
             }
         };
         let (mut feed, stream) = ReplayStream::new(events.len().max(1));
@@ -150,6 +135,21 @@ impl EventStore {
         }
         Ok(stream)
     }
+}
+
+fn serialized<A: Aggregate>(
+    row: &sqlx::postgres::PgRow,
+) -> Result<SerializedEvent, PersistenceError> {
+    Ok(SerializedEvent::new(
+        row.try_get("aggregate_id").map_err(persistence_error)?,
+        row.try_get::<i64, _>("sequence")
+            .map_err(persistence_error)? as usize,
+        A::TYPE.to_owned(),
+        row.try_get("event_type").map_err(persistence_error)?,
+        row.try_get("event_version").map_err(persistence_error)?,
+        row.try_get("payload").map_err(persistence_error)?,
+        row.try_get("metadata").map_err(persistence_error)?,
+    ))
 }
 
 impl PersistedEventRepository for EventStore {
