@@ -139,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
         read_wait_timeout: Duration::from_secs(30),
         litellm_resync_every: Duration::from_secs(3600),
         spend_ingest: SpendIngestConfig::default(),
+        admin_failures_per_minute: api::panel::login_limit::MAX_FAILURES,
         dev_mode: false,
     };
     let app = Application::build(config).await?;

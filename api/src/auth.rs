@@ -1,7 +1,10 @@
 //! Admin authentication: `X-Admin-Key: <MASTER_KEY>`, compared in constant time, or the admin
 //! panel's session cookie with its CSRF token.
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -72,13 +75,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(value) = parts.headers.get(ADMIN_KEY_HEADER) {
-            return if state.admin_key.matches(value.as_bytes()) {
-                Ok(Admin {
-                    actor: state.admin_key.actor(),
-                })
-            } else {
-                Err(ApiError::unauthorized("invalid admin key"))
-            };
+            return from_key(parts, state, value.as_bytes());
         }
         if crate::panel::session::cookie(&parts.headers, crate::panel::session::SESSION_COOKIE)
             .is_some()
@@ -86,6 +83,39 @@ impl FromRequestParts<AppState> for Admin {
             return from_session(parts, state).await;
         }
         Err(ApiError::unauthorized("missing X-Admin-Key header"))
+    }
+}
+
+/// `X-Admin-Key`: wrong keys count against the client address like failed panel logins.
+fn from_key(parts: &Parts, state: &AppState, key: &[u8]) -> Result<Admin, ApiError> {
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    let now = Instant::now();
+    if let Err(wait) = state.login_limiter.check(client, now) {
+        tracing::warn!(
+            ?client,
+            "admin key refused: too many wrong keys from this address"
+        );
+        return Err(ApiError {
+            retry_after_secs: Some(wait.as_secs().max(1)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failed_logins",
+                "too many wrong admin keys from this address; retry after the Retry-After seconds",
+            )
+        });
+    }
+    if state.admin_key.matches(key) {
+        state.login_limiter.succeeded(client);
+        Ok(Admin {
+            actor: state.admin_key.actor(),
+        })
+    } else {
+        state.login_limiter.failed(client, now);
+        tracing::warn!(?client, "request with a wrong admin key");
+        Err(ApiError::unauthorized("invalid admin key"))
     }
 }
 

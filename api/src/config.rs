@@ -47,6 +47,9 @@ pub struct Config {
     /// How often every team is compared with LiteLLM again, to repair drift.
     pub litellm_resync_every: Duration,
     pub spend_ingest: SpendIngestConfig,
+    /// Wrong master keys (login form or `X-Admin-Key`) one client address may present per
+    /// minute before it must wait for the minute's end.
+    pub admin_failures_per_minute: u32,
     pub dev_mode: bool,
 }
 
@@ -173,6 +176,11 @@ impl Config {
         )?);
 
         let spend_ingest = SpendIngestConfig::from_lookup(get)?;
+        let admin_failures_per_minute = parse_number(
+            get("ADMIN_FAILURES_PER_MINUTE"),
+            "ADMIN_FAILURES_PER_MINUTE",
+            crate::panel::login_limit::MAX_FAILURES,
+        )?;
 
         if dev_mode {
             let (keys, created) = dev_keys::load_or_create(dev_keys_file)
@@ -190,6 +198,7 @@ impl Config {
                 read_wait_timeout,
                 litellm_resync_every,
                 spend_ingest,
+                admin_failures_per_minute,
                 dev_mode: true,
             };
             return Ok((config, created.then_some(keys)));
@@ -216,6 +225,7 @@ impl Config {
             read_wait_timeout,
             litellm_resync_every,
             spend_ingest,
+            admin_failures_per_minute,
             dev_mode: false,
         };
         Ok((config, None))

@@ -68,8 +68,23 @@ impl ApiError {
     }
 }
 
+/// PostgreSQL refuses text it cannot store: a NUL character (`22021` in text, `22P05` in
+/// jsonb). That is the client's input, not our failure.
+fn is_unstorable_text(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "22021" || code == "22P05")
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        if is_unstorable_text(&error) {
+            return Self::bad_request(
+                "invalid_text",
+                "text in the request contains a NUL character, which cannot be stored",
+            );
+        }
         match &error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self {
                 source: Some(error.into()),

@@ -5,11 +5,13 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use std::str::FromStr;
 
 use crate::error::ApiError;
 
-/// `axum::Json` with our error body.
+/// `axum::Json` with our error body. The body must be a JSON object: serde would otherwise
+/// also fill a struct from an array (`[null, null]`), which no client means.
 pub struct AppJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for AppJson<T>
@@ -20,10 +22,21 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let axum::Json(raw) = axum::Json::<Box<RawValue>>::from_request(req, state)
+            .await
+            .map_err(json_rejection)?;
+        if !raw.get().starts_with('{') {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "the request body must be a JSON object",
+            ));
         }
+        serde_json::from_str(raw.get()).map(Self).map_err(|error| {
+            ApiError::unprocessable(
+                "invalid_body",
+                format!("Failed to deserialize the JSON body into the target type: {error}"),
+            )
+        })
     }
 }
 
@@ -90,4 +103,57 @@ pub fn decimal_json(value: rust_decimal::Decimal) -> serde_json::Value {
     serde_json::Number::from_str(&text)
         .map(serde_json::Value::Number)
         .unwrap_or(serde_json::Value::Null)
+}
+
+impl utoipa::PartialSchema for DecimalText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::decimal_schema()
+    }
+}
+
+impl utoipa::ToSchema for DecimalText {}
+
+/// The raw body (LLM requests, LiteLLM's push), with our error body when it is refused, such
+/// as a 413 above the route's limit.
+pub struct AppBytes(pub bytes::Bytes);
+
+impl<S> FromRequest<S> for AppBytes
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        bytes::Bytes::from_request(req, state)
+            .await
+            .map(Self)
+            .map_err(|rejection| {
+                let status = rejection.status();
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "payload_too_large"
+                } else {
+                    "invalid_body"
+                };
+                ApiError::new(status, code, rejection.body_text())
+            })
+    }
+}
+
+/// `axum::extract::Path` with our error body: an id that is not valid UTF-8 after decoding
+/// is a 400 JSON error, not axum's plain text.
+pub struct AppPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::bad_request("invalid_path", rejection.body_text())),
+        }
+    }
 }

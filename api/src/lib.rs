@@ -15,6 +15,7 @@ pub mod keys;
 pub mod lookups;
 pub mod maintenance;
 pub mod metrics;
+pub mod openapi;
 pub mod panel;
 pub mod routes;
 pub mod startup;

@@ -39,6 +39,8 @@ enum Command {
     },
     /// Call the admin API of a running service (for scripts): orgs, groups, teams, usage.
     Admin(api::admin_cli::AdminArgs),
+    /// Print the OpenAPI 3.1 document of every route (the one served at /openapi.json).
+    Openapi,
     /// Exit 0 if the service on this machine answers /health (the container's health check).
     Healthcheck {
         #[arg(long, env = "PORT", default_value_t = 8003)]
@@ -66,6 +68,11 @@ async fn main() -> anyhow::Result<()> {
                 let _ = writeln!(std::io::stderr(), "error: {error:#}");
                 std::process::exit(1);
             }
+            return Ok(());
+        }
+        Command::Openapi => {
+            let document = api::routes::openapi().to_pretty_json()?;
+            writeln!(std::io::stdout(), "{document}")?;
             return Ok(());
         }
         Command::Healthcheck { port } => {
@@ -110,7 +117,10 @@ async fn main() -> anyhow::Result<()> {
             startup::migrate(&pool).await?;
             tracing::info!("migrations applied");
         }
-        Command::LitellmDouble { .. } | Command::Admin(_) | Command::Healthcheck { .. } => {
+        Command::LitellmDouble { .. }
+        | Command::Admin(_)
+        | Command::Openapi
+        | Command::Healthcheck { .. } => {
             unreachable!("handled before configuration")
         }
         Command::Replay { projection } => {

@@ -94,6 +94,11 @@ pub fn sync_failure() {
 }
 
 /// `GET /metrics`: refreshes the database gauges, then renders everything.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        crate::openapi::ApiErrors,
+    ))]
 pub async fn render(State(state): State<AppState>) -> ApiResult<Response> {
     let lags: Vec<(String, i64)> = sqlx::query_as(
         "select c.consumer_name, coalesce((select count(*) from events e

@@ -201,7 +201,9 @@ impl Application {
             litellm: litellm.clone(),
             prices: litellm.clone().map(crate::gateway::prices::PriceBook::new),
             key_cache: crate::team_auth::KeyCache::default(),
-            login_limiter: Arc::default(),
+            login_limiter: Arc::new(crate::panel::login_limit::LoginLimiter::new(
+                config.admin_failures_per_minute,
+            )),
             ledger,
             spend_push_token: config
                 .spend_ingest

@@ -16,6 +16,8 @@ pub enum TextError {
     ControlCharacter { field: &'static str },
     #[error("{field} may contain only letters, digits, '-', '_' and '.'")]
     InvalidIdentifier { field: &'static str },
+    #[error("{field} must not contain a NUL character")]
+    NulCharacter { field: &'static str },
 }
 
 impl TextError {
@@ -25,7 +27,8 @@ impl TextError {
             Self::Empty { field }
             | Self::TooLong { field, .. }
             | Self::ControlCharacter { field }
-            | Self::InvalidIdentifier { field } => field,
+            | Self::InvalidIdentifier { field }
+            | Self::NulCharacter { field } => field,
         }
     }
 }
@@ -67,9 +70,51 @@ pub fn identifier(field: &'static str, raw: &str, max: usize) -> Result<String, 
     Ok(raw.to_owned())
 }
 
+/// Free-form JSON a client attaches (job metadata, results): no NUL character in any string
+/// or key. PostgreSQL cannot store one in `jsonb`, so such an event would stop the read models.
+pub fn storable_json(field: &'static str, value: &serde_json::Value) -> Result<(), TextError> {
+    use serde_json::Value;
+    let nul = |text: &str| text.contains('\0');
+    let ok = match value {
+        Value::String(text) => !nul(text),
+        Value::Array(items) => return items.iter().try_for_each(|v| storable_json(field, v)),
+        Value::Object(map) => {
+            for (key, v) in map {
+                if nul(key) {
+                    return Err(TextError::NulCharacter { field });
+                }
+                storable_json(field, v)?;
+            }
+            true
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(TextError::NulCharacter { field })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_with_a_nul_anywhere_is_not_storable() {
+        let ok = serde_json::json!({"a": ["x", 1, null, {"b": true}]});
+        assert!(storable_json("metadata", &ok).is_ok());
+        for bad in [
+            serde_json::json!({"a": "x\u{0}"}),
+            serde_json::json!({"a\u{0}": 1}),
+            serde_json::json!({"a": [{"b": ["\u{0}"]}]}),
+        ] {
+            assert_eq!(
+                storable_json("metadata", &bad),
+                Err(TextError::NulCharacter { field: "metadata" })
+            );
+        }
+    }
 
     #[test]
     fn display_name_is_trimmed_and_bounded() {

@@ -13,28 +13,30 @@ use std::time::Instant;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Form, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::{Router, middleware};
 use chrono::Duration;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
+use crate::openapi::ApiErrors;
 use crate::state::AppState;
 use session::SESSION_COOKIE;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The double-submit cookie that protects the login form itself.
 const LOGIN_CSRF_COOKIE: &str = "saas_admin_login";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin", get(app))
-        .route("/admin/", get(app))
-        .route("/admin/login", get(login_form).post(login))
-        .route("/admin/logout", axum::routing::post(logout))
-        .route("/admin/assets/app.js", get(script))
-        .route("/admin/assets/app.css", get(stylesheet))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(app))
+        .routes(routes!(app_slash))
+        .routes(routes!(login_form, login))
+        .routes(routes!(logout))
+        .routes(routes!(script))
+        .routes(routes!(stylesheet))
         .layer(middleware::from_fn(security_headers))
 }
 
@@ -78,6 +80,16 @@ pub async fn current_session(
         .filter(|session| session.actor == state.admin_key.actor()))
 }
 
+/// `GET /admin/`: the same page.
+#[utoipa::path(get, path = "/admin/", tag = "admin panel",
+    responses((status = 200, description = "The panel (with a live session)", body = String, content_type = "text/html"),
+        (status = 303, description = "To the login page (no session)"), ApiErrors))]
+async fn app_slash(state: State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app(state, headers).await
+}
+
+#[utoipa::path(get, path = "/admin", tag = "admin panel",
+    responses((status = 200, description = "The panel (with a live session)", body = String, content_type = "text/html"), (status = 303, description = "To the login page (no session)"), ApiErrors))]
 async fn app(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     Ok(match current_session(&state, &headers).await? {
         Some(session) => pages::html(StatusCode::OK, pages::app_shell(&session.csrf_token)),
@@ -85,18 +97,24 @@ async fn app(State(state): State<AppState>, headers: HeaderMap) -> Result<Respon
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LoginQuery {
+    /// Show the "logged out" notice.
     #[serde(default)]
     logged_out: bool,
+    /// Show the "session expired" notice.
     #[serde(default)]
     expired: bool,
 }
 
+#[utoipa::path(get, path = "/admin/login", tag = "admin panel",
+    params(LoginQuery),
+    responses((status = 200, description = "The login form", body = String, content_type = "text/html"), (status = 303, description = "To the panel (already logged in)"), ApiErrors))]
 async fn login_form(
     State(state): State<AppState>,
     headers: HeaderMap,
-    axum::extract::Query(query): axum::extract::Query<LoginQuery>,
+    crate::extract::AppQuery(query): crate::extract::AppQuery<LoginQuery>,
 ) -> Result<Response, ApiError> {
     if current_session(&state, &headers).await?.is_some() {
         return Ok(Redirect::to("/admin").into_response());
@@ -122,7 +140,7 @@ fn login_page(status: StatusCode, notice: Option<pages::Notice>, request: &Heade
     response
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LoginForm {
     #[serde(default)]
     master_key: String,
@@ -130,6 +148,9 @@ struct LoginForm {
     csrf: String,
 }
 
+#[utoipa::path(post, path = "/admin/login", tag = "admin panel",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Logged in: the session cookie is set"), (status = 401, description = "Wrong key: the form again", body = String, content_type = "text/html"), (status = 403, description = "The form expired or came from another site", body = String, content_type = "text/html"), (status = 429, description = "Too many failed logins from this address (Retry-After)", body = String, content_type = "text/html"), ApiErrors))]
 async fn login(
     State(state): State<AppState>,
     extensions: axum::http::Extensions,
@@ -196,12 +217,15 @@ async fn login(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LogoutForm {
     #[serde(default)]
     csrf: String,
 }
 
+#[utoipa::path(post, path = "/admin/logout", tag = "admin panel",
+    request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Logged out"), ApiErrors))]
 async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -237,6 +261,8 @@ fn bad_form(_: FormRejection) -> ApiError {
     )
 }
 
+#[utoipa::path(get, path = "/admin/assets/app.js", tag = "admin panel",
+    responses((status = 200, description = "The panel's script", body = String, content_type = "text/javascript")))]
 async fn script() -> Response {
     asset(
         "text/javascript; charset=utf-8",
@@ -244,6 +270,8 @@ async fn script() -> Response {
     )
 }
 
+#[utoipa::path(get, path = "/admin/assets/app.css", tag = "admin panel",
+    responses((status = 200, description = "The panel's stylesheet", body = String, content_type = "text/css")))]
 async fn stylesheet() -> Response {
     asset(
         "text/css; charset=utf-8",

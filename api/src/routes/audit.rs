@@ -1,9 +1,8 @@
 //! The audit trail over HTTP: events with filters and a cursor, a team's history, and a team
 //! (and its usage) as the log stood at an instant.
 
-use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use domain::team::{TeamAsOf, TeamError, TeamEvent};
 use domain::usage::Period;
@@ -15,32 +14,48 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::AppPath;
 use crate::extract::{AppQuery, decimal_json};
+use crate::openapi::ApiErrors;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ListParams;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/audit/events", get(events))
-        .route("/api/teams/{id}/history", get(team_history))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(events))
+        .routes(routes!(team_history))
 }
 
 const MAX_PAGE: i64 = 1000;
 const DEFAULT_PAGE: i64 = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditParams {
+    /// Only events of this organization and its teams.
     organization_id: Option<String>,
+    /// Only this team's events.
     team_id: Option<String>,
+    /// `Organization`, `ModelGroup`, `Team`, `Job` or `Usage`.
     aggregate_type: Option<String>,
+    /// Only this aggregate.
     aggregate_id: Option<String>,
+    /// Only this event type, such as `CreditsAdded`.
     event_type: Option<String>,
+    /// Only events by this actor, such as `admin:3f2a…`.
     actor: Option<String>,
+    /// RFC 3339 time, inclusive.
     from: Option<String>,
+    /// RFC 3339 time, exclusive.
     to: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// 1 to 1000 (100 by default).
     limit: Option<i64>,
+    /// Include usage records (`false` leaves them out).
     #[serde(default)]
     include_usage: Option<bool>,
 }
@@ -124,6 +139,10 @@ async fn page(state: &AppState, filter: &AuditFilter, limit: i64) -> ApiResult<J
     })))
 }
 
+#[utoipa::path(get, path = "/api/audit/events", tag = "audit",
+    params(AuditParams),
+    responses((status = 200, description = "A page of events in log order, with actor and request id", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn events(
     _admin: Admin,
     State(state): State<AppState>,
@@ -135,10 +154,14 @@ async fn events(
 }
 
 /// Every change to a team with who made it; usage records only with `include_usage=true`.
+#[utoipa::path(get, path = "/api/teams/{id}/history", tag = "audit",
+    params(("id" = String, Path, description = "team id"), AuditParams),
+    responses((status = 200, description = "The team's changes, oldest first", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn team_history(
     _admin: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppQuery(params): AppQuery<AuditParams>,
 ) -> ApiResult<Json<Value>> {
     let (mut filter, limit) = params.filter()?;
@@ -155,8 +178,10 @@ async fn team_history(
     page(&state, &filter, limit).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AsOfParams {
+    /// An RFC 3339 time: answer as things stood then, rebuilt from the events.
     pub as_of: Option<String>,
 }
 

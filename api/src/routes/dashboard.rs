@@ -1,9 +1,8 @@
 //! `GET /api/dashboard`: what an operator looks at first: totals, spend today and this month,
 //! teams near their budget, and LiteLLM sync problems.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{Datelike, Utc};
 use domain::usage::Period;
 use projections::reports::{self, GroupBy, Scope};
@@ -14,15 +13,21 @@ use crate::auth::Admin;
 use crate::consistency::ReadAfter;
 use crate::error::ApiResult;
 use crate::extract::decimal_json;
+use crate::openapi::ApiErrors;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/dashboard", get(dashboard))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(dashboard))
 }
 
 /// Teams at or above this share of their credits are listed as near their budget.
 const NEAR_BUDGET_PERCENT: i64 = 80;
 
+#[utoipa::path(get, path = "/api/dashboard", tag = "operations",
+    responses((status = 200, description = "Totals, spend today and this month, teams near their budget, sync problems", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn dashboard(
     _admin: Admin,
     read_after: ReadAfter,

@@ -1,12 +1,11 @@
 //! The team-facing surface: an OpenAI-compatible base URL (`/v1`) and the job API, both
 //! authenticated with the team's virtual key.
 
+use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use domain::job::{Job, JobCommand, JobError, JobEvent, JobId, JobStatus};
 use domain::team::TeamId;
 use projections::jobs::{self as read_model, JobRow};
@@ -16,31 +15,29 @@ use crate::auth::Admin;
 use crate::commands::{self, OnConflict, RequestMeta};
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AppJson, decimal_json};
+use crate::extract::AppPath;
+use crate::extract::{AppBytes, AppJson, decimal_json};
 use crate::gateway;
+use crate::openapi::ApiErrors;
 use crate::routes::{ListParams, page, position_header};
 use crate::state::AppState;
 use crate::team_auth::TeamCaller;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// Prompts can be long; LLM request bodies get more room than admin commands.
 const LLM_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/chat/completions",
-            post(chat_completions).layer(DefaultBodyLimit::max(LLM_BODY_LIMIT)),
-        )
-        .route("/v1/models", get(models))
-        .route("/api/jobs/create", post(create_job))
-        .route("/api/jobs/{id}", get(show_job))
-        .route(
-            "/api/jobs/{id}/llm-call",
-            post(llm_call).layer(DefaultBodyLimit::max(LLM_BODY_LIMIT)),
-        )
-        .route("/api/jobs/{id}/complete", post(complete_job))
-        .route("/api/jobs/{id}/fail", post(fail_job))
-        .route("/api/teams/{id}/jobs", get(team_jobs))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(chat_completions).layer(DefaultBodyLimit::max(LLM_BODY_LIMIT)))
+        .routes(routes!(models))
+        .routes(routes!(create_job))
+        .routes(routes!(show_job))
+        .routes(routes!(llm_call).layer(DefaultBodyLimit::max(LLM_BODY_LIMIT)))
+        .routes(routes!(complete_job))
+        .routes(routes!(fail_job))
+        .routes(routes!(team_jobs))
 }
 
 impl From<JobError> for ApiError {
@@ -54,15 +51,22 @@ impl From<JobError> for ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "gateway",
+    request_body(content = Object, description = "An OpenAI chat completion request", content_type = "application/json"),
+    responses((status = 200, description = "The upstream answer: JSON, or with `stream: true` server-sent events passed through as they arrive", body = Object), ApiErrors),
+    security(("team_key" = [])))]
 async fn chat_completions(
     caller: TeamCaller,
     State(state): State<AppState>,
-    body: Bytes,
+    AppBytes(body): AppBytes,
 ) -> ApiResult<Response> {
     gateway::chat(&state, caller, body, None).await
 }
 
 /// The team's models, in OpenAI's list shape (resolved with the key, like the chat path's check).
+#[utoipa::path(get, path = "/v1/models", tag = "gateway",
+    responses((status = 200, description = "The team's models, in OpenAI's list shape", body = Object), ApiErrors),
+    security(("team_key" = [])))]
 async fn models(caller: TeamCaller) -> Json<Value> {
     let data: Vec<Value> = caller
         .allowed_models
@@ -72,7 +76,7 @@ async fn models(caller: TeamCaller) -> Json<Value> {
     Json(json!({"object": "list", "data": data}))
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateJob {
     job_type: String,
@@ -89,6 +93,10 @@ fn job_id(raw: &str) -> ApiResult<JobId> {
     JobId::parse(raw).map_err(|_| JobError::NotFound.into())
 }
 
+#[utoipa::path(post, path = "/api/jobs/create", tag = "gateway",
+    request_body = CreateJob,
+    responses((status = 201, description = "Created", body = Object), ApiErrors),
+    security(("team_key" = [])))]
 async fn create_job(
     caller: TeamCaller,
     meta: RequestMeta,
@@ -103,6 +111,7 @@ async fn create_job(
             "metadata must be a JSON object of at most 16 KiB",
         ));
     }
+    domain::text::storable_json("metadata", &metadata)?;
     let job_id = match &body.job_id {
         Some(raw) => JobId::parse(raw)?,
         None => JobId::generate(),
@@ -146,11 +155,16 @@ async fn job_state(state: &AppState, id: &JobId) -> ApiResult<Job> {
     Ok(job)
 }
 
+#[utoipa::path(post, path = "/api/jobs/{id}/llm-call", tag = "gateway",
+    params(("id" = String, Path, description = "job id")),
+    request_body(content = Object, description = "An OpenAI chat completion request", content_type = "application/json"),
+    responses((status = 200, description = "The upstream answer: JSON, or with `stream: true` server-sent events passed through as they arrive", body = Object), ApiErrors),
+    security(("team_key" = [])))]
 async fn llm_call(
     caller: TeamCaller,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    body: Bytes,
+    AppPath(id): AppPath<String>,
+    AppBytes(body): AppBytes,
 ) -> ApiResult<Response> {
     let id = job_id(&id)?;
     let job = job_state(&state, &id).await?;
@@ -168,9 +182,17 @@ fn optional_body(body: &Bytes) -> ApiResult<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-    })
+    match serde_json::from_slice(body) {
+        Ok(object @ Value::Object(_)) => Ok(object),
+        Ok(_) => Err(ApiError::unprocessable(
+            "invalid_body",
+            "the body must be a JSON object or empty",
+        )),
+        Err(e) => Err(ApiError::bad_request(
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+        )),
+    }
 }
 
 async fn end_job(
@@ -198,14 +220,20 @@ async fn end_job(
     ))
 }
 
+#[utoipa::path(post, path = "/api/jobs/{id}/complete", tag = "gateway",
+    params(("id" = String, Path, description = "job id")),
+    request_body(content = Option<Object>, description = "Optional: `{\"result\": ...}` or `{\"error\": ...}`", content_type = "application/json"),
+    responses((status = 200, description = "Completed", body = Object), ApiErrors),
+    security(("team_key" = [])))]
 async fn complete_job(
     caller: TeamCaller,
     meta: RequestMeta,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    body: Bytes,
+    AppPath(id): AppPath<String>,
+    AppBytes(body): AppBytes,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
     let body = optional_body(&body)?;
+    domain::text::storable_json("result", &body)?;
     let command = JobCommand::Complete {
         team_id: team_id(&caller)?,
         result: body.get("result").cloned(),
@@ -213,14 +241,20 @@ async fn complete_job(
     end_job(&state, &caller, &meta, &id, command, "completed").await
 }
 
+#[utoipa::path(post, path = "/api/jobs/{id}/fail", tag = "gateway",
+    params(("id" = String, Path, description = "job id")),
+    request_body(content = Option<Object>, description = "Optional: `{\"result\": ...}` or `{\"error\": ...}`", content_type = "application/json"),
+    responses((status = 200, description = "Failed", body = Object), ApiErrors),
+    security(("team_key" = [])))]
 async fn fail_job(
     caller: TeamCaller,
     meta: RequestMeta,
     State(state): State<AppState>,
-    Path(id): Path<String>,
-    body: Bytes,
+    AppPath(id): AppPath<String>,
+    AppBytes(body): AppBytes,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
     let body = optional_body(&body)?;
+    domain::text::storable_json("error", &body)?;
     let error = body
         .get("error")
         .map(|e| {
@@ -260,11 +294,15 @@ fn job_json(row: &JobRow) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "gateway",
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, description = "The job: calls, tokens, cost, duration", body = Object), ApiErrors),
+    security(("team_key" = [])))]
 async fn show_job(
     caller: TeamCaller,
     read_after: ReadAfter,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<Value>> {
     state.read_after(read_model::PROJECTOR, read_after).await?;
     let row = read_model::get(&state.pool, &id)
@@ -274,11 +312,15 @@ async fn show_job(
     Ok(Json(job_json(&row)))
 }
 
+#[utoipa::path(get, path = "/api/teams/{id}/jobs", tag = "gateway",
+    params(("id" = String, Path, description = "team id"), ListParams),
+    responses((status = 200, description = "A page of the team's jobs", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn team_jobs(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     crate::extract::AppQuery(params): crate::extract::AppQuery<ListParams>,
 ) -> ApiResult<Json<Value>> {
     let (limit, after) = params.validate()?;

@@ -8,12 +8,20 @@ use serde_json::json;
 
 use crate::state::AppState;
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, description = "Alive", body = Object)))]
 pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready when the database answers and every migration this binary knows is applied; also
 /// reports how far behind each consumer is.
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready, with each consumer's lag", body = Object),
+        (status = 503, description = "Not ready, with the reason", body = Object),
+    ))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     let not_ready = |reason: String| {
         (

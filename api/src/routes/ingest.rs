@@ -2,11 +2,9 @@
 //! callback, or pulled by the spend-log ingestor (whose progress is shown here); and the
 //! reconciliation of what we recorded with LiteLLM's own counters.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use domain::usage::{UsageInput, UsageSource, UsageStatus};
 use litellm::LitellmError;
@@ -18,34 +16,35 @@ use crate::auth::Admin;
 use crate::commands::RequestMeta;
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AppJson, DecimalText, decimal_json};
+use crate::extract::AppPath;
+use crate::extract::{AppBytes, AppJson, DecimalText, decimal_json};
+use crate::openapi::ApiErrors;
 use crate::routes::position_header;
 use crate::state::AppState;
 use crate::usage::ledger::{Incoming, Refusal};
 use crate::usage::{ingest, litellm_rows};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 /// LiteLLM flushes up to 512 logged requests per push; each is a few kilobytes.
 const PUSH_BODY_LIMIT: usize = 16 * 1024 * 1024;
 const MAX_RECORDS: usize = 1000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/usage/records", post(record))
-        .route("/api/usage/ingestion", get(ingestion_status))
-        .route(
-            "/api/litellm/spend-push",
-            post(push).layer(DefaultBodyLimit::max(PUSH_BODY_LIMIT)),
-        )
-        .route("/api/teams/{id}/reconciliation", get(reconciliation))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(record))
+        .routes(routes!(ingestion_status))
+        .routes(routes!(push).layer(DefaultBodyLimit::max(PUSH_BODY_LIMIT)))
+        .routes(routes!(reconciliation))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RecordBody {
     records: Vec<RecordItem>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RecordItem {
     request_id: String,
@@ -59,8 +58,10 @@ struct RecordItem {
     #[serde(default)]
     cached_tokens: u64,
     provider_cost: DecimalText,
+    #[schema(value_type = Option<crate::openapi::UsageStatusSchema>)]
     status: Option<UsageStatus>,
     latency_ms: Option<u64>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     occurred_at: Option<DateTime<Utc>>,
     job_id: Option<String>,
 }
@@ -71,6 +72,10 @@ fn refusal_text(index: usize, request_id: &str, why: &str) -> String {
 
 /// Records usage reported by an integration. All or nothing: one bad record refuses the batch;
 /// request ids already recorded are counted as duplicates and change nothing.
+#[utoipa::path(post, path = "/api/usage/records", tag = "usage",
+    request_body = RecordBody,
+    responses((status = 201, description = "Recorded (request ids seen before count as duplicates)", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn record(
     admin: Admin,
     meta: RequestMeta,
@@ -166,10 +171,14 @@ async fn record(
 }
 
 /// LiteLLM's `generic_api` callback: a JSON array of logged requests (or one, or NDJSON).
+#[utoipa::path(post, path = "/api/litellm/spend-push", tag = "usage",
+    request_body(content = Value, description = "A JSON array or object of logged requests, or NDJSON", content_type = "application/json"),
+    responses((status = 200, description = "Counts of what was recorded", body = Object), ApiErrors),
+    security(("push_token" = [])))]
 async fn push(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    AppBytes(body): AppBytes,
 ) -> ApiResult<Json<Value>> {
     let Some(token) = &state.spend_push_token else {
         return Err(ApiError::not_found(
@@ -234,6 +243,9 @@ fn parse_push(body: &[u8]) -> ApiResult<Vec<Value>> {
     }
 }
 
+#[utoipa::path(get, path = "/api/usage/ingestion", tag = "usage",
+    responses((status = 200, description = "LiteLLM spend ingestion's cursors and counts", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn ingestion_status(_admin: Admin, State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let cursors = ingest::status(&state.pool).await?;
     Ok(Json(json!({
@@ -287,11 +299,15 @@ fn drift_json(ours: Decimal, theirs: Option<Decimal>) -> Value {
 }
 
 /// Our recorded provider cost against LiteLLM's spend counters, for the team and its key.
+#[utoipa::path(get, path = "/api/teams/{id}/reconciliation", tag = "usage",
+    params(("id" = String, Path, description = "team id")),
+    responses((status = 200, description = "Our recorded cost against LiteLLM's spend counters", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn reconciliation(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<Value>> {
     state
         .read_after_all(

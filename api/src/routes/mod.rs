@@ -13,14 +13,18 @@ mod webhooks;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::routing::get;
+use axum::response::IntoResponse;
+use std::sync::LazyLock;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::consistency::POSITION_HEADER;
 use crate::error::ApiError;
@@ -31,11 +35,13 @@ pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(crate::metrics::render))
+/// Every documented route; the OpenAPI document is built from the same registrations.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(crate::metrics::render))
+        .routes(routes!(openapi_json))
         .merge(organizations::router())
         .merge(model_groups::router())
         .merge(teams::router())
@@ -46,6 +52,29 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::router())
         .merge(dashboard::router())
         .merge(crate::panel::router())
+}
+
+/// The OpenAPI 3.1 document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    crate::openapi::document(api_routes().into_openapi())
+}
+
+static OPENAPI_JSON: LazyLock<String> = LazyLock::new(|| {
+    openapi()
+        .to_json()
+        .expect("the OpenAPI document serializes")
+});
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this service", body = Object)))]
+async fn openapi_json() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], OPENAPI_JSON.as_str())
+}
+
+pub fn router(state: AppState) -> Router {
+    let (routes, _) = api_routes().split_for_parts();
+    routes
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -96,9 +125,12 @@ pub(crate) fn position_header(position: i64) -> HeaderMap {
 }
 
 /// `?limit=&cursor=` for every list endpoint.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// Page size, 1 to 200 (50 by default).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 

@@ -1,9 +1,8 @@
 //! Model groups: named sets of LiteLLM model names.
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use domain::model_group::{MAX_MODELS, ModelGroup, ModelGroupCommand, ModelGroupError};
 use domain::model_name::{GroupName, parse_models};
 use projections::model_groups as read_model;
@@ -15,20 +14,27 @@ use crate::auth::Admin;
 use crate::commands::{self, OnConflict, RequestMeta};
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::AppPath;
 use crate::extract::{AppJson, AppQuery};
+use crate::openapi::ApiErrors;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/model-groups/create", post(create))
-        .route("/api/model-groups", get(list))
-        .route("/api/model-groups/{name}", get(show))
-        .route("/api/model-groups/{name}/models", post(set_models))
-        .route("/api/model-groups/{name}/delete", post(delete))
-        .route("/api/litellm/models", get(catalog))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(set_models))
+        .routes(routes!(delete))
+        .routes(routes!(catalog))
 }
 
 /// `GET /api/litellm/models`: the model names LiteLLM serves, to pick a group's models from.
+#[utoipa::path(get, path = "/api/litellm/models", tag = "model groups",
+    responses((status = 200, description = "The model names LiteLLM serves (409 without LiteLLM)", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn catalog(_admin: Admin, State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let Some(client) = &state.litellm else {
         return Err(ApiError::conflict(
@@ -42,7 +48,7 @@ async fn catalog(_admin: Admin, State(state): State<AppState>) -> ApiResult<Json
     Ok(Json(json!({ "models": models })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateGroup {
     group_name: String,
@@ -50,7 +56,7 @@ struct CreateGroup {
     description: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetModels {
     models: Vec<String>,
@@ -79,6 +85,10 @@ async fn run(
     .await
 }
 
+#[utoipa::path(post, path = "/api/model-groups/create", tag = "model groups",
+    request_body = CreateGroup,
+    responses((status = 201, description = "Created", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn create(
     admin: Admin,
     meta: RequestMeta,
@@ -110,11 +120,16 @@ async fn create(
     ))
 }
 
+#[utoipa::path(post, path = "/api/model-groups/{name}/models", tag = "model groups",
+    params(("name" = String, Path, description = "model group name")),
+    request_body = SetModels,
+    responses((status = 200, description = "The group's new models", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn set_models(
     admin: Admin,
     meta: RequestMeta,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    AppPath(name): AppPath<String>,
     AppJson(body): AppJson<SetModels>,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
     let name = group_name(&name)?;
@@ -139,11 +154,15 @@ async fn set_models(
     ))
 }
 
+#[utoipa::path(post, path = "/api/model-groups/{name}/delete", tag = "model groups",
+    params(("name" = String, Path, description = "model group name")),
+    responses((status = 200, description = "Deleted (only when no team uses it)", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn delete(
     admin: Admin,
     meta: RequestMeta,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    AppPath(name): AppPath<String>,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
     let name = group_name(&name)?;
     let position = run(&state, &admin, &meta, &name, ModelGroupCommand::Delete).await?;
@@ -153,11 +172,15 @@ async fn delete(
     ))
 }
 
+#[utoipa::path(get, path = "/api/model-groups/{name}", tag = "model groups",
+    params(("name" = String, Path, description = "model group name")),
+    responses((status = 200, description = "The group", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn show(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    AppPath(name): AppPath<String>,
 ) -> ApiResult<Json<read_model::ModelGroupRow>> {
     state.read_after(read_model::PROJECTOR, read_after).await?;
     read_model::get(&state.pool, &name)
@@ -166,6 +189,10 @@ async fn show(
         .ok_or_else(|| ModelGroupError::NotFound.into())
 }
 
+#[utoipa::path(get, path = "/api/model-groups", tag = "model groups",
+    params(ListParams),
+    responses((status = 200, description = "A page of groups", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn list(
     _admin: Admin,
     read_after: ReadAfter,

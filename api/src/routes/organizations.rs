@@ -1,9 +1,8 @@
 //! Organizations: `POST /api/organizations/create`, rename, and the read model queries.
 
-use axum::extract::{Path, State};
+use axum::Json;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use domain::organization::{
     LitellmOrganizationId, Organization, OrganizationCommand, OrganizationId, OrganizationName,
 };
@@ -16,19 +15,23 @@ use crate::auth::Admin;
 use crate::commands::{self, OnConflict, RequestMeta};
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::AppPath;
 use crate::extract::{AppJson, AppQuery};
+use crate::openapi::ApiErrors;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/organizations/create", post(create))
-        .route("/api/organizations", get(list))
-        .route("/api/organizations/{id}", get(show))
-        .route("/api/organizations/{id}/rename", post(rename))
-        .route("/api/organizations/{id}/delete", post(delete))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(rename))
+        .routes(routes!(delete))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateOrganization {
     name: String,
@@ -36,12 +39,16 @@ struct CreateOrganization {
     litellm_organization_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RenameOrganization {
     name: String,
 }
 
+#[utoipa::path(post, path = "/api/organizations/create", tag = "organizations",
+    request_body = CreateOrganization,
+    responses((status = 201, description = "Created", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn create(
     admin: Admin,
     meta: RequestMeta,
@@ -90,11 +97,16 @@ async fn create(
     ))
 }
 
+#[utoipa::path(post, path = "/api/organizations/{id}/rename", tag = "organizations",
+    params(("id" = String, Path, description = "organization id")),
+    request_body = RenameOrganization,
+    responses((status = 200, description = "Renamed", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn rename(
     admin: Admin,
     meta: RequestMeta,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJson(body): AppJson<RenameOrganization>,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
     let organization_id = OrganizationId::parse(&id)
@@ -120,11 +132,15 @@ async fn rename(
     ))
 }
 
+#[utoipa::path(get, path = "/api/organizations/{id}", tag = "organizations",
+    params(("id" = String, Path, description = "organization id")),
+    responses((status = 200, description = "The organization", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn show(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<OrganizationRow>> {
     state.read_after(read_model::PROJECTOR, read_after).await?;
     read_model::get(&state.pool, &id)
@@ -133,6 +149,10 @@ async fn show(
         .ok_or_else(|| domain::organization::OrganizationError::NotFound.into())
 }
 
+#[utoipa::path(get, path = "/api/organizations", tag = "organizations",
+    params(ListParams),
+    responses((status = 200, description = "A page of organizations", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn list(
     _admin: Admin,
     read_after: ReadAfter,
@@ -152,11 +172,15 @@ async fn list(
     })))
 }
 
+#[utoipa::path(post, path = "/api/organizations/{id}/delete", tag = "organizations",
+    params(("id" = String, Path, description = "organization id")),
+    responses((status = 200, description = "Deleted (only without live teams)", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn delete(
     admin: Admin,
     meta: RequestMeta,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
     let organization_id = OrganizationId::parse(&id)
         .map_err(|_| ApiError::from(domain::organization::OrganizationError::NotFound))?;

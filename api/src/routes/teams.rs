@@ -1,11 +1,10 @@
 //! Teams: creation with a virtual key, credits, model groups, budget mode, limits, markup,
 //! suspension, key rotation and reveal, deletion; and the read model queries.
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use domain::model_name::GroupName;
 use domain::money::{Money, Percent};
 use domain::organization::OrganizationId;
@@ -21,31 +20,32 @@ use crate::auth::Admin;
 use crate::commands::{self, OnConflict, RequestMeta};
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::AppPath;
 use crate::extract::{AppJson, AppQuery, DecimalText, decimal_json};
 use crate::keys::{self, VirtualKey};
+use crate::openapi::ApiErrors;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/teams/create", post(create))
-        .route("/api/teams", get(list))
-        .route("/api/teams/{id}", get(show).delete(delete))
-        .route("/api/teams/{id}/credits/add", post(add_credits))
-        .route("/api/teams/{id}/model-groups/assign", post(assign_group))
-        .route(
-            "/api/teams/{id}/model-groups/unassign",
-            post(unassign_group),
-        )
-        .route("/api/teams/{id}/budget-mode", post(set_budget_mode))
-        .route("/api/teams/{id}/rate-limits", post(set_rate_limits))
-        .route("/api/teams/{id}/markup", post(set_markup))
-        .route("/api/teams/{id}/suspend", post(suspend))
-        .route("/api/teams/{id}/resume", post(resume))
-        .route("/api/teams/{id}/rotate-key", post(rotate_key))
-        .route("/api/teams/{id}/delete", post(delete))
-        .route("/api/teams/{id}/virtual-key", get(reveal_key))
-        .route("/api/organizations/{id}/teams", get(list_for_organization))
-        .route("/api/sync/status", get(sync_status))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(show, delete_by_method))
+        .routes(routes!(add_credits))
+        .routes(routes!(assign_group))
+        .routes(routes!(unassign_group))
+        .routes(routes!(set_budget_mode))
+        .routes(routes!(set_rate_limits))
+        .routes(routes!(set_markup))
+        .routes(routes!(suspend))
+        .routes(routes!(resume))
+        .routes(routes!(rotate_key))
+        .routes(routes!(delete))
+        .routes(routes!(reveal_key))
+        .routes(routes!(list_for_organization))
+        .routes(routes!(sync_status))
 }
 
 /// The JSON shape of a team, shared by every team endpoint.
@@ -155,7 +155,7 @@ fn done(id: &TeamId, position: i64, extra: Value) -> (HeaderMap, Json<Value>) {
     (position_header(position), Json(body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTeam {
     organization_id: String,
@@ -164,6 +164,7 @@ struct CreateTeam {
     #[serde(default)]
     model_groups: Vec<String>,
     credits: Option<DecimalText>,
+    #[schema(value_type = Option<crate::openapi::BudgetModeSchema>)]
     budget_mode: Option<BudgetMode>,
     rpm_limit: Option<u64>,
     tpm_limit: Option<u64>,
@@ -192,6 +193,10 @@ fn rate_limits(rpm: Option<u64>, tpm: Option<u64>) -> Result<RateLimits, ApiErro
         .map_err(|message| ApiError::unprocessable("validation_failed", message))
 }
 
+#[utoipa::path(post, path = "/api/teams/create", tag = "teams",
+    request_body = CreateTeam,
+    responses((status = 201, description = "Created; the answer carries the virtual key", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn create(
     admin: Admin,
     meta: RequestMeta,
@@ -274,7 +279,7 @@ async fn create(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddCredits {
     amount: DecimalText,
@@ -289,6 +294,11 @@ fn reason(raw: Option<&str>) -> Result<Option<String>, ApiError> {
         .transpose()?)
 }
 
+#[utoipa::path(post, path = "/api/teams/{id}/credits/add", tag = "teams",
+    params(("id" = String, Path, description = "team id")),
+    request_body = AddCredits,
+    responses((status = 200, description = "Credits added", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn add_credits(team: TeamTarget, AppJson(body): AppJson<AddCredits>) -> Answer {
     let amount = Money::parse_amount("amount", &body.amount.0)?;
     let reason = reason(body.reason.as_deref())?;
@@ -305,12 +315,17 @@ async fn add_credits(team: TeamTarget, AppJson(body): AppJson<AddCredits>) -> An
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GroupBody {
     group_name: String,
 }
 
+#[utoipa::path(post, path = "/api/teams/{id}/model-groups/assign", tag = "teams",
+    params(("id" = String, Path, description = "team id")),
+    request_body = GroupBody,
+    responses((status = 200, description = "Assigned", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn assign_group(team: TeamTarget, AppJson(body): AppJson<GroupBody>) -> Answer {
     let group = GroupName::parse(&body.group_name)?;
     let command = TeamCommand::AssignModelGroup {
@@ -320,6 +335,11 @@ async fn assign_group(team: TeamTarget, AppJson(body): AppJson<GroupBody>) -> An
     Ok(team.done(position, json!({"assigned": group.as_str()})))
 }
 
+#[utoipa::path(post, path = "/api/teams/{id}/model-groups/unassign", tag = "teams",
+    params(("id" = String, Path, description = "team id")),
+    request_body = GroupBody,
+    responses((status = 200, description = "Unassigned", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn unassign_group(team: TeamTarget, AppJson(body): AppJson<GroupBody>) -> Answer {
     let group = GroupName::parse(&body.group_name)?;
     let command = TeamCommand::UnassignModelGroup {
@@ -329,12 +349,18 @@ async fn unassign_group(team: TeamTarget, AppJson(body): AppJson<GroupBody>) -> 
     Ok(team.done(position, json!({"unassigned": group.as_str()})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BudgetModeBody {
+    #[schema(value_type = crate::openapi::BudgetModeSchema)]
     budget_mode: BudgetMode,
 }
 
+#[utoipa::path(post, path = "/api/teams/{id}/budget-mode", tag = "teams",
+    params(("id" = String, Path, description = "team id")),
+    request_body = BudgetModeBody,
+    responses((status = 200, description = "Set", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn set_budget_mode(team: TeamTarget, AppJson(body): AppJson<BudgetModeBody>) -> Answer {
     let command = TeamCommand::SetBudgetMode {
         budget_mode: body.budget_mode,
@@ -343,13 +369,18 @@ async fn set_budget_mode(team: TeamTarget, AppJson(body): AppJson<BudgetModeBody
     Ok(team.done(position, json!({"budget_mode": body.budget_mode.as_str()})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RateLimitsBody {
     rpm_limit: Option<u64>,
     tpm_limit: Option<u64>,
 }
 
+#[utoipa::path(post, path = "/api/teams/{id}/rate-limits", tag = "teams",
+    params(("id" = String, Path, description = "team id")),
+    request_body = RateLimitsBody,
+    responses((status = 200, description = "Set", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn set_rate_limits(team: TeamTarget, AppJson(body): AppJson<RateLimitsBody>) -> Answer {
     let limits = rate_limits(body.rpm_limit, body.tpm_limit)?;
     let position = team
@@ -366,12 +397,17 @@ async fn set_rate_limits(team: TeamTarget, AppJson(body): AppJson<RateLimitsBody
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MarkupBody {
     markup_percent: DecimalText,
 }
 
+#[utoipa::path(post, path = "/api/teams/{id}/markup", tag = "teams",
+    params(("id" = String, Path, description = "team id")),
+    request_body = MarkupBody,
+    responses((status = 200, description = "Set", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn set_markup(team: TeamTarget, AppJson(body): AppJson<MarkupBody>) -> Answer {
     let markup_percent = Percent::parse_markup("markup_percent", &body.markup_percent.0)?;
     let position = team
@@ -383,12 +419,17 @@ async fn set_markup(team: TeamTarget, AppJson(body): AppJson<MarkupBody>) -> Ans
     ))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SuspendBody {
     reason: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/teams/{id}/suspend", tag = "teams",
+    params(("id" = String, Path, description = "team id")),
+    request_body = SuspendBody,
+    responses((status = 200, description = "Suspended: the key stops working", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn suspend(team: TeamTarget, AppJson(body): AppJson<SuspendBody>) -> Answer {
     let reason = reason(body.reason.as_deref())?;
     let position = team
@@ -397,11 +438,19 @@ async fn suspend(team: TeamTarget, AppJson(body): AppJson<SuspendBody>) -> Answe
     Ok(team.done(position, json!({"status": "suspended"})))
 }
 
+#[utoipa::path(post, path = "/api/teams/{id}/resume", tag = "teams",
+    params(("id" = String, Path, description = "team id")),
+    responses((status = 200, description = "Active again", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn resume(team: TeamTarget) -> Answer {
     let position = team.run(TeamCommand::Resume, OnConflict::Retry).await?;
     Ok(team.done(position, json!({"status": "active"})))
 }
 
+#[utoipa::path(post, path = "/api/teams/{id}/rotate-key", tag = "teams",
+    params(("id" = String, Path, description = "team id")),
+    responses((status = 200, description = "The new key; the old one stops working", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn rotate_key(team: TeamTarget) -> Answer {
     let key = VirtualKey::generate();
     keys::store(&team.state.pool, &team.state.vault, team.id.as_str(), &key).await?;
@@ -421,13 +470,30 @@ async fn rotate_key(team: TeamTarget) -> Answer {
     }
 }
 
+#[utoipa::path(post, path = "/api/teams/{id}/delete", tag = "teams",
+    params(("id" = String, Path, description = "team id")),
+    responses((status = 200, description = "Deleted", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn delete(team: TeamTarget) -> Answer {
     let position = team.run(TeamCommand::Delete, OnConflict::Fail).await?;
     Ok(team.done(position, json!({"status": "deleted"})))
 }
 
+/// `DELETE /api/teams/{id}`: the same command as `POST .../delete`.
+#[utoipa::path(delete, path = "/api/teams/{id}", tag = "teams",
+    params(("id" = String, Path, description = "team id")),
+    responses((status = 200, description = "Deleted", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn delete_by_method(team: TeamTarget) -> Answer {
+    delete(team).await
+}
+
 /// Reveals the team's current key. The reveal is recorded (with its fingerprint) first, so
 /// there is no reveal without an audit trail.
+#[utoipa::path(get, path = "/api/teams/{id}/virtual-key", tag = "teams",
+    params(("id" = String, Path, description = "team id")),
+    responses((status = 200, description = "The current key (the reveal is audited)", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn reveal_key(team: TeamTarget) -> Answer {
     let position = team
         .run(TeamCommand::RecordKeyRevealed, OnConflict::Retry)
@@ -456,11 +522,15 @@ async fn reveal_key(team: TeamTarget) -> Answer {
     ))
 }
 
+#[utoipa::path(get, path = "/api/teams/{id}", tag = "teams",
+    params(("id" = String, Path, description = "team id"), super::audit::AsOfParams),
+    responses((status = 200, description = "The team, or its state as of a time", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn show(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppQuery(as_of): AppQuery<super::audit::AsOfParams>,
 ) -> ApiResult<Json<Value>> {
     if let Some(raw) = &as_of.as_of {
@@ -481,12 +551,17 @@ async fn show(
     Ok(Json(body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TeamFilter {
+    /// Only this organization's teams.
     organization_id: Option<String>,
+    /// Include deleted teams.
     #[serde(default)]
     include_deleted: bool,
+    /// `active`, `suspended` or `deleted`.
     status: Option<String>,
+    /// Part of the alias or team id.
     q: Option<String>,
 }
 
@@ -533,6 +608,10 @@ async fn list_teams(
     ))
 }
 
+#[utoipa::path(get, path = "/api/teams", tag = "teams",
+    params(ListParams, TeamFilter),
+    responses((status = 200, description = "A page of teams", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn list(
     _admin: Admin,
     read_after: ReadAfter,
@@ -544,11 +623,15 @@ async fn list(
     list_teams(&state, query, &params, read_after).await
 }
 
+#[utoipa::path(get, path = "/api/organizations/{id}/teams", tag = "teams",
+    params(("id" = String, Path, description = "organization id"), ListParams, TeamFilter),
+    responses((status = 200, description = "A page of the organization's teams", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn list_for_organization(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
-    Path(organization_id): Path<String>,
+    AppPath(organization_id): AppPath<String>,
     AppQuery(params): AppQuery<ListParams>,
     AppQuery(filter): AppQuery<TeamFilter>,
 ) -> ApiResult<Json<Value>> {
@@ -576,6 +659,9 @@ fn sync_json(state: &AppState, sync: Option<projections::litellm_sync::SyncRow>)
 }
 
 /// `GET /api/sync/status`: how LiteLLM sync is doing overall.
+#[utoipa::path(get, path = "/api/sync/status", tag = "teams",
+    responses((status = 200, description = "LiteLLM sync state: counts and problems", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn sync_status(_admin: Admin, State(state): State<AppState>) -> ApiResult<Json<Value>> {
     Ok(Json(sync_summary(&state, 50).await?))
 }

@@ -3,12 +3,11 @@
 
 use std::convert::Infallible;
 
+use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::Utc;
 use domain::usage::{Period, PeriodError};
 use futures::TryStreamExt;
@@ -20,23 +19,24 @@ use serde_json::{Map, Value, json};
 use crate::auth::Admin;
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::AppPath;
 use crate::extract::{AppQuery, decimal_json};
+use crate::openapi::ApiErrors;
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/teams/{id}/usage", get(team_usage))
-        .route("/api/teams/{id}/usage/daily", get(team_daily))
-        .route("/api/teams/{id}/budget", get(team_budget))
-        .route("/api/organizations/{id}/usage", get(organization_usage))
-        .route(
-            "/api/organizations/{id}/usage/daily",
-            get(organization_daily),
-        )
-        .route("/api/usage/teams", get(all_teams))
-        .route("/api/usage/daily", get(daily_by_model))
-        .route("/api/usage/records.csv", get(export_csv))
-        .route("/api/budget-alerts", get(alerts))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(team_usage))
+        .routes(routes!(team_daily))
+        .routes(routes!(team_budget))
+        .routes(routes!(organization_usage))
+        .routes(routes!(organization_daily))
+        .routes(routes!(all_teams))
+        .routes(routes!(daily_by_model))
+        .routes(routes!(export_csv))
+        .routes(routes!(alerts))
 }
 
 /// Read models a usage answer is built from.
@@ -46,9 +46,12 @@ const USAGE_MODELS: [&str; 3] = [
     projections::teams::PROJECTOR,
 ];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PeriodParams {
+    /// Start of the period (RFC 3339 time or YYYY-MM-DD, inclusive).
     from: Option<String>,
+    /// End of the period (exclusive).
     to: Option<String>,
 }
 
@@ -115,11 +118,15 @@ async fn team_budget_row(state: &AppState, team_id: &str) -> ApiResult<BudgetRow
         .ok_or_else(|| ApiError::not_found("team_not_found", "team not found"))
 }
 
+#[utoipa::path(get, path = "/api/teams/{id}/usage", tag = "usage",
+    params(("id" = String, Path, description = "team id"), PeriodParams, super::audit::AsOfParams),
+    responses((status = 200, description = "The team's usage by model and its budget", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn team_usage(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppQuery(params): AppQuery<PeriodParams>,
     AppQuery(as_of): AppQuery<super::audit::AsOfParams>,
 ) -> ApiResult<Json<Value>> {
@@ -171,11 +178,15 @@ fn series_json(days: &[chrono::NaiveDate], buckets: Vec<UsageBucket>) -> Vec<Val
         .collect()
 }
 
+#[utoipa::path(get, path = "/api/teams/{id}/usage/daily", tag = "usage",
+    params(("id" = String, Path, description = "team id"), PeriodParams),
+    responses((status = 200, description = "Spend per UTC day", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn team_daily(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppQuery(params): AppQuery<PeriodParams>,
 ) -> ApiResult<Json<Value>> {
     let period = params.period()?;
@@ -190,11 +201,15 @@ async fn team_daily(
     })))
 }
 
+#[utoipa::path(get, path = "/api/teams/{id}/budget", tag = "usage",
+    params(("id" = String, Path, description = "team id")),
+    responses((status = 200, description = "Credits, spend, held and remaining", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn team_budget(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<Value>> {
     state
         .read_after(projections::budgets::PROJECTOR, read_after)
@@ -219,11 +234,17 @@ fn alert_json(alert: &budgets::AlertRow) -> Value {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AlertParams {
+    /// Only this team.
     team_id: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/budget-alerts", tag = "usage",
+    params(AlertParams),
+    responses((status = 200, description = "Threshold and exhaustion alerts", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn alerts(
     _admin: Admin,
     read_after: ReadAfter,
@@ -283,11 +304,15 @@ fn team_line_json(header: &reports::TeamHeader, bucket: &UsageBucket) -> Value {
     Value::Object(line)
 }
 
+#[utoipa::path(get, path = "/api/organizations/{id}/usage", tag = "usage",
+    params(("id" = String, Path, description = "organization id"), PeriodParams),
+    responses((status = 200, description = "The organization's usage by team and model", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn organization_usage(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppQuery(params): AppQuery<PeriodParams>,
 ) -> ApiResult<Json<Value>> {
     let period = params.period()?;
@@ -310,11 +335,15 @@ async fn organization_usage(
     Ok(Json(Value::Object(body)))
 }
 
+#[utoipa::path(get, path = "/api/organizations/{id}/usage/daily", tag = "usage",
+    params(("id" = String, Path, description = "organization id"), PeriodParams),
+    responses((status = 200, description = "Spend per UTC day", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn organization_daily(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppQuery(params): AppQuery<PeriodParams>,
 ) -> ApiResult<Json<Value>> {
     let period = params.period()?;
@@ -330,15 +359,24 @@ async fn organization_daily(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DailyParams {
+    /// Start of the period (RFC 3339 time or YYYY-MM-DD, inclusive).
     from: Option<String>,
+    /// End of the period (exclusive).
     to: Option<String>,
+    /// Only this organization.
     organization_id: Option<String>,
+    /// Only this team.
     team_id: Option<String>,
 }
 
 /// `GET /api/usage/daily`: spend per UTC day and model, of everything, an organization or a team.
+#[utoipa::path(get, path = "/api/usage/daily", tag = "usage",
+    params(DailyParams),
+    responses((status = 200, description = "Spend per UTC day and model", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn daily_by_model(
     _admin: Admin,
     read_after: ReadAfter,
@@ -404,17 +442,29 @@ async fn daily_by_model(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AllTeamsParams {
+    /// Start of the period (RFC 3339 time or YYYY-MM-DD, inclusive).
     from: Option<String>,
+    /// End of the period (exclusive).
     to: Option<String>,
+    /// Only this organization.
     organization_id: Option<String>,
+    /// `spend`, `requests`, `tokens` or `team_id`.
     sort: Option<String>,
+    /// `asc` or `desc`.
     order: Option<String>,
+    /// Rows per page.
     limit: Option<usize>,
+    /// Rows to skip.
     offset: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/api/usage/teams", tag = "usage",
+    params(AllTeamsParams),
+    responses((status = 200, description = "Usage of every team, sorted and paged", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn all_teams(
     _admin: Admin,
     read_after: ReadAfter,
@@ -484,11 +534,16 @@ async fn all_teams(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ExportParams {
+    /// Start of the period (RFC 3339 time or YYYY-MM-DD, inclusive).
     from: Option<String>,
+    /// End of the period (exclusive).
     to: Option<String>,
+    /// Only this team.
     team_id: Option<String>,
+    /// Only this organization.
     organization_id: Option<String>,
 }
 
@@ -536,6 +591,10 @@ fn csv_line(writer: &mut csv::Writer<Vec<u8>>, r: &UsageRecordRow) -> csv::Resul
 }
 
 /// Streams the records of a period as CSV; memory stays flat however many there are.
+#[utoipa::path(get, path = "/api/usage/records.csv", tag = "usage",
+    params(ExportParams),
+    responses((status = 200, description = "Every usage record of the period, streamed", body = String, content_type = "text/csv"), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn export_csv(
     _admin: Admin,
     read_after: ReadAfter,

@@ -1,27 +1,27 @@
 //! Webhook configuration per organization and the delivery log.
 
-use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::AppPath;
 use crate::extract::{AppJson, AppQuery};
+use crate::openapi::ApiErrors;
 use crate::state::AppState;
 use crate::webhooks;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/organizations/{id}/webhook",
-            get(show).post(set).delete(remove),
-        )
-        .route("/api/webhooks/deliveries", get(deliveries))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show, set, remove))
+        .routes(routes!(deliveries))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetWebhook {
     url: String,
@@ -54,10 +54,15 @@ async fn require_organization(state: &AppState, id: &str) -> ApiResult<()> {
 }
 
 /// Sets (or replaces) the URL; a new signing secret is generated and shown this once.
+#[utoipa::path(post, path = "/api/organizations/{id}/webhook", tag = "webhooks",
+    params(("id" = String, Path, description = "organization id")),
+    request_body = SetWebhook,
+    responses((status = 200, description = "Set; the signing secret is shown this once", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn set(
     _admin: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJson(body): AppJson<SetWebhook>,
 ) -> ApiResult<Json<Value>> {
     require_organization(&state, &id).await?;
@@ -81,10 +86,14 @@ async fn set(
     })))
 }
 
+#[utoipa::path(get, path = "/api/organizations/{id}/webhook", tag = "webhooks",
+    params(("id" = String, Path, description = "organization id")),
+    responses((status = 200, description = "The organization's webhook URL (not its secret)", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn show(
     _admin: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<Value>> {
     let row: Option<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
         "select url, updated_at from organization_webhooks where organization_id = $1",
@@ -99,10 +108,14 @@ async fn show(
     ))
 }
 
+#[utoipa::path(delete, path = "/api/organizations/{id}/webhook", tag = "webhooks",
+    params(("id" = String, Path, description = "organization id")),
+    responses((status = 200, description = "Removed", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn remove(
     _admin: Admin,
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<Value>> {
     let removed = sqlx::query("delete from organization_webhooks where organization_id = $1")
         .bind(&id)
@@ -118,10 +131,14 @@ async fn remove(
     Ok(Json(json!({"organization_id": id, "removed": true})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeliveryParams {
+    /// Only this organization's deliveries.
     organization_id: Option<String>,
+    /// `pending`, `delivered`, `dead` or `no_webhook`.
     status: Option<String>,
+    /// 1 to 1000 (100 by default).
     limit: Option<i64>,
 }
 
@@ -142,6 +159,10 @@ struct DeliveryRow {
 }
 
 /// The delivery log, newest first.
+#[utoipa::path(get, path = "/api/webhooks/deliveries", tag = "webhooks",
+    params(DeliveryParams),
+    responses((status = 200, description = "The delivery log, newest first", body = Object), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
 async fn deliveries(
     _admin: Admin,
     State(state): State<AppState>,

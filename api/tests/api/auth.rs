@@ -1,10 +1,11 @@
 use serde_json::json;
 
-use crate::helpers::{MASTER_KEY, assert_error, spawn_app};
+use crate::helpers::{MASTER_KEY, assert_error, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn admin_routes_refuse_a_missing_or_wrong_key() {
-    let app = spawn_app().await;
+    // More wrong keys than the per-address limit allows in a minute.
+    let app = spawn_app_with(|c| c.admin_failures_per_minute = 100).await;
     let routes = [
         ("POST", "/api/organizations/create"),
         ("GET", "/api/organizations"),

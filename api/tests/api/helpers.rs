@@ -41,6 +41,7 @@ pub fn test_config(database_url: &str) -> Config {
         read_wait_timeout: Duration::from_secs(5),
         litellm_resync_every: Duration::from_secs(300),
         spend_ingest: SpendIngestConfig::default(),
+        admin_failures_per_minute: api::panel::login_limit::MAX_FAILURES,
         dev_mode: false,
     }
 }
