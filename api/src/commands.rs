@@ -193,7 +193,10 @@ where
         },
         AggregateError::UnexpectedError(source) => match unique_claim_violation(&*source) {
             Some(error) => error,
-            None => ApiError::internal(anyhow::anyhow!(source)),
+            None => match source.downcast::<sqlx::Error>() {
+                Ok(sqlx_error) => ApiError::from(*sqlx_error),
+                Err(source) => ApiError::internal(anyhow::anyhow!(source)),
+            },
         },
         AggregateError::DeserializationError(source) => ApiError::internal(anyhow::anyhow!(source)),
     }

@@ -77,6 +77,24 @@ fn is_unstorable_text(error: &sqlx::Error) -> bool {
         .is_some_and(|code| code == "22021" || code == "22P05")
 }
 
+/// The database could not be reached or dropped the connection (a restart, a failover, the
+/// pool running dry): a retry shortly will likely work, so this is a 503, not our bug.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-03: shutdown or not accepting connections yet;
+            // 53300: too many connections.
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         if is_unstorable_text(&error) {
@@ -85,17 +103,17 @@ impl From<sqlx::Error> for ApiError {
                 "text in the request contains a NUL character, which cannot be stored",
             );
         }
-        match &error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self {
+        if is_unavailable(&error) {
+            return Self {
                 source: Some(error.into()),
                 ..Self::unavailable(
                     "database_unavailable",
                     "the database is unavailable; retry shortly",
                     1,
                 )
-            },
-            _ => Self::internal(error),
+            };
         }
+        Self::internal(error)
     }
 }
 

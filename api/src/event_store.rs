@@ -82,10 +82,9 @@ fn persistence_error(error: sqlx::Error) -> PersistenceError {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
             PersistenceError::OptimisticLockError
         }
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed => PersistenceError::ConnectionError(Box::new(error)),
+        _ if crate::error::is_unavailable(&error) => {
+            PersistenceError::ConnectionError(Box::new(error))
+        }
         _ => PersistenceError::UnknownError(Box::new(error)),
     }
 }

@@ -116,8 +116,10 @@ impl Application {
         let pool = connect(&config).await?;
         migrate(&pool).await?;
         let holds_pool = connect_unflushed(&config).await?;
+        // One connection per consumer, the event notifier's LISTEN connection, and spare. The
+        // listener is here, not in the request pool, so requests can use every connection of theirs.
         let consumers_pool =
-            connect_without_events(&config, projections::all_projectors().len() as u32 + 2).await?;
+            connect_without_events(&config, projections::all_projectors().len() as u32 + 3).await?;
         let background_pool = connect_without_events(&config, 6).await?;
         // Checkpoint rows exist before anything is served, so lag is visible from the start.
         for name in projections::all_projectors()
@@ -259,7 +261,7 @@ impl Application {
 
     /// Serves HTTP and runs every consumer until `shutdown` is cancelled, then drains.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let notifier = EventNotifier::start(&self.state.pool, shutdown.clone())
+        let notifier = EventNotifier::start(&self.consumers_pool, shutdown.clone())
             .await
             .context("listening for event notifications")?;
         let mut consumers = Vec::new();

@@ -252,10 +252,11 @@ pub async fn chat(
         Err(error) => {
             settlement.abandon().await;
             crate::metrics::gateway("unreachable");
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
+            // Nothing was forwarded: a retry is safe and will work once LiteLLM is back.
+            return Err(ApiError::unavailable(
                 "litellm_unreachable",
                 format!("{error}"),
+                RETRY_UNREACHABLE_SECS,
             ));
         }
     };
@@ -287,7 +288,16 @@ pub async fn chat(
                 ));
             }
         };
-        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let Ok(answer) = serde_json::from_slice::<Value>(&bytes) else {
+            // Not an answer a client could use; whatever LiteLLM logged is ingested later.
+            settlement.abandon().await;
+            crate::metrics::gateway("upstream_error");
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "litellm_bad_answer",
+                "LiteLLM answered with something that is not JSON",
+            ));
+        };
         let id = answer["id"].as_str().map(str::to_owned);
         let model = answer["model"].as_str().map(str::to_owned);
         let usage = answer.get("usage").filter(|u| u.is_object()).cloned();
@@ -324,6 +334,9 @@ pub async fn chat(
     )
         .into_response())
 }
+
+/// Retry-After when LiteLLM cannot be reached.
+const RETRY_UNREACHABLE_SECS: u64 = 5;
 
 fn budget_exceeded(message: String) -> ApiError {
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, "budget_exceeded", message)

@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod faults;
 mod gateway;
 mod health;
 mod helpers;
