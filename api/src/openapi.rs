@@ -159,3 +159,153 @@ pub enum UsageStatusSchema {
     Success,
     Failure,
 }
+
+// Response shapes of the main resources. The handlers build their JSON by hand (exact money
+// as JSON numbers), so these describe it; the fuzzer checks every answer against them, which
+// keeps the two in step.
+
+/// An exact decimal, sent as a JSON number (`84.5`).
+type Decimal = f64;
+
+/// A team as the team endpoints show it.
+#[derive(ToSchema)]
+#[schema(as = Team)]
+#[allow(dead_code)]
+pub struct TeamSchema {
+    team_id: String,
+    organization_id: String,
+    team_alias: String,
+    model_groups: Vec<String>,
+    /// The models of its groups, which its key may call.
+    allowed_models: Vec<String>,
+    credits: Decimal,
+    spend: Option<Decimal>,
+    remaining_budget: Decimal,
+    budget_mode: BudgetModeSchema,
+    rpm_limit: Option<u64>,
+    tpm_limit: Option<u64>,
+    markup_percent: Decimal,
+    /// `active`, `suspended` or `deleted`.
+    status: String,
+    key_fingerprint: Option<String>,
+    /// Global position of the last change.
+    position: i64,
+}
+
+/// A new team: the team and its virtual key, shown in full this once (and on reveal).
+#[derive(ToSchema)]
+#[schema(as = TeamCreated)]
+#[allow(dead_code)]
+pub struct TeamCreatedSchema {
+    team_id: String,
+    organization_id: String,
+    team_alias: String,
+    virtual_key: String,
+    key_fingerprint: String,
+    model_groups: Vec<String>,
+    allowed_models: Vec<String>,
+    credits: Decimal,
+    remaining_budget: Decimal,
+    budget_mode: BudgetModeSchema,
+    rpm_limit: Option<u64>,
+    tpm_limit: Option<u64>,
+    markup_percent: Decimal,
+    status: String,
+    position: i64,
+}
+
+/// A page of teams.
+#[derive(ToSchema)]
+#[schema(as = TeamPage)]
+#[allow(dead_code)]
+pub struct TeamPageSchema {
+    teams: Vec<TeamSchema>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    next_cursor: Option<String>,
+}
+
+/// An organization.
+#[derive(ToSchema)]
+#[schema(as = Organization)]
+#[allow(dead_code)]
+pub struct OrganizationSchema {
+    organization_id: String,
+    name: String,
+    litellm_organization_id: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    created_by: String,
+    #[schema(format = DateTime)]
+    deleted_at: Option<String>,
+    position: i64,
+}
+
+/// A page of organizations.
+#[derive(ToSchema)]
+#[schema(as = OrganizationPage)]
+#[allow(dead_code)]
+pub struct OrganizationPageSchema {
+    organizations: Vec<OrganizationSchema>,
+    next_cursor: Option<String>,
+    /// Organizations in all.
+    total: i64,
+}
+
+/// A model group.
+#[derive(ToSchema)]
+#[schema(as = ModelGroup)]
+#[allow(dead_code)]
+pub struct ModelGroupSchema {
+    group_name: String,
+    description: Option<String>,
+    models: Vec<String>,
+    /// Whether the models were checked against LiteLLM's catalog when last set.
+    verified: bool,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    position: i64,
+}
+
+/// A page of model groups.
+#[derive(ToSchema)]
+#[schema(as = ModelGroupPage)]
+#[allow(dead_code)]
+pub struct ModelGroupPageSchema {
+    model_groups: Vec<ModelGroupSchema>,
+    next_cursor: Option<String>,
+}
+
+/// A job and what its LLM calls cost.
+#[derive(ToSchema)]
+#[schema(as = Job)]
+#[allow(dead_code)]
+pub struct JobSchema {
+    job_id: String,
+    team_id: String,
+    job_type: String,
+    /// `running`, `completed` or `failed`.
+    status: String,
+    metadata: serde_json::Value,
+    result: Option<serde_json::Value>,
+    error: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    ended_at: Option<String>,
+    duration_ms: i64,
+    calls: i64,
+    failed_calls: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    total_tokens: i64,
+    /// What the team is charged (with its markup).
+    cost: Decimal,
+    /// What LiteLLM reported.
+    provider_cost: Decimal,
+    #[schema(format = DateTime)]
+    last_call_at: Option<String>,
+}

@@ -296,7 +296,7 @@ fn job_json(row: &JobRow) -> Value {
 
 #[utoipa::path(get, path = "/api/jobs/{id}", tag = "gateway",
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, description = "The job: calls, tokens, cost, duration", body = Object), ApiErrors),
+    responses((status = 200, description = "The job: calls, tokens, cost, duration", body = crate::openapi::JobSchema), ApiErrors),
     security(("team_key" = [])))]
 async fn show_job(
     caller: TeamCaller,

@@ -174,7 +174,7 @@ async fn delete(
 
 #[utoipa::path(get, path = "/api/model-groups/{name}", tag = "model groups",
     params(("name" = String, Path, description = "model group name")),
-    responses((status = 200, description = "The group", body = Object), ApiErrors),
+    responses((status = 200, description = "The group", body = crate::openapi::ModelGroupSchema), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn show(
     _admin: Admin,
@@ -191,7 +191,7 @@ async fn show(
 
 #[utoipa::path(get, path = "/api/model-groups", tag = "model groups",
     params(ListParams),
-    responses((status = 200, description = "A page of groups", body = Object), ApiErrors),
+    responses((status = 200, description = "A page of groups", body = crate::openapi::ModelGroupPageSchema), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn list(
     _admin: Admin,

@@ -134,7 +134,7 @@ async fn rename(
 
 #[utoipa::path(get, path = "/api/organizations/{id}", tag = "organizations",
     params(("id" = String, Path, description = "organization id")),
-    responses((status = 200, description = "The organization", body = Object), ApiErrors),
+    responses((status = 200, description = "The organization", body = crate::openapi::OrganizationSchema), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn show(
     _admin: Admin,
@@ -151,7 +151,7 @@ async fn show(
 
 #[utoipa::path(get, path = "/api/organizations", tag = "organizations",
     params(ListParams),
-    responses((status = 200, description = "A page of organizations", body = Object), ApiErrors),
+    responses((status = 200, description = "A page of organizations", body = crate::openapi::OrganizationPageSchema), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn list(
     _admin: Admin,

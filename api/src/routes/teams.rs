@@ -195,7 +195,7 @@ fn rate_limits(rpm: Option<u64>, tpm: Option<u64>) -> Result<RateLimits, ApiErro
 
 #[utoipa::path(post, path = "/api/teams/create", tag = "teams",
     request_body = CreateTeam,
-    responses((status = 201, description = "Created; the answer carries the virtual key", body = Object), ApiErrors),
+    responses((status = 201, description = "Created; the answer carries the virtual key", body = crate::openapi::TeamCreatedSchema), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn create(
     admin: Admin,
@@ -524,7 +524,7 @@ async fn reveal_key(team: TeamTarget) -> Answer {
 
 #[utoipa::path(get, path = "/api/teams/{id}", tag = "teams",
     params(("id" = String, Path, description = "team id"), super::audit::AsOfParams),
-    responses((status = 200, description = "The team, or its state as of a time", body = Object), ApiErrors),
+    responses((status = 200, description = "The team, or its state as of a time", body = crate::openapi::TeamSchema), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn show(
     _admin: Admin,
@@ -610,7 +610,7 @@ async fn list_teams(
 
 #[utoipa::path(get, path = "/api/teams", tag = "teams",
     params(ListParams, TeamFilter),
-    responses((status = 200, description = "A page of teams", body = Object), ApiErrors),
+    responses((status = 200, description = "A page of teams", body = crate::openapi::TeamPageSchema), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn list(
     _admin: Admin,
@@ -625,7 +625,7 @@ async fn list(
 
 #[utoipa::path(get, path = "/api/organizations/{id}/teams", tag = "teams",
     params(("id" = String, Path, description = "organization id"), ListParams, TeamFilter),
-    responses((status = 200, description = "A page of the organization's teams", body = Object), ApiErrors),
+    responses((status = 200, description = "A page of the organization's teams", body = crate::openapi::TeamPageSchema), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn list_for_organization(
     _admin: Admin,
