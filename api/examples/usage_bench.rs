@@ -140,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         litellm_resync_every: Duration::from_secs(3600),
         spend_ingest: SpendIngestConfig::default(),
         admin_failures_per_minute: api::panel::login_limit::MAX_FAILURES,
+        background_threads: 0,
         dev_mode: false,
     };
     let app = Application::build(config).await?;

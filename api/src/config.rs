@@ -50,6 +50,8 @@ pub struct Config {
     /// Wrong master keys (login form or `X-Admin-Key`) one client address may present per
     /// minute before it must wait for the minute's end.
     pub admin_failures_per_minute: u32,
+    /// Threads of the runtime for consumers and background work; 0 shares the request runtime.
+    pub background_threads: usize,
     pub dev_mode: bool,
 }
 
@@ -176,6 +178,7 @@ impl Config {
         )?);
 
         let spend_ingest = SpendIngestConfig::from_lookup(get)?;
+        let background_threads = parse_number(get("BACKGROUND_THREADS"), "BACKGROUND_THREADS", 1)?;
         let admin_failures_per_minute = parse_number(
             get("ADMIN_FAILURES_PER_MINUTE"),
             "ADMIN_FAILURES_PER_MINUTE",
@@ -199,6 +202,7 @@ impl Config {
                 litellm_resync_every,
                 spend_ingest,
                 admin_failures_per_minute,
+                background_threads,
                 dev_mode: true,
             };
             return Ok((config, created.then_some(keys)));
@@ -226,6 +230,7 @@ impl Config {
             litellm_resync_every,
             spend_ingest,
             admin_failures_per_minute,
+            background_threads,
             dev_mode: false,
         };
         Ok((config, None))

@@ -144,10 +144,18 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("verified: no difference found");
         }
         Command::Serve => {
-            let app = Application::build(config).await?;
+            let background = startup::background_runtime(config.background_threads)?;
+            let handle = background
+                .as_ref()
+                .map_or_else(tokio::runtime::Handle::current, |r| r.handle().clone());
+            let app = Application::build_on(config, handle).await?;
             let shutdown = CancellationToken::new();
             tokio::spawn(startup::shutdown_on_signal(shutdown.clone()));
             app.run_until_stopped(shutdown).await?;
+            // Its tasks have finished; nothing is left to wait for.
+            if let Some(background) = background {
+                background.shutdown_background();
+            }
         }
     }
     Ok(())

@@ -41,6 +41,8 @@ pub struct Application {
     seal_key: [u8; 32],
     reconciler: Option<Reconciler>,
     ingestor: Option<SpendLogIngestor>,
+    /// Where consumers, the usage writer and maintenance run (see `build_on`).
+    background: tokio::runtime::Handle,
 }
 
 /// Creates the database if it does not exist (tolerating a concurrent creator).
@@ -110,7 +112,18 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 }
 
 impl Application {
+    /// Everything on the current runtime (tests, tools).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_on(config, tokio::runtime::Handle::current()).await
+    }
+
+    /// Consumers, the usage writer and maintenance run on `background`: a runtime of their own
+    /// means their bursts of work (a projection batch, a usage append) are preempted by the OS
+    /// instead of queueing requests behind them on the same worker threads.
+    pub async fn build_on(
+        config: Config,
+        background: tokio::runtime::Handle,
+    ) -> anyhow::Result<Self> {
         // Metrics recorded before the recorder exists are lost: install it first.
         crate::metrics::handle();
         let pool = connect(&config).await?;
@@ -186,6 +199,7 @@ impl Application {
             pool: pool.clone(),
             holds_pool,
             usage_recorder: crate::gateway::recorder::UsageRecorder::start(
+                &background,
                 ledger.clone(),
                 leases.clone(),
             ),
@@ -248,6 +262,7 @@ impl Application {
             runner_config: RunnerConfig::default(),
             reconciler,
             ingestor,
+            background,
         })
     }
 
@@ -261,8 +276,13 @@ impl Application {
 
     /// Serves HTTP and runs every consumer until `shutdown` is cancelled, then drains.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let notifier = EventNotifier::start(&self.consumers_pool, shutdown.clone())
-            .await
+        let notifier = self
+            .background
+            .spawn(EventNotifier::start(
+                self.consumers_pool.clone(),
+                shutdown.clone(),
+            ))
+            .await?
             .context("listening for event notifications")?;
         let mut consumers = Vec::new();
         let sealer: Arc<dyn projections::Projector> =
@@ -274,36 +294,43 @@ impl Application {
                 self.runner_config.clone(),
                 self.state.progress.clone(),
             );
-            consumers.push(tokio::spawn(runner.run(notifier.clone(), shutdown.clone())));
+            consumers.push(
+                self.background
+                    .spawn(runner.run(notifier.clone(), shutdown.clone())),
+            );
         }
-        consumers.push(tokio::spawn(
-            self.state
-                .key_cache
-                .clone()
-                .listen(self.state.pool.clone(), shutdown.clone()),
-        ));
-        consumers.push(tokio::spawn(
-            crate::webhooks::Dispatcher::new(
-                self.background_pool.clone(),
-                self.state.vault.clone(),
-            )
-            .run(shutdown.clone()),
-        ));
+        consumers.push(
+            self.background.spawn(
+                self.state
+                    .key_cache
+                    .clone()
+                    .listen(self.state.pool.clone(), shutdown.clone()),
+            ),
+        );
+        consumers.push(
+            self.background.spawn(
+                crate::webhooks::Dispatcher::new(
+                    self.background_pool.clone(),
+                    self.state.vault.clone(),
+                )
+                .run(shutdown.clone()),
+            ),
+        );
         if let Some(ingestor) = self.ingestor {
-            consumers.push(tokio::spawn(ingestor.run(shutdown.clone())));
+            consumers.push(self.background.spawn(ingestor.run(shutdown.clone())));
         }
         if let Some(reconciler) = self.reconciler {
-            consumers.push(tokio::spawn(reconciler.run(shutdown.clone())));
+            consumers.push(self.background.spawn(reconciler.run(shutdown.clone())));
         }
-        consumers.push(tokio::spawn(expire_budget_holds(
+        consumers.push(self.background.spawn(expire_budget_holds(
             self.state.pool.clone(),
             shutdown.clone(),
         )));
-        consumers.push(tokio::spawn(hand_back_idle_leases(
+        consumers.push(self.background.spawn(hand_back_idle_leases(
             self.state.leases.clone(),
             shutdown.clone(),
         )));
-        consumers.push(tokio::spawn(purge_expired_state(
+        consumers.push(self.background.spawn(purge_expired_state(
             self.state.pool.clone(),
             shutdown.clone(),
         )));
@@ -324,6 +351,20 @@ impl Application {
         tracing::info!("saas-api stopped");
         Ok(())
     }
+}
+
+/// The runtime for consumers, the usage writer and maintenance (`build_on`), with `threads`
+/// threads (`BACKGROUND_THREADS`); none with 0, when they share the request runtime.
+pub fn background_runtime(threads: usize) -> std::io::Result<Option<tokio::runtime::Runtime>> {
+    if threads == 0 {
+        return Ok(None);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("saas-background")
+        .enable_all()
+        .build()
+        .map(Some)
 }
 
 /// The snapshotting event store every aggregate uses.

@@ -35,8 +35,8 @@ pub struct EventNotifier {
 
 impl EventNotifier {
     /// Starts listening; the task ends when `shutdown` is cancelled.
-    pub async fn start(pool: &PgPool, shutdown: CancellationToken) -> Result<Self, sqlx::Error> {
-        let mut listener = PgListener::connect_with(pool).await?;
+    pub async fn start(pool: PgPool, shutdown: CancellationToken) -> Result<Self, sqlx::Error> {
+        let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         let notifier = Self::default();
         let fan_out = notifier.clone();

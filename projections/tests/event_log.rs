@@ -348,7 +348,7 @@ async fn a_failing_batch_applies_nothing_and_keeps_the_checkpoint() -> anyhow::R
 async fn two_instances_of_one_consumer_apply_each_event_once() -> anyhow::Result<()> {
     let pool = setup().await?;
     let shutdown = CancellationToken::new();
-    let notifier = EventNotifier::start(&pool, shutdown.clone()).await?;
+    let notifier = EventNotifier::start(pool.clone(), shutdown.clone()).await?;
     let config = RunnerConfig {
         batch_size: 7,
         poll_interval: Duration::from_millis(20),

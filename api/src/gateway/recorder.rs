@@ -34,9 +34,9 @@ pub struct UsageRecorder {
 
 impl UsageRecorder {
     /// Starts the writer; it stops when the last recorder is dropped, after writing the queue.
-    pub fn start(ledger: Ledger, leases: Arc<Leases>) -> Self {
+    pub fn start(runtime: &tokio::runtime::Handle, ledger: Ledger, leases: Arc<Leases>) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(write(ledger, leases, receiver));
+        runtime.spawn(write(ledger, leases, receiver));
         Self { queue }
     }
 

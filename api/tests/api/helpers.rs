@@ -42,6 +42,7 @@ pub fn test_config(database_url: &str) -> Config {
         litellm_resync_every: Duration::from_secs(300),
         spend_ingest: SpendIngestConfig::default(),
         admin_failures_per_minute: api::panel::login_limit::MAX_FAILURES,
+        background_threads: 0,
         dev_mode: false,
     }
 }
