@@ -362,10 +362,23 @@ pub fn background_runtime(threads: usize) -> std::io::Result<Option<tokio::runti
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("saas-background")
+        .on_thread_start(lower_priority)
         .enable_all()
         .build()
         .map(Some)
 }
+
+/// Background threads yield the CPU to the request threads when both want it (nice 10). On
+/// Linux the nice value is per thread, so this leaves the rest of the process alone.
+fn lower_priority() {
+    // SAFETY: setpriority takes plain integers and only changes the calling thread's niceness.
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE) };
+    if result != 0 {
+        tracing::debug!("could not lower the background threads' priority");
+    }
+}
+
+const BACKGROUND_NICE: libc::c_int = 10;
 
 /// The snapshotting event store every aggregate uses.
 fn event_store<A: cqrs_es::Aggregate>(

@@ -35,12 +35,25 @@ pub enum Admission {
     },
 }
 
+/// A granted chunk not yet in use: the next lease, fetched while the current one still admits.
+#[derive(Debug)]
+struct Spare {
+    hold_key: String,
+    amount: Decimal,
+    granted_at: Instant,
+}
+
 #[derive(Debug)]
 struct Lease {
     hold_key: Option<String>,
     remaining: Decimal,
+    /// The chunk's size when granted, to tell when it runs low.
+    granted: Decimal,
     granted_at: Instant,
     last_used: Instant,
+    spare: Option<Spare>,
+    /// A spare was asked for since this lease was installed (asked once, granted or not).
+    spare_asked: bool,
 }
 
 impl Lease {
@@ -48,9 +61,24 @@ impl Lease {
         Self {
             hold_key: None,
             remaining: Decimal::ZERO,
+            granted: Decimal::ZERO,
             granted_at: Instant::now(),
             last_used: Instant::now(),
+            spare: None,
+            spare_asked: false,
         }
+    }
+
+    fn install(&mut self, hold_key: String, amount: Decimal, granted_at: Instant) {
+        *self = Self {
+            hold_key: Some(hold_key),
+            remaining: amount,
+            granted: amount,
+            granted_at,
+            last_used: Instant::now(),
+            spare: self.spare.take(),
+            spare_asked: false,
+        };
     }
 
     fn take(&mut self, worst: Decimal) -> Option<Ticket> {
@@ -65,7 +93,16 @@ impl Lease {
             amount: worst,
         })
     }
+
+    /// Below a quarter of its chunk, with no spare yet: time to fetch the next one, so the
+    /// request that empties this lease does not wait for the database.
+    fn wants_spare(&self) -> bool {
+        !self.spare_asked && self.spare.is_none() && self.remaining * LOW_WATER < self.granted
+    }
 }
+
+/// A lease asks for its successor when less than 1/LOW_WATER of it is left.
+const LOW_WATER: Decimal = Decimal::from_parts(4, 0, 0, false, 0);
 
 /// This process's leases, one per busy hard-mode team.
 pub struct Leases {
@@ -91,22 +128,33 @@ impl Leases {
 
     /// Admits a request costing at most `worst` for `team_id`, or says what is left.
     pub async fn admit(&self, team_id: &str, worst: Decimal) -> Result<Admission, sqlx::Error> {
-        let lease = self.lease_of(team_id);
-        let mut lease = lease.lock().await;
+        let shared = self.lease_of(team_id);
+        let mut lease = shared.lock().await;
         if let Some(ticket) = lease.take(worst) {
+            self.fetch_spare_if_low(team_id, &shared, &mut lease, worst);
             return Ok(Admission::Held(ticket));
+        }
+        // The current lease is spent: switch to the spare fetched ahead, if there is one, and
+        // give the old remainder back off the request's path.
+        if let Some(spare) = lease.spare.take() {
+            let (old_key, old_remaining) = (lease.hold_key.take(), lease.remaining);
+            lease.install(spare.hold_key, spare.amount, spare.granted_at);
+            if let Some(key) = old_key {
+                let pool = self.pool.clone();
+                tokio::spawn(async move { give_back_or_lapse(&pool, &key, old_remaining).await });
+            }
+            if let Some(ticket) = lease.take(worst) {
+                self.fetch_spare_if_low(team_id, &shared, &mut lease, worst);
+                return Ok(Admission::Held(ticket));
+            }
         }
         // Too little left here (or none yet): hand the rest back, then ask for a new chunk.
         self.hand_back(&mut lease).await;
         let hold_key = uuid::Uuid::new_v4().to_string();
         match holds::grant(&self.pool, team_id, &hold_key, worst).await? {
             Grant::Granted(amount) => {
-                *lease = Lease {
-                    hold_key: Some(hold_key.clone()),
-                    remaining: amount - worst,
-                    granted_at: Instant::now(),
-                    last_used: Instant::now(),
-                };
+                lease.install(hold_key.clone(), amount - worst, Instant::now());
+                lease.granted = amount;
                 Ok(Admission::Held(Ticket {
                     hold_key,
                     amount: worst,
@@ -114,6 +162,45 @@ impl Leases {
             }
             Grant::Refused { available } => Ok(Admission::Refused { available }),
         }
+    }
+
+    /// Fetches the next chunk in the background when the lease runs low. The spare is a hold
+    /// like any other (counted in the team's `held`), so the credit bound is unchanged; near
+    /// the end of the credits it is smaller or refused, and the lease runs out as before.
+    fn fetch_spare_if_low(
+        &self,
+        team_id: &str,
+        shared: &Arc<Mutex<Lease>>,
+        lease: &mut Lease,
+        worst: Decimal,
+    ) {
+        if !lease.wants_spare() {
+            return;
+        }
+        lease.spare_asked = true;
+        let (pool, team_id, shared) = (self.pool.clone(), team_id.to_owned(), shared.clone());
+        tokio::spawn(async move {
+            let hold_key = uuid::Uuid::new_v4().to_string();
+            match holds::grant(&pool, &team_id, &hold_key, worst).await {
+                Ok(Grant::Granted(amount)) => {
+                    let mut lease = shared.lock().await;
+                    if lease.spare.is_none() {
+                        lease.spare = Some(Spare {
+                            hold_key,
+                            amount,
+                            granted_at: Instant::now(),
+                        });
+                    } else {
+                        drop(lease);
+                        give_back_or_lapse(&pool, &hold_key, amount).await;
+                    }
+                }
+                Ok(Grant::Refused { .. }) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "no spare lease fetched; the next one is fetched on demand")
+                }
+            }
+        });
     }
 
     /// A request that was not served (or will be recorded without its hold) gives its part
@@ -143,7 +230,7 @@ impl Leases {
             let Ok(mut guard) = lease.try_lock() else {
                 continue;
             };
-            if guard.hold_key.is_some()
+            if (guard.hold_key.is_some() || guard.spare.is_some())
                 && (guard.last_used.elapsed() >= idle || guard.granted_at.elapsed() >= MAX_AGE)
             {
                 self.hand_back(&mut guard).await;
@@ -168,11 +255,18 @@ impl Leases {
     }
 
     async fn hand_back(&self, lease: &mut Lease) {
-        if let Some(key) = lease.hold_key.take()
-            && let Err(error) = holds::give_back(&self.pool, &key, lease.remaining).await
-        {
-            tracing::warn!(%error, "an unused budget lease could not be handed back; it lapses by itself");
+        if let Some(key) = lease.hold_key.take() {
+            give_back_or_lapse(&self.pool, &key, lease.remaining).await;
         }
         lease.remaining = Decimal::ZERO;
+        if let Some(spare) = lease.spare.take() {
+            give_back_or_lapse(&self.pool, &spare.hold_key, spare.amount).await;
+        }
+    }
+}
+
+async fn give_back_or_lapse(pool: &PgPool, hold_key: &str, amount: Decimal) {
+    if let Err(error) = holds::give_back(pool, hold_key, amount).await {
+        tracing::warn!(%error, "an unused budget lease could not be handed back; it lapses by itself");
     }
 }
