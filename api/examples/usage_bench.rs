@@ -141,6 +141,7 @@ async fn main() -> anyhow::Result<()> {
         spend_ingest: SpendIngestConfig::default(),
         admin_failures_per_minute: api::panel::login_limit::MAX_FAILURES,
         background_threads: 0,
+        background_nice: 0,
         dev_mode: false,
     };
     let app = Application::build(config).await?;

@@ -52,6 +52,9 @@ pub struct Config {
     pub admin_failures_per_minute: u32,
     /// Threads of the runtime for consumers and background work; 0 shares the request runtime.
     pub background_threads: usize,
+    /// Nice value of those threads (Linux, per thread): how readily they yield the CPU to the
+    /// request threads. Higher favours request latency, lower favours read-model lag.
+    pub background_nice: i32,
     pub dev_mode: bool,
 }
 
@@ -179,6 +182,13 @@ impl Config {
 
         let spend_ingest = SpendIngestConfig::from_lookup(get)?;
         let background_threads = parse_number(get("BACKGROUND_THREADS"), "BACKGROUND_THREADS", 1)?;
+        let background_nice = parse_number(get("BACKGROUND_NICE"), "BACKGROUND_NICE", 10)?;
+        if !(0..=19).contains(&background_nice) {
+            return Err(ConfigError::Invalid {
+                name: "BACKGROUND_NICE",
+                reason: "must be between 0 and 19".into(),
+            });
+        }
         let admin_failures_per_minute = parse_number(
             get("ADMIN_FAILURES_PER_MINUTE"),
             "ADMIN_FAILURES_PER_MINUTE",
@@ -203,6 +213,7 @@ impl Config {
                 spend_ingest,
                 admin_failures_per_minute,
                 background_threads,
+                background_nice,
                 dev_mode: true,
             };
             return Ok((config, created.then_some(keys)));
@@ -231,6 +242,7 @@ impl Config {
             spend_ingest,
             admin_failures_per_minute,
             background_threads,
+            background_nice,
             dev_mode: false,
         };
         Ok((config, None))
@@ -374,6 +386,35 @@ mod tests {
                 result.unwrap_err(),
                 ConfigError::PlaceholderMasterKey,
                 "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn background_settings_have_defaults_and_bounds() {
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = vec![
+                ("DATABASE_URL", "postgres://db/x"),
+                ("MASTER_KEY", "mk-a-real-looking-key-0123456789"),
+                ("ENCRYPTION_KEY", GOOD_ENC),
+            ];
+            vars.extend_from_slice(extra);
+            Config::from_lookup(lookup(&vars), &temp_keys_file())
+        };
+        let (config, _) = with(&[]).unwrap();
+        assert_eq!((config.background_threads, config.background_nice), (1, 10));
+        let (config, _) = with(&[("BACKGROUND_THREADS", "0"), ("BACKGROUND_NICE", "0")]).unwrap();
+        assert_eq!((config.background_threads, config.background_nice), (0, 0));
+        for nice in ["-5", "20", "x"] {
+            assert!(
+                matches!(
+                    with(&[("BACKGROUND_NICE", nice)]),
+                    Err(ConfigError::Invalid {
+                        name: "BACKGROUND_NICE",
+                        ..
+                    })
+                ),
+                "{nice}"
             );
         }
     }

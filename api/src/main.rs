@@ -144,7 +144,8 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("verified: no difference found");
         }
         Command::Serve => {
-            let background = startup::background_runtime(config.background_threads)?;
+            let background =
+                startup::background_runtime(config.background_threads, config.background_nice)?;
             let handle = background
                 .as_ref()
                 .map_or_else(tokio::runtime::Handle::current, |r| r.handle().clone());

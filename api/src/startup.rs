@@ -354,31 +354,36 @@ impl Application {
 }
 
 /// The runtime for consumers, the usage writer and maintenance (`build_on`), with `threads`
-/// threads (`BACKGROUND_THREADS`); none with 0, when they share the request runtime.
-pub fn background_runtime(threads: usize) -> std::io::Result<Option<tokio::runtime::Runtime>> {
+/// threads (`BACKGROUND_THREADS`) at nice `nice` (`BACKGROUND_NICE`); none with 0 threads,
+/// when they share the request runtime.
+pub fn background_runtime(
+    threads: usize,
+    nice: i32,
+) -> std::io::Result<Option<tokio::runtime::Runtime>> {
     if threads == 0 {
         return Ok(None);
     }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("saas-background")
-        .on_thread_start(lower_priority)
+        .on_thread_start(move || lower_priority(nice))
         .enable_all()
         .build()
         .map(Some)
 }
 
-/// Background threads yield the CPU to the request threads when both want it (nice 10). On
-/// Linux the nice value is per thread, so this leaves the rest of the process alone.
-fn lower_priority() {
+/// Lets a background thread yield the CPU to the request threads when both want it. On Linux
+/// the nice value is per thread, so the rest of the process keeps its own.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
     // SAFETY: setpriority takes plain integers and only changes the calling thread's niceness.
-    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE) };
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
     if result != 0 {
-        tracing::debug!("could not lower the background threads' priority");
+        tracing::debug!(nice, "could not lower a background thread's priority");
     }
 }
-
-const BACKGROUND_NICE: libc::c_int = 10;
 
 /// The snapshotting event store every aggregate uses.
 fn event_store<A: cqrs_es::Aggregate>(

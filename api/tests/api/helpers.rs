@@ -43,6 +43,7 @@ pub fn test_config(database_url: &str) -> Config {
         spend_ingest: SpendIngestConfig::default(),
         admin_failures_per_minute: api::panel::login_limit::MAX_FAILURES,
         background_threads: 0,
+        background_nice: 0,
         dev_mode: false,
     }
 }
