@@ -69,11 +69,12 @@ impl Lease {
         }
     }
 
-    fn install(&mut self, hold_key: String, amount: Decimal, granted_at: Instant) {
+    /// Makes a granted chunk the current lease, keeping any spare.
+    fn install(&mut self, hold_key: String, granted: Decimal, granted_at: Instant) {
         *self = Self {
             hold_key: Some(hold_key),
-            remaining: amount,
-            granted: amount,
+            remaining: granted,
+            granted,
             granted_at,
             last_used: Instant::now(),
             spare: self.spare.take(),
@@ -153,8 +154,9 @@ impl Leases {
         let hold_key = uuid::Uuid::new_v4().to_string();
         match holds::grant(&self.pool, team_id, &hold_key, worst).await? {
             Grant::Granted(amount) => {
-                lease.install(hold_key.clone(), amount - worst, Instant::now());
-                lease.granted = amount;
+                // The grant is at least `worst`: this request's part comes out of it at once.
+                lease.install(hold_key.clone(), amount, Instant::now());
+                lease.remaining -= worst;
                 Ok(Admission::Held(Ticket {
                     hold_key,
                     amount: worst,
