@@ -1,10 +1,9 @@
 //! Admin authentication: `X-Admin-Key: <MASTER_KEY>`, compared in constant time, or the admin
 //! panel's session cookie with its CSRF token.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -88,10 +87,7 @@ impl FromRequestParts<AppState> for Admin {
 
 /// `X-Admin-Key`: wrong keys count against the client address like failed panel logins.
 fn from_key(parts: &Parts, state: &AppState, key: &[u8]) -> Result<Admin, ApiError> {
-    let client = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip());
+    let client = crate::panel::login_limit::client_address(&parts.extensions);
     let now = Instant::now();
     if let Err(wait) = state.login_limiter.check(client, now) {
         tracing::warn!(

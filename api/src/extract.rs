@@ -46,11 +46,19 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonSyntaxError(_) => "invalid_json",
         JsonRejection::JsonDataError(_) => "invalid_body",
         JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        _ => "invalid_body",
+        _ => body_rejection_code(status),
     };
     // serde's messages name the field and position, never echo large inputs.
     ApiError::new(status, code, rejection.body_text())
+}
+
+/// The code of a body that could not be read: too large, or otherwise unusable.
+fn body_rejection_code(status: StatusCode) -> &'static str {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "payload_too_large"
+    } else {
+        "invalid_body"
+    }
 }
 
 /// `axum::extract::Query` with our error body.
@@ -129,12 +137,7 @@ where
             .map(Self)
             .map_err(|rejection| {
                 let status = rejection.status();
-                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "payload_too_large"
-                } else {
-                    "invalid_body"
-                };
-                ApiError::new(status, code, rejection.body_text())
+                ApiError::new(status, body_rejection_code(status), rejection.body_text())
             })
     }
 }

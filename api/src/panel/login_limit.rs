@@ -12,6 +12,14 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 /// Addresses tracked at most; past this, finished windows are forgotten first.
 const MAX_TRACKED: usize = 10_000;
 
+/// The address failures are counted against; absent when the router is served without
+/// connection info (then every client shares one count).
+pub fn client_address(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(address)| address.ip())
+}
+
 pub struct LoginLimiter {
     max_failures: u32,
     failures: Mutex<HashMap<Option<IpAddr>, (Instant, u32)>>,

@@ -7,11 +7,10 @@ pub mod login_limit;
 mod pages;
 pub mod session;
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, Form, Request, State};
+use axum::extract::{Form, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -158,10 +157,7 @@ async fn login(
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, ApiError> {
     let Form(form) = form.map_err(bad_form)?;
-    // Absent when the router is served without connection info (the address is then shared).
-    let client = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip());
+    let client = login_limit::client_address(&extensions);
     let now = Instant::now();
     if let Err(wait) = state.login_limiter.check(client, now) {
         let seconds = wait.as_secs().max(1);
