@@ -142,6 +142,7 @@ async fn main() -> anyhow::Result<()> {
         admin_failures_per_minute: api::panel::login_limit::MAX_FAILURES,
         background_threads: 0,
         background_nice: 0,
+        prices_max_age: Duration::from_secs(300),
         dev_mode: false,
     };
     let app = Application::build(config).await?;

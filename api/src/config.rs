@@ -55,6 +55,9 @@ pub struct Config {
     /// Nice value of those threads (Linux, per thread): how readily they yield the CPU to the
     /// request threads. Higher favours request latency, lower favours read-model lag.
     pub background_nice: i32,
+    /// Hard mode refuses while LiteLLM's prices are older than this (they are read every
+    /// minute in the background).
+    pub prices_max_age: Duration,
     pub dev_mode: bool,
 }
 
@@ -67,6 +70,12 @@ pub struct SpendIngestConfig {
     pub overlap: Duration,
     /// Where the very first poll starts.
     pub lookback: Duration,
+    /// How far back a periodic sweep re-reads: the longest request LiteLLM can run plus its
+    /// write delay, since a row is filed under the request's start (LiteLLM's default
+    /// `request_timeout` is 6000 s).
+    pub long_overlap: Duration,
+    /// How often that sweep runs.
+    pub long_sweep_every: Duration,
     /// Bearer token LiteLLM's `generic_api` callback must send; push is off without it.
     pub push_token: Option<SecretString>,
 }
@@ -77,6 +86,8 @@ impl Default for SpendIngestConfig {
             poll_every: Duration::from_secs(10),
             overlap: Duration::from_secs(120),
             lookback: Duration::from_secs(7 * 24 * 3600),
+            long_overlap: Duration::from_secs(6060),
+            long_sweep_every: Duration::from_secs(300),
             push_token: None,
         }
     }
@@ -101,6 +112,8 @@ impl SpendIngestConfig {
             poll_every: secs("SPEND_INGEST_POLL_SECS", defaults.poll_every)?,
             overlap: secs("SPEND_INGEST_OVERLAP_SECS", defaults.overlap)?,
             lookback: secs("SPEND_INGEST_LOOKBACK_SECS", defaults.lookback)?,
+            long_overlap: secs("SPEND_INGEST_LONG_OVERLAP_SECS", defaults.long_overlap)?,
+            long_sweep_every: secs("SPEND_INGEST_LONG_SWEEP_SECS", defaults.long_sweep_every)?,
             push_token: push_token.map(SecretString::from),
         })
     }
@@ -189,6 +202,11 @@ impl Config {
                 reason: "must be between 0 and 19".into(),
             });
         }
+        let prices_max_age = Duration::from_secs(parse_number(
+            get("PRICES_MAX_AGE_SECS"),
+            "PRICES_MAX_AGE_SECS",
+            crate::gateway::prices::DEFAULT_MAX_AGE.as_secs(),
+        )?);
         let admin_failures_per_minute = parse_number(
             get("ADMIN_FAILURES_PER_MINUTE"),
             "ADMIN_FAILURES_PER_MINUTE",
@@ -214,6 +232,7 @@ impl Config {
                 admin_failures_per_minute,
                 background_threads,
                 background_nice,
+                prices_max_age,
                 dev_mode: true,
             };
             return Ok((config, created.then_some(keys)));
@@ -243,6 +262,7 @@ impl Config {
             admin_failures_per_minute,
             background_threads,
             background_nice,
+            prices_max_age,
             dev_mode: false,
         };
         Ok((config, None))

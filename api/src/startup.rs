@@ -215,7 +215,9 @@ impl Application {
             read_wait_timeout: config.read_wait_timeout,
             litellm_sync_enabled: config.litellm_master_key.is_some(),
             litellm: litellm.clone(),
-            prices: litellm.clone().map(crate::gateway::prices::PriceBook::new),
+            prices: litellm
+                .clone()
+                .map(|client| crate::gateway::prices::PriceBook::new(client, config.prices_max_age)),
             key_cache: crate::team_auth::KeyCache::default(),
             login_limiter: Arc::new(crate::panel::login_limit::LoginLimiter::new(
                 config.admin_failures_per_minute,
@@ -235,6 +237,8 @@ impl Application {
                     poll_every: config.spend_ingest.poll_every,
                     overlap: config.spend_ingest.overlap,
                     lookback: config.spend_ingest.lookback,
+                    long_overlap: config.spend_ingest.long_overlap,
+                    long_sweep_every: config.spend_ingest.long_sweep_every,
                     ..IngestSettings::default()
                 },
             )),
@@ -316,6 +320,11 @@ impl Application {
                 .run(shutdown.clone()),
             ),
         );
+        if let Some(prices) = self.state.prices.clone() {
+            consumers.push(self.background.spawn(
+                prices.run(crate::gateway::prices::REFRESH_EVERY, shutdown.clone()),
+            ));
+        }
         if let Some(ingestor) = self.ingestor {
             consumers.push(self.background.spawn(ingestor.run(shutdown.clone())));
         }

@@ -79,6 +79,11 @@ fn litellm_float(value: Decimal) -> f64 {
     value.to_f64().unwrap_or(0.0)
 }
 
+/// LiteLLM's own name for "no model": a team whose `models` is empty may call every model,
+/// so a team with no model groups gets this instead (checked against the real proxy by the
+/// contract suite).
+pub const NO_MODELS: &str = "no-default-models";
+
 /// The LiteLLM team our read model says should exist.
 pub fn desired_team(team: &TeamRow) -> TeamSpec {
     let cap = provider_budget(team.credits, team.markup_percent);
@@ -92,7 +97,11 @@ pub fn desired_team(team: &TeamRow) -> TeamSpec {
     TeamSpec {
         team_id: team.team_id.clone(),
         team_alias: team.team_alias.clone(),
-        models: team.allowed_models.clone(),
+        models: if team.allowed_models.is_empty() {
+            vec![NO_MODELS.to_owned()]
+        } else {
+            team.allowed_models.clone()
+        },
         max_budget,
         soft_budget,
         rpm_limit: team.rpm_limit.map(|v| v as u64),
@@ -313,9 +322,11 @@ impl Reconciler {
         // a key deleted by hand.
         self.client.key_generate(&key_spec).await?;
         let suspended = team.status == "suspended";
-        match self.client.key_info(key.expose()).await? {
+        // By its hash: a plaintext key in a URL would stay in LiteLLM's access log.
+        let key_hash = litellm::key_hash(key.expose());
+        match self.client.key_info(&key_hash).await? {
             Some(info) if info.is_blocked() == suspended => {}
-            _ => self.client.key_set_blocked(key.expose(), suspended).await?,
+            _ => self.client.key_set_blocked(&key_hash, suspended).await?,
         }
 
         let old_keys: Vec<(String, Vec<u8>)> = sqlx::query_as(

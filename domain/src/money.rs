@@ -131,6 +131,11 @@ impl Percent {
     pub fn as_decimal(&self) -> Decimal {
         self.0
     }
+
+    /// What a provider cost is multiplied by to get the team's price: 1 + markup / 100.
+    pub fn factor(&self) -> Decimal {
+        Decimal::ONE + self.0 / Decimal::ONE_HUNDRED
+    }
 }
 
 impl FromStr for Money {

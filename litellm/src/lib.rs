@@ -13,3 +13,13 @@ mod types;
 pub use client::{ClientConfig, LitellmClient};
 pub use error::LitellmError;
 pub use types::{KeyInfo, KeySpec, SpendLogPage, TeamInfo, TeamSpec};
+
+/// How LiteLLM identifies a key in its database (SHA-256 hex of the key); every key endpoint
+/// takes it in place of the key, so the key itself never has to travel in a URL.
+pub fn key_hash(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

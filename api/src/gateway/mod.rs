@@ -10,8 +10,7 @@ pub mod recorder;
 pub mod sse;
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -19,9 +18,12 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::organization::OrganizationId;
 use domain::team::{KeyFingerprint, TeamId};
-use domain::usage::{HoldPart, UsageInput, UsageRecord, UsageSource, UsageStatus};
+use domain::usage::{
+    self as usage, BodyError, HoldPart, TokenPrices, UsageInput, UsageRecord, UsageSource,
+    UsageStatus,
+};
 use domain::{Money, Percent};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -30,13 +32,10 @@ use crate::state::AppState;
 use crate::team_auth::TeamCaller;
 use crate::usage::litellm_rows::decimal;
 use leases::{Admission, Ticket};
-use prices::Prices;
+use prices::PriceLookup;
 use sse::SseTap;
 
-/// `max_tokens` sent when a request names none: LiteLLM would otherwise reserve (and a model
-/// may produce) up to 16,384 tokens, and the hold must be bounded.
-pub const DEFAULT_MAX_TOKENS: u64 = 4096;
-const MAX_TOKENS_LIMIT: u64 = 1_000_000;
+pub use domain::usage::DEFAULT_MAX_TOKENS;
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::bad_request("invalid_request", message)
@@ -48,33 +47,46 @@ struct Settlement {
     caller: TeamCaller,
     markup: Percent,
     model: String,
-    prices: Option<Prices>,
+    prices: Option<TokenPrices>,
     cost_header: Option<Decimal>,
     started_at: DateTime<Utc>,
     started: Instant,
     job_id: Option<String>,
     request_key: String,
     ticket: Option<Ticket>,
+    /// Bytes of the body sent, for a prompt estimate.
+    sent_bytes: usize,
 }
 
 impl Settlement {
     /// Records the call's usage and turns its hold into the real price.
     async fn finish(self, id: Option<String>, model: Option<String>, usage: Option<Value>) {
         let Some(usage) = usage else {
-            // No usage seen (client went away mid-stream): the hold stays until it lapses, and
-            // LiteLLM's spend log, pulled later, records the request.
             tracing::warn!(team_id = %self.caller.team_id, "LLM call ended without usage; left to spend ingestion");
             return;
         };
+        self.settle(id, model, usage, UsageSource::Gateway);
+    }
+
+    /// A stream that ended without the provider's usage: the prompt (about four bytes a
+    /// token) and the completion forwarded, at the model's price, so no output is free.
+    fn estimate(self, tap: &SseTap) {
+        let usage = json!({
+            "prompt_tokens": (self.sent_bytes as u64).div_ceil(4),
+            "completion_tokens": tap.estimated_completion_tokens(),
+        });
+        tracing::warn!(team_id = %self.caller.team_id, "stream ended without usage; recorded an estimate");
+        self.settle(tap.id.clone(), tap.model.clone(), usage, UsageSource::GatewayEstimate);
+    }
+
+    fn settle(self, id: Option<String>, model: Option<String>, usage: Value, source: UsageSource) {
         let prompt_tokens = usage["prompt_tokens"].as_u64().unwrap_or(0);
         let completion_tokens = usage["completion_tokens"].as_u64().unwrap_or(0);
         let cached_tokens = usage["prompt_tokens_details"]["cached_tokens"]
             .as_u64()
             .unwrap_or(0)
             .min(prompt_tokens);
-        let computed = self.prices.map(|p| {
-            p.input * Decimal::from(prompt_tokens) + p.output * Decimal::from(completion_tokens)
-        });
+        let computed = self.prices.map(|p| p.cost(prompt_tokens, completion_tokens));
         let cost = self
             .cost_header
             .filter(|c| !c.is_zero())
@@ -92,7 +104,7 @@ impl Settlement {
             latency_ms: Some(self.started.elapsed().as_millis() as u64),
             occurred_at: self.started_at,
             job_id: self.job_id.clone(),
-            source: UsageSource::Gateway,
+            source,
         };
         let team_id = self.caller.team_id.clone();
         if let Err(error) = self.record(input) {
@@ -162,23 +174,11 @@ pub async fn chat(
         .get("stream")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let max_tokens = match object
-        .get("max_tokens")
-        .or_else(|| object.get("max_completion_tokens"))
-    {
-        None | Some(Value::Null) => {
-            object.insert("max_tokens".into(), json!(DEFAULT_MAX_TOKENS));
-            DEFAULT_MAX_TOKENS
-        }
-        Some(value) => value
-            .as_u64()
-            .filter(|n| (1..=MAX_TOKENS_LIMIT).contains(n))
-            .ok_or_else(|| {
-                invalid(format!(
-                    "max_tokens must be between 1 and {MAX_TOKENS_LIMIT}"
-                ))
-            })?,
-    };
+    let hard = caller.budget_mode == "hard";
+    let (per_choice, choices) = usage::normalize(object).map_err(body_refusal)?;
+    if hard {
+        usage::check_bounded(object).map_err(body_refusal)?;
+    }
     if stream {
         // Usage arrives in a final chunk only when asked for: streamed calls are never free.
         let options = object.entry("stream_options").or_insert_with(|| json!({}));
@@ -206,31 +206,29 @@ pub async fn chat(
     }
     let markup = Percent::parse_markup("markup_percent", &caller.markup_percent.to_string())
         .map_err(ApiError::internal)?;
-    let prices = match &state.prices {
-        Some(book) => book.of(&model).await,
-        None => None,
-    };
+    let lookup = state.prices.as_ref().map(|book| book.lookup(&model));
     let body_bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     let request_key = uuid::Uuid::new_v4().to_string();
     let mut ticket = None;
-    if caller.budget_mode == "hard" {
-        // Tokens never outnumber the bytes they are made of, so this bounds the real cost.
-        let p = prices.unwrap_or_default();
-        let worst = (p.input * Decimal::from(body_bytes.len())
-            + p.output * Decimal::from(max_tokens))
-            * (Decimal::ONE + markup.as_decimal() / Decimal::ONE_HUNDRED);
+    if hard {
+        let prices = hard_mode_prices(lookup, &model)?;
+        let worst = usage::worst_case(per_choice, choices, body_bytes.len()).price(prices, markup);
         match state.leases.admit(&caller.team_id, worst).await? {
             Admission::Held(held) => ticket = Some(held),
             Admission::Refused { available } => {
                 crate::metrics::gateway("budget_exceeded");
                 return Err(budget_exceeded(format!(
-                    "the team's credits do not cover this request: {} available, up to {} needed (lower max_tokens or add credits)",
+                    "the team's credits do not cover this request: {} available, up to {} needed (lower max_tokens or n, or add credits)",
                     available.max(Decimal::ZERO).normalize(),
                     worst.round_dp(6).normalize()
                 )));
             }
         }
     }
+    let prices = match lookup {
+        Some(PriceLookup::Priced(prices)) => Some(prices),
+        _ => state.prices.as_ref().and_then(|book| book.last_known(&model)),
+    };
     let settlement = Settlement {
         state: state.clone(),
         caller: caller.clone(),
@@ -243,6 +241,7 @@ pub async fn chat(
         job_id,
         request_key,
         ticket,
+        sent_bytes: body_bytes.len(),
     };
     let response = match client
         .forward("/v1/chat/completions", caller.expose_key(), body_bytes)
@@ -316,11 +315,11 @@ pub async fn chat(
             .into_response());
     }
     crate::metrics::gateway("served");
-    let tapped = TappedStream {
-        inner: Box::pin(response.bytes_stream()),
-        tap: SseTap::default(),
-        settlement: Some(settlement),
-    };
+    let (sender, receiver) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(pump(Box::pin(response.bytes_stream()), sender, settlement));
+    let body = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    });
     Ok((
         StatusCode::OK,
         [
@@ -330,9 +329,118 @@ pub async fn chat(
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        Body::from_stream(tapped),
+        Body::from_stream(body),
     )
         .into_response())
+}
+
+/// Chunks of a stream waiting for a slow client.
+const STREAM_BUFFER: usize = 16;
+/// Once the client has gone, how long and how much more of the stream is read for its usage.
+const DRAIN_FOR: Duration = Duration::from_secs(120);
+const DRAIN_BYTES: usize = 64 << 20;
+
+type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// Passes LiteLLM's stream on as it comes while the tap watches for the usage. When the client
+/// goes away the stream is still read (up to `DRAIN_FOR` and `DRAIN_BYTES`) for the provider's
+/// usage; without it, the call is recorded at an estimate. Either way it is settled once.
+async fn pump(
+    mut upstream: Upstream,
+    sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    settlement: Settlement,
+) {
+    let mut tap = SseTap::default();
+    let mut client_gone: Option<(tokio::time::Instant, usize)> = None;
+    loop {
+        let next = match client_gone {
+            None => upstream.next().await,
+            Some((since, _)) => {
+                match tokio::time::timeout_at(since + DRAIN_FOR, upstream.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                }
+            }
+        };
+        match next {
+            Some(Ok(bytes)) => {
+                tap.feed(&bytes);
+                if tap.usage.is_some() && client_gone.is_some() {
+                    break;
+                }
+                match &mut client_gone {
+                    None => {
+                        if sender.send(Ok(bytes)).await.is_err() {
+                            client_gone = Some((tokio::time::Instant::now(), 0));
+                        }
+                    }
+                    Some((_, drained)) => {
+                        *drained += bytes.len();
+                        if *drained > DRAIN_BYTES {
+                            break;
+                        }
+                    }
+                }
+            }
+            Some(Err(error)) => {
+                let _ = sender
+                    .send(Err(std::io::Error::other(error.without_url())))
+                    .await;
+                break;
+            }
+            None => break,
+        }
+    }
+    match tap.usage.take() {
+        Some(usage) => {
+            let (id, model) = (tap.id.take(), tap.model.take());
+            settlement.settle(id, model, usage, UsageSource::Gateway);
+        }
+        None => settlement.estimate(&tap),
+    }
+}
+
+/// A body refused before anything is held or sent.
+fn body_refusal(error: BodyError) -> ApiError {
+    match error {
+        BodyError::Invalid(message) => invalid(message),
+        BodyError::Unbounded(message) => {
+            crate::metrics::gateway("unbounded_request");
+            ApiError::bad_request("unbounded_request", message)
+        }
+    }
+}
+
+/// Hard mode holds the worst case at known, fresh prices, or refuses: never at zero.
+fn hard_mode_prices(lookup: Option<PriceLookup>, model: &str) -> Result<TokenPrices, ApiError> {
+    match lookup {
+        Some(PriceLookup::Priced(prices)) => Ok(prices),
+        Some(PriceLookup::Unpriced) => {
+            crate::metrics::gateway("model_unpriced");
+            Err(ApiError::bad_request(
+                "model_unpriced",
+                format!(
+                    "LiteLLM has no input and output price for {model:?}, so a hard-budget team cannot call it (set input_cost_per_token and output_cost_per_token in LiteLLM's model_info)"
+                ),
+            ))
+        }
+        Some(PriceLookup::Unavailable { age }) => {
+            crate::metrics::gateway("prices_unavailable");
+            let since = age.map_or("never been read".to_owned(), |age| {
+                format!("not been read for {} s", age.as_secs())
+            });
+            Err(ApiError::unavailable(
+                "prices_unavailable",
+                format!(
+                    "LiteLLM's model prices have {since}, so a hard-budget request cannot be bounded; retry shortly"
+                ),
+                RETRY_UNREACHABLE_SECS,
+            ))
+        }
+        None => Err(ApiError::internal(anyhow::anyhow!(
+            "hard mode without a price book"
+        ))),
+    }
 }
 
 /// Retry-After when LiteLLM cannot be reached.
@@ -356,51 +464,4 @@ fn upstream_error(status: u16, text: &str) -> Response {
         json!({"error": {"code": "litellm_error", "message": text.chars().take(500).collect::<String>()}})
     };
     (status, axum::Json(body)).into_response()
-}
-
-/// LiteLLM's stream, passed on chunk by chunk while the tap watches for the usage; when the
-/// stream ends (or the client goes away) the call is settled in the background.
-struct TappedStream {
-    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    tap: SseTap,
-    settlement: Option<Settlement>,
-}
-
-impl TappedStream {
-    fn settle(&mut self) {
-        if let Some(settlement) = self.settlement.take() {
-            let id = self.tap.id.take();
-            let model = self.tap.model.take();
-            let usage = self.tap.usage.take();
-            tokio::spawn(settlement.finish(id, model, usage));
-        }
-    }
-}
-
-impl Stream for TappedStream {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => {
-                self.tap.feed(&bytes);
-                Poll::Ready(Some(Ok(bytes)))
-            }
-            Poll::Ready(Some(Err(error))) => {
-                self.settle();
-                Poll::Ready(Some(Err(std::io::Error::other(error.without_url()))))
-            }
-            Poll::Ready(None) => {
-                self.settle();
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl Drop for TappedStream {
-    fn drop(&mut self) {
-        self.settle();
-    }
 }

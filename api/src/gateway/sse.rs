@@ -9,6 +9,10 @@ pub struct SseTap {
     pub id: Option<String>,
     pub model: Option<String>,
     pub usage: Option<Value>,
+    /// Chunks that carried completion text, and the bytes of that text (to estimate the
+    /// completion when no usage comes).
+    pub content_chunks: u64,
+    pub content_bytes: u64,
 }
 
 impl SseTap {
@@ -43,6 +47,23 @@ impl SseTap {
         if chunk["usage"].is_object() {
             self.usage = Some(chunk["usage"].clone());
         }
+        for choice in chunk["choices"].as_array().into_iter().flatten() {
+            let delta = &choice["delta"];
+            let text = delta["content"].as_str().map_or(0, str::len)
+                + delta["reasoning_content"].as_str().map_or(0, str::len)
+                + delta["tool_calls"]
+                    .as_array()
+                    .map_or(0, |calls| Value::Array(calls.clone()).to_string().len());
+            if text > 0 {
+                self.content_chunks += 1;
+                self.content_bytes += text as u64;
+            }
+        }
+    }
+
+    /// Completion tokens of what went by: at least one a chunk, about four bytes a token.
+    pub fn estimated_completion_tokens(&self) -> u64 {
+        self.content_chunks.max(self.content_bytes.div_ceil(4))
     }
 }
 
@@ -60,5 +81,16 @@ mod tests {
         assert_eq!(tap.id.as_deref(), Some("c-1"));
         assert_eq!(tap.model.as_deref(), Some("m"));
         assert_eq!(tap.usage.unwrap()["completion_tokens"], 7);
+    }
+
+    #[test]
+    fn forwarded_text_is_counted_for_an_estimate() {
+        let mut tap = SseTap::default();
+        tap.feed(b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"abcdefghij\"}}]}\n\n");
+        tap.feed(b"data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"a\"}}]}\n\n");
+        tap.feed(b"data: {\"choices\":[{\"index\":0,\"delta\":{}}]}\n\n");
+        assert_eq!(tap.content_chunks, 2);
+        assert_eq!(tap.content_bytes, 11);
+        assert_eq!(tap.estimated_completion_tokens(), 3);
     }
 }

@@ -23,6 +23,10 @@ pub struct IngestSettings {
     pub poll_every: Duration,
     pub overlap: Duration,
     pub lookback: Duration,
+    /// A sweep every `long_sweep_every` re-reads this far back, for requests that ran longer
+    /// than `overlap` (LiteLLM files a row under the request's start, writing it at its end).
+    pub long_overlap: Duration,
+    pub long_sweep_every: Duration,
     pub page_size: u64,
     pub lease: Duration,
 }
@@ -33,6 +37,8 @@ impl Default for IngestSettings {
             poll_every: Duration::from_secs(10),
             overlap: Duration::from_secs(120),
             lookback: Duration::from_secs(7 * 24 * 3600),
+            long_overlap: Duration::from_secs(6060),
+            long_sweep_every: Duration::from_secs(300),
             page_size: 1000,
             lease: Duration::from_secs(60),
         }
@@ -85,8 +91,15 @@ impl SpendLogIngestor {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut last_sweep = tokio::time::Instant::now();
         loop {
-            match self.pass().await {
+            let overlap = if last_sweep.elapsed() >= self.settings.long_sweep_every {
+                last_sweep = tokio::time::Instant::now();
+                self.settings.long_overlap.max(self.settings.overlap)
+            } else {
+                self.settings.overlap
+            };
+            match self.pass_over(overlap).await {
                 Ok(Some(stats)) if stats.recorded > 0 || stats.invalid > 0 => {
                     tracing::info!(
                         rows = stats.rows_seen,
@@ -129,11 +142,16 @@ impl SpendLogIngestor {
 
     /// One pass over the window; `None` when another instance holds the lease.
     pub async fn pass(&self) -> Result<Option<PassStats>, IngestError> {
+        self.pass_over(self.settings.overlap).await
+    }
+
+    /// One pass reading from the watermark minus `overlap`.
+    pub async fn pass_over(&self, overlap: Duration) -> Result<Option<PassStats>, IngestError> {
         let Some(watermark) = self.lease().await? else {
             return Ok(None);
         };
         let now = Utc::now();
-        let overlap = chrono::Duration::from_std(self.settings.overlap).unwrap_or_default();
+        let overlap = chrono::Duration::from_std(overlap).unwrap_or_default();
         let start = litellm_time(watermark - overlap);
         // One second past now: LiteLLM compares whole seconds.
         let end_at = now + chrono::Duration::seconds(1);

@@ -192,6 +192,7 @@ impl Ledger {
         let opened: HashSet<String> = appended.opened.into_iter().collect();
         for source in [
             UsageSource::Gateway,
+            UsageSource::GatewayEstimate,
             UsageSource::SpendLogs,
             UsageSource::Push,
             UsageSource::Api,

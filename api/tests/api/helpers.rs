@@ -44,6 +44,7 @@ pub fn test_config(database_url: &str) -> Config {
         admin_failures_per_minute: api::panel::login_limit::MAX_FAILURES,
         background_threads: 0,
         background_nice: 0,
+        prices_max_age: Duration::from_secs(300),
         dev_mode: false,
     }
 }

@@ -5,10 +5,15 @@
 mod budget;
 mod period;
 mod record;
+mod worst_case;
 
 pub use budget::{BUDGET_ALERT_AGGREGATE, BudgetEvent, BudgetState, THRESHOLDS, alert_stream_id};
 pub use period::{DayRange, Period, PeriodError, PeriodPlan};
 pub use record::{
     HoldPart, RequestId, USAGE_AGGREGATE, USAGE_RECORDED_VERSION, UsageError, UsageEvent,
     UsageInput, UsageRecord, UsageSource, UsageStatus, price_of,
+};
+pub use worst_case::{
+    BodyError, DEFAULT_MAX_TOKENS, MAX_CHOICES, MAX_TOKENS_LIMIT, TokenPrices, WorstCase, check_bounded,
+    normalize, worst_case,
 };

@@ -82,6 +82,10 @@ impl UsageStatus {
 pub enum UsageSource {
     /// Our own pass-through or job API saw the response.
     Gateway,
+    /// The gateway's estimate of a stream that ended without usage (the client left and the
+    /// provider's usage did not come in time): the prompt and the completion forwarded, at
+    /// the model's price.
+    GatewayEstimate,
     /// Pulled from LiteLLM's `/spend/logs/v2`.
     SpendLogs,
     /// Pushed by LiteLLM's `generic_api` callback.
@@ -94,6 +98,7 @@ impl UsageSource {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Gateway => "gateway",
+            Self::GatewayEstimate => "gateway_estimate",
             Self::SpendLogs => "spend_logs",
             Self::Push => "push",
             Self::Api => "api",

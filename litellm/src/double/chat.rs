@@ -1,10 +1,15 @@
-//! `/v1/chat/completions` in the double: a virtual key is checked like the real proxy checks it
-//! (unknown or blocked: 401; model outside the key's or team's list: 403), the answer carries
-//! `usage` and `x-litellm-response-cost`, the request is logged as spend, and `stream: true`
-//! answers server-sent events chunk by chunk, with a usage chunk last when asked for.
+//! `/v1/chat/completions` in the double, refusing as the real proxy does (each checked against
+//! it by `litellm/tests/client.rs`): unknown, blocked or expired key 401; key or team model
+//! denial 403 (`no-default-models` denies all); team budget spent or reserved 422
+//! `budget_exceeded` (each admitted call reserves its estimated cost until its spend is
+//! written); team RPM/TPM 429 `throttling_error` with `retry-after: 60`, TPM counting the
+//! estimated prompt plus every choice's output limit. Refusals log a failure row at zero spend.
+//! An answer bills like an honest worst-case provider: every choice uses its whole output
+//! limit (unless `set_completion_tokens` caps it) and the prompt is one token per byte of the
+//! messages sent. Spend rows and counters are written `spend_delay` after the call.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -14,14 +19,50 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::spend::{self, SpendEntry};
-use super::{Shared, error, find_key, strings};
+use super::{Shared, World, error, find_key, strings};
 
 /// Per-token prices of a model, as `/model/info` reports them.
 pub const DEFAULT_INPUT_PRICE: &str = "0.000001";
 pub const DEFAULT_OUTPUT_PRICE: &str = "0.000002";
+/// LiteLLM's output limit when a request names none.
+const LITELLM_DEFAULT_OUTPUT: u64 = 16_384;
+/// Streamed completion text is cut into chunks of this many tokens.
+const TOKENS_PER_CHUNK: u64 = 64;
 
 fn price(text: &str) -> f64 {
     text.parse().unwrap_or(0.0)
+}
+
+/// A team's requests and estimated tokens in the current minute.
+#[derive(Debug, Clone)]
+pub(super) struct Window {
+    started: Instant,
+    requests: u64,
+    tokens: u64,
+}
+
+fn refuse(world: &mut World, status: u16, kind: &str, message: &str, log: Option<(&str, &str)>) -> Response {
+    if let Some((token, model)) = log {
+        world.chat_counter += 1;
+        let entry = SpendEntry {
+            request_id: format!("failed-double-{}", world.chat_counter),
+            key: token.to_owned(),
+            model_group: model.to_owned(),
+            spend: "0".to_owned(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            start_time: super::now_rfc3339(),
+            status: "failure".to_owned(),
+        };
+        spend::record(world, entry);
+    }
+    error(status, kind, message)
+}
+
+fn throttled(team_id: &str, kind: &str, limit: u64, remaining: u64) -> String {
+    format!(
+        "Rate limit exceeded for team: {team_id}. Limit type: {kind}. Current limit: {limit}, Remaining: {remaining}."
+    )
 }
 
 pub(super) async fn chat_completions(
@@ -42,81 +83,168 @@ pub(super) async fn chat_completions(
         return error(400, "bad_request_error", "body is not JSON");
     };
     let model = body["model"].as_str().unwrap_or_default().to_owned();
-    let max_tokens = body["max_tokens"].as_u64().unwrap_or(16);
+    let named_limit = body["max_completion_tokens"]
+        .as_u64()
+        .or_else(|| body["max_tokens"].as_u64());
+    let choices = body["n"].as_u64().unwrap_or(1).max(1);
     let stream = body["stream"].as_bool().unwrap_or(false);
     let include_usage = body["stream_options"]["include_usage"]
         .as_bool()
         .unwrap_or(false);
-    let prompt_chars: usize = body["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| m["content"].as_str().map(str::len).unwrap_or(0))
-        .sum();
+    let sent = body["messages"].to_string().len() as u64;
+    // LiteLLM estimates the prompt with a tokenizer: about four bytes a token.
+    let prompt_estimate = sent.div_ceil(4).max(1);
 
     let (id, cost, prompt_tokens, completion_tokens, delay) = {
         let mut world = shared.world.lock().unwrap();
-        let Some(row) = find_key(&mut world, &key).cloned() else {
-            return error(
+        let world = &mut *world;
+        let Some(row) = find_key(world, &key).cloned() else {
+            return refuse(
+                world,
                 401,
                 "token_not_found_in_db",
-                "Authentication Error, Invalid proxy server token passed.",
+                "Authentication Error, Invalid API key provided.",
+                Some(("", &model)),
             );
         };
+        let token = row["token"].as_str().unwrap_or_default().to_owned();
+        let log = Some((token.as_str(), model.as_str()));
         if row["blocked"] == true {
-            return error(401, "auth_error", "Authentication Error, Key is blocked.");
+            return refuse(
+                world,
+                401,
+                "auth_error",
+                "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin.",
+                log,
+            );
         }
-        let team = row["team_id"]
-            .as_str()
-            .and_then(|t| world.teams.get(t))
-            .cloned();
+        if row["expires_at_epoch"]
+            .as_f64()
+            .is_some_and(|at| at <= now_epoch())
+        {
+            return refuse(
+                world,
+                401,
+                "expired_key",
+                "Authentication Error - Expired Key.",
+                log,
+            );
+        }
+        let team_id = row["team_id"].as_str().unwrap_or_default().to_owned();
+        let team = world.teams.get(&team_id).cloned();
         if team.as_ref().is_some_and(|t| t["blocked"] == true) {
-            return error(401, "auth_error", "Authentication Error, Team is blocked.");
-        }
-        let mut allowed = strings(&row["models"]);
-        if allowed.is_empty() {
-            allowed = team.map(|t| strings(&t["models"])).unwrap_or_default();
+            let message = format!("Authentication Error, Team={team_id} is blocked.");
+            return refuse(world, 401, "auth_error", &message, log);
         }
         if !world.models.contains(&model) {
-            return error(
-                400,
-                "bad_request_error",
-                &format!("Invalid model name passed in model={model}"),
-            );
+            let message = format!("/chat/completions: Invalid model name passed in model={model}");
+            return refuse(world, 400, "invalid_request_error", &message, log);
         }
-        if !allowed.is_empty() && !allowed.contains(&model) {
-            return error(
-                403,
-                "team_model_access_denied",
-                &format!(
-                    "team not allowed to access model. This team can only access models={allowed:?}. Tried to access {model}"
-                ),
-            );
+        let denied = format!(
+            "The requested model '{model}' is not available for this API key, or the model name is invalid."
+        );
+        let key_models = strings(&row["models"]);
+        if !key_models.is_empty() && !key_models.contains(&model) {
+            return refuse(world, 403, "key_model_access_denied", &denied, log);
         }
-        world.chat_counter += 1;
-        let id = format!("chatcmpl-double-{}", world.chat_counter);
-        let prompt_tokens = 10 + (prompt_chars as u64) / 4;
-        let completion_tokens = max_tokens.min(world.completion_tokens);
+        let team_models = team
+            .as_ref()
+            .map(|t| strings(&t["models"]))
+            .unwrap_or_default();
+        if !team_models.is_empty() && !team_models.contains(&model) {
+            return refuse(world, 403, "team_model_access_denied", &denied, log);
+        }
         let (input, output) = world.prices.get(&model).cloned().unwrap_or((
             DEFAULT_INPUT_PRICE.to_owned(),
             DEFAULT_OUTPUT_PRICE.to_owned(),
         ));
-        let cost = prompt_tokens as f64 * price(&input) + completion_tokens as f64 * price(&output);
-        let token = row["token"].as_str().unwrap_or_default().to_owned();
-        let now = super::now_rfc3339();
-        spend::record(
-            &mut world,
-            SpendEntry {
-                request_id: id.clone(),
-                key: token,
-                model_group: model.clone(),
-                spend: format!("{cost}"),
-                prompt_tokens,
-                completion_tokens,
-                start_time: now,
-                status: "success".to_owned(),
-            },
-        );
+        let (input, output) = (price(&input), price(&output));
+        let output_limit = named_limit.unwrap_or(LITELLM_DEFAULT_OUTPUT);
+        // Rate limits, per team and minute.
+        let rpm = team.as_ref().and_then(|t| t["rpm_limit"].as_u64());
+        let tpm = team.as_ref().and_then(|t| t["tpm_limit"].as_u64());
+        let estimate_tokens = prompt_estimate + output_limit * choices;
+        let window = world
+            .windows
+            .entry(team_id.clone())
+            .or_insert_with(|| Window {
+                started: Instant::now(),
+                requests: 0,
+                tokens: 0,
+            });
+        if window.started.elapsed() >= Duration::from_secs(60) {
+            *window = Window {
+                started: Instant::now(),
+                requests: 0,
+                tokens: 0,
+            };
+        }
+        if let Some(limit) = rpm
+            && window.requests >= limit
+        {
+            let message = throttled(&team_id, "requests", limit, 0);
+            return refuse(world, 429, "throttling_error", &message, log).retry_after();
+        }
+        if let Some(limit) = tpm {
+            let remaining = limit.saturating_sub(window.tokens);
+            if estimate_tokens > remaining {
+                let message = throttled(&team_id, "tokens", limit, remaining);
+                return refuse(world, 429, "throttling_error", &message, log).retry_after();
+            }
+        }
+        // Budget: spend written so far plus what admitted calls reserved.
+        let reservation_estimate = prompt_estimate as f64 * input
+            + (output_limit.min(LITELLM_DEFAULT_OUTPUT) * choices) as f64 * output;
+        let mut reservation = 0.0;
+        if let Some(max_budget) = team.as_ref().and_then(|t| t["max_budget"].as_f64()) {
+            let spent = team.as_ref().and_then(|t| t["spend"].as_f64()).unwrap_or(0.0);
+            let reserved = world.reserved.get(&team_id).copied().unwrap_or(0.0);
+            let remaining = max_budget - spent - reserved;
+            if remaining <= 0.0 {
+                let message = format!(
+                    "Budget has been exceeded! Team={team_id} Current cost: {}, Max budget: {max_budget}",
+                    spent + reserved
+                );
+                return refuse(world, 422, "budget_exceeded", &message, log);
+            }
+            reservation = reservation_estimate.min(remaining);
+            *world.reserved.entry(team_id.clone()).or_insert(0.0) += reservation;
+        }
+        if let Some(window) = world.windows.get_mut(&team_id) {
+            window.requests += 1;
+            window.tokens += estimate_tokens;
+        }
+        world.chat_counter += 1;
+        let id = format!("chatcmpl-double-{}", world.chat_counter);
+        let per_choice = match world.completion_tokens {
+            Some(cap) => output_limit.min(cap),
+            None => output_limit,
+        };
+        let prompt_tokens = sent;
+        let completion_tokens = per_choice * choices;
+        let cost = prompt_tokens as f64 * input + completion_tokens as f64 * output;
+        let entry = SpendEntry {
+            request_id: id.clone(),
+            key: token.clone(),
+            model_group: model.clone(),
+            spend: format!("{cost}"),
+            prompt_tokens,
+            completion_tokens,
+            start_time: super::now_rfc3339(),
+            status: "success".to_owned(),
+        };
+        if world.spend_delay.is_zero() {
+            spend::record(world, entry);
+            release(world, &team_id, reservation);
+        } else {
+            let (shared, delay) = (shared.clone(), world.spend_delay);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let mut world = shared.world.lock().unwrap();
+                spend::record(&mut world, entry);
+                release(&mut world, &team_id, reservation);
+            });
+        }
         (
             id,
             cost,
@@ -130,10 +258,12 @@ pub(super) async fn chat_completions(
     let cost_header =
         HeaderValue::from_str(&format!("{cost}")).unwrap_or(HeaderValue::from_static("0"));
     if !stream {
+        let per_choice = completion_tokens / choices;
+        let content = "x ".repeat(per_choice.min(2000) as usize);
         let answer = json!({
             "id": id, "object": "chat.completion", "created": 0, "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": "hello from the double"}}],
+            "choices": (0..choices).map(|i| json!({"index": i, "finish_reason": "length",
+                         "message": {"role": "assistant", "content": content}})).collect::<Vec<_>>(),
             "usage": usage,
         });
         let mut response = (StatusCode::OK, Json(answer)).into_response();
@@ -142,21 +272,27 @@ pub(super) async fn chat_completions(
             .insert("x-litellm-response-cost", cost_header);
         return response;
     }
-    let words = ["hello", " from", " the", " double"];
-    let chunks: Vec<String> = words
-        .iter()
-        .map(|w| {
-            let chunk = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
-                               "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": null}]});
-            format!("data: {chunk}\n\n")
-        })
-        .chain(include_usage.then(|| {
-            let chunk = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
-                               "choices": [], "usage": usage});
-            format!("data: {chunk}\n\n")
-        }))
-        .chain(std::iter::once("data: [DONE]\n\n".to_owned()))
-        .collect();
+    let per_choice = completion_tokens / choices;
+    let usage_chunk = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
+                             "choices": [], "usage": usage});
+    let chunk = move |index: u64, tokens: u64| {
+        let chunk = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
+                           "choices": [{"index": index, "delta": {"content": "x ".repeat(tokens as usize)}, "finish_reason": null}]});
+        format!("data: {chunk}\n\n")
+    };
+    let mut chunks: Vec<String> = Vec::new();
+    for index in 0..choices {
+        let mut left = per_choice;
+        while left > 0 {
+            let step = left.min(TOKENS_PER_CHUNK);
+            left -= step;
+            chunks.push(chunk(index, step));
+        }
+    }
+    if include_usage {
+        chunks.push(format!("data: {usage_chunk}\n\n"));
+    }
+    chunks.push("data: [DONE]\n\n".to_owned());
     let stream = futures::stream::unfold(
         (chunks.into_iter(), true),
         move |(mut rest, first)| async move {
@@ -179,4 +315,31 @@ pub(super) async fn chat_completions(
         .headers_mut()
         .insert("x-litellm-response-cost", cost_header);
     response
+}
+
+/// A call's reservation ends when its spend is written.
+fn release(world: &mut World, team_id: &str, reservation: f64) {
+    if let Some(reserved) = world.reserved.get_mut(team_id) {
+        *reserved = (*reserved - reservation).max(0.0);
+    }
+}
+
+fn now_epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+trait RetryAfter {
+    fn retry_after(self) -> Self;
+}
+
+impl RetryAfter for Response {
+    /// LiteLLM's rate-limit refusals say when to come back.
+    fn retry_after(mut self) -> Self {
+        self.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("60"));
+        self
+    }
 }

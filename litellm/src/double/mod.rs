@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 mod chat;
@@ -49,11 +48,23 @@ struct World {
     chat_counter: u64,
     /// Model -> (input, output) price per token, as decimal text.
     prices: BTreeMap<String, (String, String)>,
-    /// Tokens each completion produces (capped by `max_tokens`).
-    completion_tokens: u64,
+    /// Caps the tokens each choice produces; `None` (the default) uses the whole output limit,
+    /// as a provider may.
+    completion_tokens: Option<u64>,
     /// Pause between streamed chunks.
     chunk_delay: Duration,
+    /// How long after a call its spend row and counters are written (LiteLLM: 10-15 s).
+    spend_delay: Duration,
+    /// Per team: the current minute's requests and estimated tokens.
+    windows: std::collections::HashMap<String, chat::Window>,
+    /// Per team: cost reserved by admitted calls whose spend is not written yet.
+    reserved: std::collections::HashMap<String, f64>,
+    /// Deleted keys `/key/info` still answers for (LiteLLM answers from its cache).
+    deleted_keys: BTreeMap<String, Value>,
 }
+
+/// LiteLLM's sentinel in `models` for "no model at all".
+pub const NO_MODELS: &str = "no-default-models";
 
 /// LiteLLM's time format in spend logs.
 fn now_rfc3339() -> String {
@@ -100,10 +111,7 @@ pub struct LitellmDouble {
 }
 
 fn hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::key_hash(key)
 }
 
 /// The strings of a JSON array (anything else: none).
@@ -142,7 +150,6 @@ impl LitellmDouble {
             master_key: master_key.to_owned(),
             world: Mutex::new(World {
                 models: models.iter().map(|m| m.to_string()).collect(),
-                completion_tokens: 20,
                 ..World::default()
             }),
             fault: Mutex::new(Fault::None),
@@ -257,9 +264,15 @@ impl LitellmDouble {
             .insert(model.to_owned(), (input.to_owned(), output.to_owned()));
     }
 
-    /// Tokens each completion produces (capped by the request's `max_tokens`).
+    /// Caps the tokens each choice produces (below the request's output limit); without it
+    /// every choice uses its whole limit.
     pub fn set_completion_tokens(&self, tokens: u64) {
-        self.shared.world.lock().unwrap().completion_tokens = tokens;
+        self.shared.world.lock().unwrap().completion_tokens = Some(tokens);
+    }
+
+    /// Writes spend rows and counters this long after each call, as LiteLLM's batch writer does.
+    pub fn set_spend_delay(&self, delay: Duration) {
+        self.shared.world.lock().unwrap().spend_delay = delay;
     }
 
     /// Pause between streamed chunks (to see that a stream is passed on as it comes).
@@ -383,7 +396,34 @@ const TEAM_FIELDS: [&str; 8] = [
     "metadata",
 ];
 
+/// FastAPI's answer to a body its model refuses: 422 `{"detail": [{type, loc, msg}]}`.
+fn validation_errors(body: &Value) -> Option<Response> {
+    let mut detail = Vec::new();
+    if body.get("team_id").is_some_and(|v| !v.is_string() && !v.is_null()) {
+        detail.push(json!({"type": "string_type", "loc": ["body", "team_id"], "msg": "Input should be a valid string"}));
+    }
+    for field in ["max_budget", "soft_budget"] {
+        if let Some(value) = body.get(field)
+            && !value.is_number()
+            && !value.is_null()
+        {
+            detail.push(json!({"type": "float_parsing", "loc": ["body", field],
+                               "msg": "Input should be a valid number, unable to parse string as a number"}));
+        }
+    }
+    (!detail.is_empty()).then(|| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"detail": detail})),
+        )
+            .into_response()
+    })
+}
+
 async fn team_new(State(shared): S, Json(body): Json<Value>) -> Response {
+    if let Some(refusal) = validation_errors(&body) {
+        return refusal;
+    }
     let mut world = shared.world.lock().unwrap();
     let Some(team_id) = body["team_id"].as_str().map(str::to_owned) else {
         return error(
@@ -460,7 +500,17 @@ async fn team_delete(State(shared): S, Json(body): Json<Value>) -> Response {
     }
     for id in &ids {
         world.teams.remove(id);
-        world.keys.retain(|_, k| k["team_id"] != id.as_str());
+        let gone: Vec<String> = world
+            .keys
+            .iter()
+            .filter(|(_, k)| k["team_id"] == id.as_str())
+            .map(|(token, _)| token.clone())
+            .collect();
+        for token in gone {
+            if let Some(row) = world.keys.remove(&token) {
+                world.deleted_keys.insert(token, row);
+            }
+        }
     }
     world.mutations += 1;
     Json(json!({"deleted_teams": ids})).into_response()
@@ -486,10 +536,17 @@ async fn key_generate(State(shared): S, Json(body): Json<Value>) -> Response {
     let token = hash(&key);
     // Like the real proxy: an existing key is left unchanged, yet the answer is 200.
     if !world.keys.contains_key(&token) {
+        let expires = body["duration"].as_str().and_then(duration_secs).map(|secs| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64()
+                + secs
+        });
         let row = json!({
             "token": token, "team_id": body["team_id"], "models": body.get("models").cloned().unwrap_or(json!([])),
             "metadata": body.get("metadata").cloned().unwrap_or(json!({})), "blocked": null, "spend": 0.0,
-            "key_name": format!("sk-...{}", &key[key.len() - 4..]),
+            "key_name": format!("sk-...{}", &key[key.len() - 4..]), "expires_at_epoch": expires,
         });
         world.keys.insert(token.clone(), row);
         world.mutations += 1;
@@ -497,6 +554,21 @@ async fn key_generate(State(shared): S, Json(body): Json<Value>) -> Response {
     let mut answer = body.clone();
     answer["token"] = json!(token);
     Json(answer).into_response()
+}
+
+/// `"30s"`, `"5m"`, `"2h"`, `"1d"` in seconds.
+fn duration_secs(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let unit = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => return None,
+    };
+    Some(number * unit)
 }
 
 /// LiteLLM accepts a key or its hash wherever a key is named.
@@ -516,7 +588,9 @@ fn find_key<'a>(world: &'a mut World, key_or_hash: &str) -> Option<&'a mut Value
 async fn key_info(State(shared): S, Query(query): Query<BTreeMap<String, String>>) -> Response {
     let mut world = shared.world.lock().unwrap();
     let key = query.get("key").cloned().unwrap_or_default();
-    match find_key(&mut world, &key) {
+    let token = token_of(&world, &key);
+    let cached = world.deleted_keys.get(&token).cloned();
+    match find_key(&mut world, &key).cloned().or(cached) {
         Some(row) => Json(json!({"key": key, "info": row})).into_response(),
         None => error(404, "not_found_error", "Key not found in database"),
     }
@@ -540,7 +614,9 @@ async fn key_delete(State(shared): S, Json(body): Json<Value>) -> Response {
     let mut deleted = Vec::new();
     for key in &keys {
         let token = token_of(&world, key);
-        if world.keys.remove(&token).is_some() {
+        if let Some(row) = world.keys.remove(&token) {
+            // Like LiteLLM, `/key/info` keeps answering from its cache; requests are refused.
+            world.deleted_keys.insert(token, row);
             deleted.push(key.clone());
         }
     }
@@ -612,10 +688,11 @@ async fn models_for_key(State(shared): S, request: Request) -> Response {
     if models.is_empty() {
         let team = row["team_id"].as_str().and_then(|t| world.teams.get(t));
         models = team.map(|t| strings(&t["models"])).unwrap_or_default();
+        if models.is_empty() {
+            models = all;
+        }
     }
-    if models.is_empty() {
-        models = all;
-    }
+    models.retain(|m| m != NO_MODELS);
     let data: Vec<Value> = models
         .iter()
         .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "openai"}))

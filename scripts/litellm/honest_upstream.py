@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""A worst-case OpenAI-compatible upstream on 127.0.0.1 for the end-to-end and contract suites.
+
+It bills the way a real provider can: every choice uses all of its output limit
+(max_completion_tokens, else max_tokens, else 4096), `n` choices are all billed, prompt tokens
+follow the size of the messages and tools sent (one token per byte, the most a byte-level tokenizer can make;
+UPSTREAM_BYTES_PER_TOKEN changes it), and streams are
+slow enough to walk away from (UPSTREAM_CHUNK_DELAY seconds between chunks, default 0.05;
+a message containing "[slow:S]" waits S seconds before answering, to make a request run long).
+Usage comes in the last stream chunk only when stream_options.include_usage asks for it.
+"""
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 18080
+CHUNK_DELAY = float(os.environ.get("UPSTREAM_CHUNK_DELAY", "0.05"))
+# Tokens per streamed chunk: a stream of 4096 tokens is 64 chunks.
+TOKENS_PER_CHUNK = 64
+DEFAULT_LIMIT = 4096
+BYTES_PER_TOKEN = int(os.environ.get("UPSTREAM_BYTES_PER_TOKEN", "1"))
+
+
+def limits(req):
+    per_choice = req.get("max_completion_tokens") or req.get("max_tokens") or DEFAULT_LIMIT
+    choices = req.get("n") or 1
+    sent = json.dumps(req.get("messages", [])) + json.dumps(req.get("tools", []))
+    prompt = max(1, len(sent.encode()) // BYTES_PER_TOKEN)
+    return int(per_choice), int(choices), prompt
+
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _send(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path.rstrip("/").endswith("/models"):
+            return self._send(200, {"object": "list", "data": [{"id": "fake-gpt", "object": "model", "created": 0, "owned_by": "fake"}]})
+        self._send(404, {"error": {"message": "not found"}})
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        req = json.loads(self.rfile.read(n) or b"{}")
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            return self._send(404, {"error": {"message": "not found"}})
+        slow = re.search(r"\[slow:(\d+(?:\.\d+)?)\]", json.dumps(req.get("messages", [])))
+        if slow:
+            time.sleep(float(slow.group(1)))
+        per_choice, choices, prompt = limits(req)
+        usage = {"prompt_tokens": prompt, "completion_tokens": per_choice * choices,
+                 "total_tokens": prompt + per_choice * choices}
+        cid = "chatcmpl-" + uuid.uuid4().hex[:16]
+        model = req.get("model")
+        if not req.get("stream"):
+            content = "x " * min(per_choice, 2000)
+            return self._send(200, {
+                "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
+                "choices": [{"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "length"}
+                            for i in range(choices)],
+                "usage": usage})
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for i in range(choices):
+                left = per_choice
+                while left > 0:
+                    step = min(TOKENS_PER_CHUNK, left)
+                    left -= step
+                    chunk = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                             "choices": [{"index": i, "delta": {"content": "x " * step}, "finish_reason": None if left else "length"}]}
+                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                    self.wfile.flush()
+                    time.sleep(CHUNK_DELAY)
+            if (req.get("stream_options") or {}).get("include_usage"):
+                last = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                        "choices": [], "usage": usage}
+                self.wfile.write(b"data: " + json.dumps(last).encode() + b"\n\n")
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, fmt, *a):
+        pass
+
+
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer(("127.0.0.1", PORT), H).serve_forever()
