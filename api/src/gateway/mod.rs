@@ -272,8 +272,14 @@ pub async fn chat(
     if !status.is_success() {
         settlement.abandon().await;
         crate::metrics::gateway("upstream_error");
+        let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
         let text = response.text().await.unwrap_or_default();
-        return Ok(upstream_error(status.as_u16(), &text));
+        let mut refusal = upstream_error(status.as_u16(), &text);
+        // A rate-limit refusal says when to come back; the client needs that as much as we do.
+        if let Some(value) = retry_after {
+            refusal.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Ok(refusal);
     }
     if !stream {
         let bytes = match response.bytes().await {

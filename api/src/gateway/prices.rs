@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use domain::usage::TokenPrices;
 use litellm::LitellmClient;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::usage::litellm_rows::decimal;
@@ -77,8 +78,15 @@ impl PriceBook {
         let by_model: HashMap<String, Option<TokenPrices>> = infos
             .into_iter()
             .map(|(name, info)| {
-                let prices = decimal(&info["input_cost_per_token"])
-                    .zip(decimal(&info["output_cost_per_token"]))
+                let price = |field: &str| match &info[field] {
+                    Value::Null => None,
+                    value => decimal(value),
+                };
+                // LiteLLM reports a model it cannot price with null or zero prices, and then
+                // bills it at zero: to hard mode, both mean "no known price".
+                let prices = price("input_cost_per_token")
+                    .zip(price("output_cost_per_token"))
+                    .filter(|(input, output)| !(input.is_zero() && output.is_zero()))
                     .map(|(input, output)| TokenPrices { input, output });
                 (name, prices)
             })

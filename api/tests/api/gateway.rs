@@ -156,14 +156,15 @@ async fn a_chat_call_is_forwarded_and_recorded_once() {
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["object"], "chat.completion");
     let usage = usage_count(&app, "team_c", 1).await;
-    // The double: 10 + 11/4 = 12 prompt tokens at 0.000001, 20 completion tokens at 0.000002.
-    let cost = Decimal::from_str("0.000052").unwrap();
+    // The double bills like a worst-case provider: a prompt token per byte of the messages
+    // (41) at 0.000001, and all of max_tokens (50) at 0.000002.
+    let cost = Decimal::from_str("0.000141").unwrap();
     assert_eq!(dec(&usage["provider_cost"]), cost);
     assert_eq!(
         dec(&usage["total_spend"]),
         cost * Decimal::from_str("1.25").unwrap()
     );
-    assert_eq!(usage["models_used"]["gpt-4o"]["tokens"], 32);
+    assert_eq!(usage["models_used"]["gpt-4o"]["tokens"], 91);
     assert_eq!(app.events_of("Usage").await, 1);
     let request_id = answer["id"].as_str().unwrap();
     let source: String =
@@ -206,6 +207,8 @@ async fn streams_pass_through_as_they_come_and_are_never_free() {
 
     let mut body = chat_body("gpt-4o");
     body["stream"] = json!(true);
+    // Five chunks of completion text, then the usage chunk.
+    body["max_tokens"] = json!(320);
     let started = Instant::now();
     let mut response = chat(&app, &key, &body).await;
     assert_eq!(response.status(), 200);
@@ -234,7 +237,7 @@ async fn streams_pass_through_as_they_come_and_are_never_free() {
     let usage = usage_count(&app, "team_s", 1).await;
     assert_eq!(
         dec(&usage["provider_cost"]),
-        Decimal::from_str("0.000052").unwrap()
+        Decimal::from_str("0.000681").unwrap()
     );
 }
 
@@ -263,12 +266,13 @@ async fn spend_in_waves(apps: &[&TestApp], key: &str, body: &Value) -> (i64, i64
 #[tokio::test]
 async fn concurrent_requests_never_spend_past_the_credits() {
     let double = double().await;
+    // Prices are read when the service starts (then every minute), so they are set first.
+    // Each call, billed in full by the double: 41 prompt + 20 completion tokens at
+    // 0.0001/0.0002 = 0.0081 provider cost, 0.010125 at 25% markup; the hold (every body
+    // byte a token) is larger, so at most a few fit at a time. Credits 0.05 fit 4 real calls.
+    double.set_prices("gpt-4o", "0.0001", "0.0002");
     let app = app_with(&double).await;
     app.seed_catalog().await;
-    // Each call: 12 prompt + 20 completion tokens at 0.0001/0.0002 = 0.0052 provider cost,
-    // 0.0065 at 25% markup; the hold is far larger (body bytes and max_tokens), so at most a
-    // few fit at a time. Credits 0.05 fit 7 real calls.
-    double.set_prices("gpt-4o", "0.0001", "0.0002");
     let key = team(&app, "team_b", "0.05", "hard").await;
     let body = json!({"model": "gpt-4o", "max_tokens": 20, "messages": [{"role": "user", "content": "hello there"}]});
     // Waves of 64 at once, until the credits are gone.
@@ -479,10 +483,10 @@ async fn jobs_group_calls_and_end_once() {
             .unwrap();
     }
     assert_eq!(shown["status"], "completed");
-    assert_eq!(shown["total_tokens"], 64);
+    assert_eq!(shown["total_tokens"], 182);
     assert_eq!(
         dec(&shown["provider_cost"]),
-        Decimal::from_str("0.000104").unwrap()
+        Decimal::from_str("0.000282").unwrap()
     );
     assert_eq!(shown["result"], json!({"ok": true}));
     assert!(shown["duration_ms"].as_i64().unwrap() >= 0);

@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod boundary;
 mod faults;
 mod gateway;
 mod health;

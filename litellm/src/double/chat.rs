@@ -95,7 +95,7 @@ pub(super) async fn chat_completions(
     // LiteLLM estimates the prompt with a tokenizer: about four bytes a token.
     let prompt_estimate = sent.div_ceil(4).max(1);
 
-    let (id, cost, prompt_tokens, completion_tokens, delay) = {
+    let (id, cost, prompt_tokens, completion_tokens, delay, without_usage) = {
         let mut world = shared.world.lock().unwrap();
         let world = &mut *world;
         let Some(row) = find_key(world, &key).cloned() else {
@@ -251,6 +251,7 @@ pub(super) async fn chat_completions(
             prompt_tokens,
             completion_tokens,
             world.chunk_delay,
+            world.streams_without_usage,
         )
     };
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
@@ -289,7 +290,7 @@ pub(super) async fn chat_completions(
             chunks.push(chunk(index, step));
         }
     }
-    if include_usage {
+    if include_usage && !without_usage {
         chunks.push(format!("data: {usage_chunk}\n\n"));
     }
     chunks.push("data: [DONE]\n\n".to_owned());

@@ -61,6 +61,11 @@ struct World {
     reserved: std::collections::HashMap<String, f64>,
     /// Deleted keys `/key/info` still answers for (LiteLLM answers from its cache).
     deleted_keys: BTreeMap<String, Value>,
+    /// Every request's path and query, as LiteLLM's access log keeps them.
+    urls: Vec<String>,
+    /// Streams end without their usage chunk even when it is asked for (a provider that
+    /// breaks off).
+    streams_without_usage: bool,
 }
 
 /// LiteLLM's sentinel in `models` for "no model at all".
@@ -280,6 +285,21 @@ impl LitellmDouble {
         self.shared.world.lock().unwrap().chunk_delay = delay;
     }
 
+    /// The paths and queries of every request so far (what an access log would keep).
+    pub fn urls(&self) -> Vec<String> {
+        self.shared.world.lock().unwrap().urls.clone()
+    }
+
+    /// Streams end without their usage chunk from now on.
+    pub fn set_streams_without_usage(&self, without: bool) {
+        self.shared.world.lock().unwrap().streams_without_usage = without;
+    }
+
+    /// Sets a model's price to none (LiteLLM lists the model without a cost).
+    pub fn unprice(&self, model: &str) {
+        self.set_prices(model, "", "");
+    }
+
     pub fn spend_log_count(&self) -> usize {
         self.shared.world.lock().unwrap().spend_logs.len()
     }
@@ -331,6 +351,9 @@ async fn faults_and_auth(
     next: Next,
 ) -> Response {
     let fault = shared.fault.lock().unwrap().clone();
+    if let Some(url) = request.uri().path_and_query() {
+        shared.world.lock().unwrap().urls.push(url.to_string());
+    }
     match fault {
         Fault::None => {}
         Fault::Slow(delay) => tokio::time::sleep(delay).await,
