@@ -596,7 +596,7 @@ fn duration_secs(text: &str) -> Option<f64> {
 
 /// LiteLLM accepts a key or its hash wherever a key is named.
 fn token_of(world: &World, key_or_hash: &str) -> String {
-    if world.keys.contains_key(key_or_hash) {
+    if world.keys.contains_key(key_or_hash) || world.deleted_keys.contains_key(key_or_hash) {
         key_or_hash.to_owned()
     } else {
         hash(key_or_hash)

@@ -1,0 +1,350 @@
+//! What LiteLLM refuses on the request path, when, and with which error, checked against the
+//! double by default and against the REAL proxy when `LITELLM_TEST_URL` is set
+//! (`scripts/litellm-contract`, run by CI with `scripts/litellm/honest_upstream.py` behind it).
+//! Every behaviour the double models for chat calls is here, so the double cannot drift from
+//! the proxy unnoticed.
+
+use std::time::Duration;
+
+use litellm::double::LitellmDouble;
+use serde_json::{Value, json};
+
+/// The models and prices of `scripts/litellm/e2e-config.yaml`.
+const MODELS: [&str; 2] = ["fake-gpt", "fake-gpt-2"];
+
+struct Target {
+    _double: Option<LitellmDouble>,
+    url: String,
+    master: String,
+    http: reqwest::Client,
+}
+
+async fn target() -> Target {
+    let http = reqwest::Client::new();
+    if let Ok(url) = std::env::var("LITELLM_TEST_URL") {
+        let master =
+            std::env::var("LITELLM_TEST_MASTER_KEY").unwrap_or_else(|_| "sk-master-1234".into());
+        return Target {
+            _double: None,
+            url,
+            master,
+            http,
+        };
+    }
+    let master = "sk-master-contract-1234".to_owned();
+    let double = LitellmDouble::start(&master, &MODELS).await.unwrap();
+    for model in MODELS {
+        double.set_prices(model, "0.001", "0.002");
+    }
+    // LiteLLM writes spend in batches, late; the double does too, a little sooner.
+    double.set_spend_delay(Duration::from_secs(1));
+    Target {
+        url: double.base_url(),
+        _double: Some(double),
+        master,
+        http,
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid())
+}
+
+fn uuid() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+impl Target {
+    async fn admin(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.master)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.master)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A team with `fields` and one key of ours under it; returns (team id, key).
+    async fn team(&self, fields: Value) -> (String, String) {
+        self.team_with_key(fields, json!({})).await
+    }
+
+    async fn team_with_key(&self, fields: Value, key_fields: Value) -> (String, String) {
+        let team_id = unique("contract");
+        let mut body = json!({"team_id": team_id, "team_alias": team_id});
+        for (k, v) in fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, answer) = self.admin("/team/new", body).await;
+        assert_eq!(status, 200, "{answer}");
+        let key = format!("sk-{}{}", uuid(), uuid());
+        let mut body = json!({"key": key, "team_id": team_id, "models": []});
+        for (k, v) in key_fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (status, answer) = self.admin("/key/generate", body).await;
+        assert_eq!(status, 200, "{answer}");
+        (team_id, key)
+    }
+
+    /// A chat completion with a virtual key: (status, retry-after, body).
+    async fn chat(&self, key: &str, extra: Value) -> (u16, Option<String>, Value) {
+        let mut body = json!({"model": "fake-gpt", "max_tokens": 10,
+                              "messages": [{"role": "user", "content": "hi"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let response = self
+            .http
+            .post(format!("{}/v1/chat/completions", self.url))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let retry = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (status, retry, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The spend-log rows of a team so far.
+    async fn spend_rows(&self, team_id: &str) -> Vec<Value> {
+        let now = chrono_like_now();
+        let path = format!(
+            "/spend/logs/v2?start_date={}&end_date={}&page_size=1000&team_id={team_id}",
+            now.0, now.1
+        );
+        let (status, page) = self.get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        page["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r["team_id"] == team_id)
+            .collect()
+    }
+}
+
+/// Today's and tomorrow's midnight, UTC, as LiteLLM's query wants them.
+fn chrono_like_now() -> (String, String) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let day = |d: i64| {
+        // Days since the epoch to a civil date.
+        let z = d + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let dd = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!("{y:04}-{m:02}-{dd:02}%2000:00:00")
+    };
+    (day(secs / 86_400 - 1), day(secs / 86_400 + 1))
+}
+
+fn kind(body: &Value) -> &str {
+    body["error"]["type"].as_str().unwrap_or_default()
+}
+
+/// Polls `check` every 250 ms for up to `secs`; LiteLLM writes spend and caches auth late.
+async fn eventually<T>(secs: u64, mut check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(found) = check().await {
+            return Some(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn no_default_models_denies_every_model_while_an_empty_list_allows_all() {
+    let t = target().await;
+    let (_, key) = t.team(json!({"models": ["no-default-models"]})).await;
+    for model in MODELS {
+        let (status, _, body) = t.chat(&key, json!({"model": model})).await;
+        assert_eq!((status, kind(&body)), (403, "team_model_access_denied"), "{body}");
+    }
+    let listed = t
+        .http
+        .get(format!("{}/v1/models", t.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"], json!([]), "{listed}");
+    // The hole this closes: `models: []` means every model.
+    let (_, key) = t.team(json!({"models": []})).await;
+    assert_eq!(t.chat(&key, json!({"model": "fake-gpt-2"})).await.0, 200);
+}
+
+#[tokio::test]
+async fn key_and_team_model_denials_are_told_apart() {
+    let t = target().await;
+    let (_, key) = t
+        .team_with_key(json!({"models": ["fake-gpt"]}), json!({"models": ["fake-gpt-2"]}))
+        .await;
+    let (status, _, body) = t.chat(&key, json!({})).await;
+    assert_eq!((status, kind(&body)), (403, "key_model_access_denied"), "{body}");
+    let (_, key) = t.team(json!({"models": ["fake-gpt-2"]})).await;
+    let (status, _, body) = t.chat(&key, json!({})).await;
+    assert_eq!((status, kind(&body)), (403, "team_model_access_denied"), "{body}");
+}
+
+#[tokio::test]
+async fn a_spent_team_budget_is_refused_with_422_budget_exceeded() {
+    let t = target().await;
+    // One call costs more than the whole budget (LiteLLM admits it: the check is before the
+    // call), and its reservation counts at once, before its spend is written.
+    let (team_id, key) = t.team(json!({"models": ["fake-gpt"], "max_budget": 0.03})).await;
+    assert_eq!(t.chat(&key, json!({"max_tokens": 20})).await.0, 200);
+    let (status, _, body) = t.chat(&key, json!({"max_tokens": 1})).await;
+    assert_eq!((status, kind(&body)), (422, "budget_exceeded"), "{body}");
+    // The refusal is logged as a failure row at zero spend, like the success, late.
+    let rows = eventually(40, async || {
+        let rows = t.spend_rows(&team_id).await;
+        (rows.len() >= 2).then_some(rows)
+    })
+    .await
+    .expect("spend rows were never written");
+    let status_of = |r: &Value| {
+        r["status"]
+            .as_str()
+            .or(r["metadata"]["status"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let failure = rows.iter().find(|r| status_of(r) == "failure").unwrap();
+    assert_eq!(failure["spend"].as_f64(), Some(0.0), "{failure}");
+    let success = rows.iter().find(|r| status_of(r) == "success").unwrap();
+    assert!(success["spend"].as_f64().unwrap() > 0.03, "{success}");
+}
+
+#[tokio::test]
+async fn spend_rows_are_written_after_the_answer_not_with_it() {
+    let t = target().await;
+    let (team_id, key) = t.team(json!({"models": ["fake-gpt"]})).await;
+    let (status, _, answer) = t.chat(&key, json!({})).await;
+    assert_eq!(status, 200);
+    let id = answer["id"].as_str().unwrap().to_owned();
+    assert!(
+        t.spend_rows(&team_id).await.is_empty(),
+        "the spend row was there as the answer came"
+    );
+    let row = eventually(40, async || {
+        t.spend_rows(&team_id)
+            .await
+            .into_iter()
+            .find(|r| r["request_id"] == id.as_str())
+    })
+    .await
+    .expect("the spend row never came");
+    // Billed in full by the upstream: every one of the 10 tokens asked for.
+    assert_eq!(row["completion_tokens"], 10, "{row}");
+}
+
+#[tokio::test]
+async fn rate_limits_refuse_with_429_throttling_error_and_retry_after() {
+    let t = target().await;
+    let (_, key) = t.team(json!({"models": ["fake-gpt"], "rpm_limit": 2})).await;
+    assert_eq!(t.chat(&key, json!({})).await.0, 200);
+    assert_eq!(t.chat(&key, json!({})).await.0, 200);
+    let (status, retry, body) = t.chat(&key, json!({})).await;
+    assert_eq!((status, kind(&body)), (429, "throttling_error"), "{body}");
+    assert_eq!(retry.as_deref(), Some("60"));
+    // TPM counts a request's output limit before it runs: one call asking for more than the
+    // minute's tokens is refused outright, and n multiplies it.
+    let (_, key) = t.team(json!({"models": ["fake-gpt"], "tpm_limit": 50})).await;
+    let (status, retry, body) = t.chat(&key, json!({"max_tokens": 100})).await;
+    assert_eq!((status, kind(&body)), (429, "throttling_error"), "{body}");
+    assert_eq!(retry.as_deref(), Some("60"));
+    let (status, _, body) = t.chat(&key, json!({"max_tokens": 10, "n": 8})).await;
+    assert_eq!((status, kind(&body)), (429, "throttling_error"), "{body}");
+    assert_eq!(t.chat(&key, json!({"max_tokens": 10})).await.0, 200);
+}
+
+#[tokio::test]
+async fn blocked_expired_and_deleted_keys_are_refused_with_401() {
+    let t = target().await;
+    let (_, key) = t.team(json!({"models": ["fake-gpt"]})).await;
+    let (status, _) = t.admin("/key/block", json!({"key": key})).await;
+    assert_eq!(status, 200);
+    let (status, _, body) = t.chat(&key, json!({})).await;
+    assert_eq!((status, kind(&body)), (401, "auth_error"), "{body}");
+
+    let (_, key) = t
+        .team_with_key(json!({"models": ["fake-gpt"]}), json!({"duration": "2s"}))
+        .await;
+    assert_eq!(t.chat(&key, json!({})).await.0, 200);
+    let refused = eventually(10, async || {
+        let (status, _, body) = t.chat(&key, json!({})).await;
+        (status != 200).then_some((status, body))
+    })
+    .await
+    .expect("an expired key kept working");
+    assert_eq!((refused.0, kind(&refused.1)), (401, "expired_key"), "{}", refused.1);
+
+    // Deleted: requests are refused at once, while `/key/info` still answers from its cache.
+    let (_, key) = t.team(json!({"models": ["fake-gpt"]})).await;
+    assert_eq!(t.chat(&key, json!({})).await.0, 200);
+    let hash = litellm::key_hash(&key);
+    let (status, _) = t.admin("/key/delete", json!({"keys": [hash]})).await;
+    assert_eq!(status, 200);
+    let (status, _, body) = t.chat(&key, json!({})).await;
+    assert_eq!((status, kind(&body)), (401, "token_not_found_in_db"), "{body}");
+    let (status, info) = t.get(&format!("/key/info?key={hash}")).await;
+    assert_eq!(status, 200, "{info}");
+}
+
+#[tokio::test]
+async fn request_validation_errors_have_fastapis_shape() {
+    let t = target().await;
+    let (status, body) = t
+        .admin("/team/new", json!({"team_id": 123, "max_budget": "abc"}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&Value> = body["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["loc"][1])
+        .collect();
+    assert!(fields.contains(&&json!("max_budget")), "{body}");
+    assert!(fields.contains(&&json!("team_id")), "{body}");
+}
