@@ -28,7 +28,7 @@ BYTES_PER_TOKEN = int(os.environ.get("UPSTREAM_BYTES_PER_TOKEN", "1"))
 def limits(req):
     per_choice = req.get("max_completion_tokens") or req.get("max_tokens") or DEFAULT_LIMIT
     choices = req.get("n") or 1
-    sent = json.dumps(req.get("messages", [])) + json.dumps(req.get("tools", []))
+    sent = json.dumps(req.get("messages", [])) + (json.dumps(req["tools"]) if req.get("tools") else "")
     prompt = max(1, len(sent.encode()) // BYTES_PER_TOKEN)
     return int(per_choice), int(choices), prompt
 
