@@ -215,9 +215,9 @@ impl Application {
             read_wait_timeout: config.read_wait_timeout,
             litellm_sync_enabled: config.litellm_master_key.is_some(),
             litellm: litellm.clone(),
-            prices: litellm
-                .clone()
-                .map(|client| crate::gateway::prices::PriceBook::new(client, config.prices_max_age)),
+            prices: litellm.clone().map(|client| {
+                crate::gateway::prices::PriceBook::new(client, config.prices_max_age)
+            }),
             key_cache: crate::team_auth::KeyCache::default(),
             login_limiter: Arc::new(crate::panel::login_limit::LoginLimiter::new(
                 config.admin_failures_per_minute,
@@ -321,9 +321,10 @@ impl Application {
             ),
         );
         if let Some(prices) = self.state.prices.clone() {
-            consumers.push(self.background.spawn(
-                prices.run(crate::gateway::prices::REFRESH_EVERY, shutdown.clone()),
-            ));
+            consumers.push(
+                self.background
+                    .spawn(prices.run(crate::gateway::prices::REFRESH_EVERY, shutdown.clone())),
+            );
         }
         if let Some(ingestor) = self.ingestor {
             consumers.push(self.background.spawn(ingestor.run(shutdown.clone())));

@@ -196,7 +196,11 @@ async fn no_default_models_denies_every_model_while_an_empty_list_allows_all() {
     let (_, key) = t.team(json!({"models": ["no-default-models"]})).await;
     for model in MODELS {
         let (status, _, body) = t.chat(&key, json!({"model": model})).await;
-        assert_eq!((status, kind(&body)), (403, "team_model_access_denied"), "{body}");
+        assert_eq!(
+            (status, kind(&body)),
+            (403, "team_model_access_denied"),
+            "{body}"
+        );
     }
     let listed = t
         .http
@@ -218,13 +222,24 @@ async fn no_default_models_denies_every_model_while_an_empty_list_allows_all() {
 async fn key_and_team_model_denials_are_told_apart() {
     let t = target().await;
     let (_, key) = t
-        .team_with_key(json!({"models": ["fake-gpt"]}), json!({"models": ["fake-gpt-2"]}))
+        .team_with_key(
+            json!({"models": ["fake-gpt"]}),
+            json!({"models": ["fake-gpt-2"]}),
+        )
         .await;
     let (status, _, body) = t.chat(&key, json!({})).await;
-    assert_eq!((status, kind(&body)), (403, "key_model_access_denied"), "{body}");
+    assert_eq!(
+        (status, kind(&body)),
+        (403, "key_model_access_denied"),
+        "{body}"
+    );
     let (_, key) = t.team(json!({"models": ["fake-gpt-2"]})).await;
     let (status, _, body) = t.chat(&key, json!({})).await;
-    assert_eq!((status, kind(&body)), (403, "team_model_access_denied"), "{body}");
+    assert_eq!(
+        (status, kind(&body)),
+        (403, "team_model_access_denied"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -232,7 +247,9 @@ async fn a_spent_team_budget_is_refused_with_422_budget_exceeded() {
     let t = target().await;
     // One call costs more than the whole budget (LiteLLM admits it: the check is before the
     // call), and its reservation counts at once, before its spend is written.
-    let (team_id, key) = t.team(json!({"models": ["fake-gpt"], "max_budget": 0.03})).await;
+    let (team_id, key) = t
+        .team(json!({"models": ["fake-gpt"], "max_budget": 0.03}))
+        .await;
     assert_eq!(t.chat(&key, json!({"max_tokens": 20})).await.0, 200);
     let (status, _, body) = t.chat(&key, json!({"max_tokens": 1})).await;
     assert_eq!((status, kind(&body)), (422, "budget_exceeded"), "{body}");
@@ -282,7 +299,9 @@ async fn spend_rows_are_written_after_the_answer_not_with_it() {
 #[tokio::test]
 async fn rate_limits_refuse_with_429_throttling_error_and_retry_after() {
     let t = target().await;
-    let (_, key) = t.team(json!({"models": ["fake-gpt"], "rpm_limit": 2})).await;
+    let (_, key) = t
+        .team(json!({"models": ["fake-gpt"], "rpm_limit": 2}))
+        .await;
     assert_eq!(t.chat(&key, json!({})).await.0, 200);
     assert_eq!(t.chat(&key, json!({})).await.0, 200);
     let (status, retry, body) = t.chat(&key, json!({})).await;
@@ -290,7 +309,9 @@ async fn rate_limits_refuse_with_429_throttling_error_and_retry_after() {
     assert_eq!(retry.as_deref(), Some("60"));
     // TPM counts a request's output limit before it runs: one call asking for more than the
     // minute's tokens is refused outright, and n multiplies it.
-    let (_, key) = t.team(json!({"models": ["fake-gpt"], "tpm_limit": 50})).await;
+    let (_, key) = t
+        .team(json!({"models": ["fake-gpt"], "tpm_limit": 50}))
+        .await;
     let (status, retry, body) = t.chat(&key, json!({"max_tokens": 100})).await;
     assert_eq!((status, kind(&body)), (429, "throttling_error"), "{body}");
     assert_eq!(retry.as_deref(), Some("60"));
@@ -318,7 +339,12 @@ async fn blocked_expired_and_deleted_keys_are_refused_with_401() {
     })
     .await
     .expect("an expired key kept working");
-    assert_eq!((refused.0, kind(&refused.1)), (401, "expired_key"), "{}", refused.1);
+    assert_eq!(
+        (refused.0, kind(&refused.1)),
+        (401, "expired_key"),
+        "{}",
+        refused.1
+    );
 
     // Deleted: requests are refused at once, while `/key/info` still answers from its cache.
     let (_, key) = t.team(json!({"models": ["fake-gpt"]})).await;
@@ -327,7 +353,11 @@ async fn blocked_expired_and_deleted_keys_are_refused_with_401() {
     let (status, _) = t.admin("/key/delete", json!({"keys": [hash]})).await;
     assert_eq!(status, 200);
     let (status, _, body) = t.chat(&key, json!({})).await;
-    assert_eq!((status, kind(&body)), (401, "token_not_found_in_db"), "{body}");
+    assert_eq!(
+        (status, kind(&body)),
+        (401, "token_not_found_in_db"),
+        "{body}"
+    );
     let (status, info) = t.get(&format!("/key/info?key={hash}")).await;
     assert_eq!(status, 200, "{info}");
 }

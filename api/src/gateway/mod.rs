@@ -76,7 +76,12 @@ impl Settlement {
             "completion_tokens": tap.estimated_completion_tokens(),
         });
         tracing::warn!(team_id = %self.caller.team_id, "stream ended without usage; recorded an estimate");
-        self.settle(tap.id.clone(), tap.model.clone(), usage, UsageSource::GatewayEstimate);
+        self.settle(
+            tap.id.clone(),
+            tap.model.clone(),
+            usage,
+            UsageSource::GatewayEstimate,
+        );
     }
 
     fn settle(self, id: Option<String>, model: Option<String>, usage: Value, source: UsageSource) {
@@ -86,7 +91,9 @@ impl Settlement {
             .as_u64()
             .unwrap_or(0)
             .min(prompt_tokens);
-        let computed = self.prices.map(|p| p.cost(prompt_tokens, completion_tokens));
+        let computed = self
+            .prices
+            .map(|p| p.cost(prompt_tokens, completion_tokens));
         let cost = self
             .cost_header
             .filter(|c| !c.is_zero())
@@ -227,7 +234,10 @@ pub async fn chat(
     }
     let prices = match lookup {
         Some(PriceLookup::Priced(prices)) => Some(prices),
-        _ => state.prices.as_ref().and_then(|book| book.last_known(&model)),
+        _ => state
+            .prices
+            .as_ref()
+            .and_then(|book| book.last_known(&model)),
     };
     let settlement = Settlement {
         state: state.clone(),

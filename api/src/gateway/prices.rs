@@ -26,7 +26,9 @@ pub enum PriceLookup {
     /// LiteLLM serves the model without input and output prices.
     Unpriced,
     /// No read has succeeded yet, or the last one is older than the bound.
-    Unavailable { age: Option<Duration> },
+    Unavailable {
+        age: Option<Duration>,
+    },
 }
 
 #[derive(Default)]

@@ -53,7 +53,8 @@ async fn chat(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
 }
 
 fn hello(extra: Value) -> Value {
-    let mut body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello there"}]});
+    let mut body =
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello there"}]});
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
@@ -88,8 +89,10 @@ async fn odd_but_valid_bodies_never_spend_past_a_hard_budget() {
         hello(json!({})),
         hello(json!({"max_tokens": null, "max_completion_tokens": 2000, "n": 3})),
         hello(json!({"stream": true, "n": 4, "max_tokens": 1000})),
-        hello(json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
-                     "max_completion_tokens": 4000})),
+        hello(
+            json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+                     "max_completion_tokens": 4000}),
+        ),
     ];
     let mut served = 0;
     for wave in 0..4 {
@@ -111,7 +114,10 @@ async fn odd_but_valid_bodies_never_spend_past_a_hard_budget() {
     }
     assert!(served > 0, "nothing was served");
     let spend = spent(&app, "team_adv", served).await;
-    assert!(spend <= Decimal::ONE, "spent {spend} of 1 over {served} calls");
+    assert!(
+        spend <= Decimal::ONE,
+        "spent {spend} of 1 over {served} calls"
+    );
     assert_eq!(double.spend_log_count() as i64, served);
 }
 
@@ -125,7 +131,9 @@ async fn bodies_whose_cost_cannot_be_bounded_are_refused_in_hard_mode_only() {
     let image = json!({"model": "gpt-4o", "max_tokens": 10, "messages": [{"role": "user", "content": [
         {"type": "text", "text": "what is this?"},
         {"type": "image_url", "image_url": {"url": "https://example.com/huge.png"}}]}]});
-    let audio = hello(json!({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}));
+    let audio = hello(
+        json!({"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}),
+    );
     let logged = double.spend_log_count();
     for body in [&image, &audio] {
         let refused = assert_error(chat(&app, &hard, body).await, 400, "unbounded_request").await;
@@ -137,7 +145,11 @@ async fn bodies_whose_cost_cannot_be_bounded_are_refused_in_hard_mode_only() {
             "{refused}"
         );
     }
-    assert_eq!(double.spend_log_count(), logged, "a refused body reached LiteLLM");
+    assert_eq!(
+        double.spend_log_count(),
+        logged,
+        "a refused body reached LiteLLM"
+    );
     assert_eq!(chat(&app, &soft, &image).await.status(), 200);
     // Out-of-range values are bad input in either mode, and change nothing.
     for body in [
@@ -166,7 +178,12 @@ async fn an_unpriced_model_is_refused_in_hard_mode_never_held_at_zero() {
     assert_error(chat(&app, &hard, &body).await, 400, "model_unpriced").await;
     assert_eq!(double.spend_log_count(), logged);
     assert_eq!(chat(&app, &soft, &body).await.status(), 200);
-    assert_eq!(chat(&app, &hard, &hello(json!({"max_tokens": 5}))).await.status(), 200);
+    assert_eq!(
+        chat(&app, &hard, &hello(json!({"max_tokens": 5})))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -180,7 +197,12 @@ async fn prices_past_their_age_bound_refuse_hard_mode_and_no_request_waits_for_t
     let response = chat(&app, &hard, &hello(json!({"max_tokens": 5}))).await;
     assert!(response.headers().contains_key("retry-after"));
     assert_error(response, 503, "prices_unavailable").await;
-    assert_eq!(chat(&app, &soft, &hello(json!({"max_tokens": 5}))).await.status(), 200);
+    assert_eq!(
+        chat(&app, &soft, &hello(json!({"max_tokens": 5})))
+            .await
+            .status(),
+        200
+    );
     // LiteLLM's model list down: the request path never asks it, so soft calls keep working
     // only as far as LiteLLM does; what matters is that no hard call is admitted unpriced.
     double.set_fault(litellm::double::Fault::Slow(Duration::from_secs(30)));
@@ -218,13 +240,19 @@ async fn a_team_without_groups_reaches_no_model_at_litellm() {
     }
     // Unassigning the last group takes every model away again.
     let (status, body) = app
-        .post_json("/api/teams/team_none/model-groups/assign", json!({"group_name": "gpt"}))
+        .post_json(
+            "/api/teams/team_none/model-groups/assign",
+            json!({"group_name": "gpt"}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     wait_in_sync(&app, "team_none", body["position"].as_i64().unwrap()).await;
     assert_eq!(direct("gpt-4o").await.status(), 200);
     let (status, body) = app
-        .post_json("/api/teams/team_none/model-groups/unassign", json!({"group_name": "gpt"}))
+        .post_json(
+            "/api/teams/team_none/model-groups/unassign",
+            json!({"group_name": "gpt"}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     wait_in_sync(&app, "team_none", body["position"].as_i64().unwrap()).await;
@@ -240,7 +268,12 @@ async fn a_stream_the_client_walks_away_from_is_billed_in_full() {
     app.seed_catalog().await;
     let key = team(&app, "team_w", "100", "hard", json!(["gpt"])).await;
     // 640 tokens = ten chunks; the client reads one and leaves.
-    let mut response = chat(&app, &key, &hello(json!({"stream": true, "max_tokens": 640}))).await;
+    let mut response = chat(
+        &app,
+        &key,
+        &hello(json!({"stream": true, "max_tokens": 640})),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let first = response.chunk().await.unwrap();
     assert!(first.is_some());
@@ -257,7 +290,10 @@ async fn a_stream_the_client_walks_away_from_is_billed_in_full() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert_eq!(source, "gateway", "the provider's usage was read to the end");
+    assert_eq!(
+        source, "gateway",
+        "the provider's usage was read to the end"
+    );
     assert_eq!(usage["models_used"]["gpt-4o"]["tokens"], 41 + 640);
 }
 
@@ -268,7 +304,12 @@ async fn a_stream_that_ends_without_usage_is_recorded_at_an_estimate() {
     let app = app_with(&double, |_| {}).await;
     app.seed_catalog().await;
     let key = team(&app, "team_e", "100", "hard", json!(["gpt"])).await;
-    let response = chat(&app, &key, &hello(json!({"stream": true, "max_tokens": 128}))).await;
+    let response = chat(
+        &app,
+        &key,
+        &hello(json!({"stream": true, "max_tokens": 128})),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     assert!(!text.contains("\"usage\""));
@@ -314,13 +355,20 @@ async fn rate_limit_refusals_pass_on_retry_after() {
 #[tokio::test]
 async fn keys_never_travel_in_a_url_to_litellm() {
     let double = double().await;
-    let app = app_with(&double, |c| c.litellm_resync_every = Duration::from_millis(300)).await;
+    let app = app_with(&double, |c| {
+        c.litellm_resync_every = Duration::from_millis(300)
+    })
+    .await;
     app.seed_catalog().await;
     let key = team(&app, "team_url", "100", "hard", json!(["gpt"])).await;
-    let (status, body) = app.post_json("/api/teams/team_url/suspend", json!({"reason": "x"})).await;
+    let (status, body) = app
+        .post_json("/api/teams/team_url/suspend", json!({"reason": "x"}))
+        .await;
     assert_eq!(status, 200, "{body}");
     wait_in_sync(&app, "team_url", body["position"].as_i64().unwrap()).await;
-    let (status, body) = app.post_json("/api/teams/team_url/rotate-key", json!({})).await;
+    let (status, body) = app
+        .post_json("/api/teams/team_url/rotate-key", json!({}))
+        .await;
     assert_eq!(status, 200, "{body}");
     let rotated = body["virtual_key"].as_str().unwrap().to_owned();
     wait_in_sync(&app, "team_url", body["position"].as_i64().unwrap()).await;
@@ -331,7 +379,10 @@ async fn keys_never_travel_in_a_url_to_litellm() {
         if urls.iter().filter(|u| u.starts_with("/key/info")).count() >= 5 {
             break urls;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no resync read the key: {urls:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no resync read the key: {urls:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     for url in &urls {

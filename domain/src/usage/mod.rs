@@ -14,6 +14,6 @@ pub use record::{
     UsageInput, UsageRecord, UsageSource, UsageStatus, price_of,
 };
 pub use worst_case::{
-    BodyError, DEFAULT_MAX_TOKENS, MAX_CHOICES, MAX_TOKENS_LIMIT, TokenPrices, WorstCase, check_bounded,
-    normalize, worst_case,
+    BodyError, DEFAULT_MAX_TOKENS, MAX_CHOICES, MAX_TOKENS_LIMIT, TokenPrices, WorstCase,
+    check_bounded, normalize, worst_case,
 };

@@ -209,7 +209,10 @@ mod tests {
             json!({"n": "2"}),
         ] {
             assert!(
-                matches!(normalize(&mut obj(body.clone())), Err(BodyError::Invalid(_))),
+                matches!(
+                    normalize(&mut obj(body.clone())),
+                    Err(BodyError::Invalid(_))
+                ),
                 "{body}"
             );
         }
@@ -232,7 +235,10 @@ mod tests {
             json!({"messages": [], "tools": [{"type": "web_search"}]}),
         ] {
             assert!(
-                matches!(check_bounded(&obj(body.clone())), Err(BodyError::Unbounded(_))),
+                matches!(
+                    check_bounded(&obj(body.clone())),
+                    Err(BodyError::Unbounded(_))
+                ),
                 "{body}"
             );
         }

@@ -41,7 +41,13 @@ pub(super) struct Window {
     tokens: u64,
 }
 
-fn refuse(world: &mut World, status: u16, kind: &str, message: &str, log: Option<(&str, &str)>) -> Response {
+fn refuse(
+    world: &mut World,
+    status: u16,
+    kind: &str,
+    message: &str,
+    log: Option<(&str, &str)>,
+) -> Response {
     if let Some((token, model)) = log {
         world.chat_counter += 1;
         let entry = SpendEntry {
@@ -197,7 +203,10 @@ pub(super) async fn chat_completions(
             + (output_limit.min(LITELLM_DEFAULT_OUTPUT) * choices) as f64 * output;
         let mut reservation = 0.0;
         if let Some(max_budget) = team.as_ref().and_then(|t| t["max_budget"].as_f64()) {
-            let spent = team.as_ref().and_then(|t| t["spend"].as_f64()).unwrap_or(0.0);
+            let spent = team
+                .as_ref()
+                .and_then(|t| t["spend"].as_f64())
+                .unwrap_or(0.0);
             let reserved = world.reserved.get(&team_id).copied().unwrap_or(0.0);
             let remaining = max_budget - spent - reserved;
             if remaining <= 0.0 {

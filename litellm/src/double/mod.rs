@@ -422,7 +422,10 @@ const TEAM_FIELDS: [&str; 8] = [
 /// FastAPI's answer to a body its model refuses: 422 `{"detail": [{type, loc, msg}]}`.
 fn validation_errors(body: &Value) -> Option<Response> {
     let mut detail = Vec::new();
-    if body.get("team_id").is_some_and(|v| !v.is_string() && !v.is_null()) {
+    if body
+        .get("team_id")
+        .is_some_and(|v| !v.is_string() && !v.is_null())
+    {
         detail.push(json!({"type": "string_type", "loc": ["body", "team_id"], "msg": "Input should be a valid string"}));
     }
     for field in ["max_budget", "soft_budget"] {
@@ -559,13 +562,16 @@ async fn key_generate(State(shared): S, Json(body): Json<Value>) -> Response {
     let token = hash(&key);
     // Like the real proxy: an existing key is left unchanged, yet the answer is 200.
     if !world.keys.contains_key(&token) {
-        let expires = body["duration"].as_str().and_then(duration_secs).map(|secs| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64()
-                + secs
-        });
+        let expires = body["duration"]
+            .as_str()
+            .and_then(duration_secs)
+            .map(|secs| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+                    + secs
+            });
         let row = json!({
             "token": token, "team_id": body["team_id"], "models": body.get("models").cloned().unwrap_or(json!([])),
             "metadata": body.get("metadata").cloned().unwrap_or(json!({})), "blocked": null, "spend": 0.0,
