@@ -143,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
         background_threads: 0,
         background_nice: 0,
         prices_max_age: Duration::from_secs(300),
+        estimate_grace: Duration::ZERO,
         dev_mode: false,
     };
     let app = Application::build(config).await?;

@@ -58,6 +58,9 @@ pub struct Config {
     /// Hard mode refuses while LiteLLM's prices are older than this (they are read every
     /// minute in the background).
     pub prices_max_age: Duration,
+    /// How long a stream that ended without usage waits for LiteLLM's own spend row before
+    /// its estimate is recorded.
+    pub estimate_grace: Duration,
     pub dev_mode: bool,
 }
 
@@ -207,6 +210,11 @@ impl Config {
             "PRICES_MAX_AGE_SECS",
             crate::gateway::prices::DEFAULT_MAX_AGE.as_secs(),
         )?);
+        let estimate_grace = Duration::from_secs(parse_number(
+            get("USAGE_ESTIMATE_GRACE_SECS"),
+            "USAGE_ESTIMATE_GRACE_SECS",
+            60,
+        )?);
         let admin_failures_per_minute = parse_number(
             get("ADMIN_FAILURES_PER_MINUTE"),
             "ADMIN_FAILURES_PER_MINUTE",
@@ -233,6 +241,7 @@ impl Config {
                 background_threads,
                 background_nice,
                 prices_max_age,
+                estimate_grace,
                 dev_mode: true,
             };
             return Ok((config, created.then_some(keys)));
@@ -263,6 +272,7 @@ impl Config {
             background_threads,
             background_nice,
             prices_max_age,
+            estimate_grace,
             dev_mode: false,
         };
         Ok((config, None))

@@ -213,6 +213,7 @@ impl Application {
             locks: Arc::default(),
             progress,
             read_wait_timeout: config.read_wait_timeout,
+            estimate_grace: config.estimate_grace,
             litellm_sync_enabled: config.litellm_master_key.is_some(),
             litellm: litellm.clone(),
             prices: litellm.clone().map(|client| {

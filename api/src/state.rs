@@ -32,6 +32,9 @@ pub struct AppState {
     pub locks: Arc<AggregateLocks>,
     pub progress: ProgressSignal,
     pub read_wait_timeout: Duration,
+    /// How long a stream that ended without usage waits before its estimate is recorded, so
+    /// that LiteLLM's own row of the request (pushed or pulled) is recorded instead.
+    pub estimate_grace: Duration,
     /// Whether a reconciler keeps LiteLLM in sync (needs `LITELLM_MASTER_KEY`).
     pub litellm_sync_enabled: bool,
     /// For live comparisons (reconciliation); `None` without `LITELLM_MASTER_KEY`.

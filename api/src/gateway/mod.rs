@@ -69,19 +69,21 @@ impl Settlement {
     }
 
     /// A stream that ended without the provider's usage: the prompt (about four bytes a
-    /// token) and the completion forwarded, at the model's price, so no output is free.
+    /// token) and the completion forwarded, at the model's price, so no output is free. It is
+    /// recorded after a grace, under the request's id: if LiteLLM's own row of the request was
+    /// pushed or pulled meanwhile, that one is the record and the estimate changes nothing.
     fn estimate(self, tap: &SseTap) {
         let usage = json!({
             "prompt_tokens": (self.sent_bytes as u64).div_ceil(4),
             "completion_tokens": tap.estimated_completion_tokens(),
         });
-        tracing::warn!(team_id = %self.caller.team_id, "stream ended without usage; recorded an estimate");
-        self.settle(
-            tap.id.clone(),
-            tap.model.clone(),
-            usage,
-            UsageSource::GatewayEstimate,
-        );
+        tracing::warn!(team_id = %self.caller.team_id, "stream ended without usage; an estimate follows unless LiteLLM reports it");
+        let (id, model) = (tap.id.clone(), tap.model.clone());
+        let grace = self.state.estimate_grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            self.settle(id, model, usage, UsageSource::GatewayEstimate);
+        });
     }
 
     fn settle(self, id: Option<String>, model: Option<String>, usage: Value, source: UsageSource) {

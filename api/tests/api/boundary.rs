@@ -333,6 +333,40 @@ async fn a_stream_that_ends_without_usage_is_recorded_at_an_estimate() {
 }
 
 #[tokio::test]
+async fn litellms_own_row_of_a_stream_without_usage_is_recorded_instead_of_the_estimate() {
+    let double = double().await;
+    double.set_streams_without_usage(true);
+    // LiteLLM logs the request in full; spend ingestion pulls it while the estimate waits.
+    let app = app_with(&double, |c| {
+        c.estimate_grace = Duration::from_secs(3);
+        c.spend_ingest.poll_every = Duration::from_millis(200);
+    })
+    .await;
+    app.seed_catalog().await;
+    let key = team(&app, "team_g", "100", "hard", json!(["gpt"])).await;
+    let response = chat(&app, &key, &hello(json!({"stream": true, "max_tokens": 128}))).await;
+    assert_eq!(response.status(), 200);
+    let _ = response.text().await.unwrap();
+    spent(&app, "team_g", 1).await;
+    let (source, completion): (String, i64) =
+        sqlx::query_as("select source, completion_tokens from usage_records")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(source, "spend_logs");
+    assert_eq!(completion, 128);
+    // Once the grace is over the estimate is a duplicate: its hold goes back, nothing is added.
+    app.get_until(
+        "/api/teams/team_g/budget",
+        Duration::from_secs(15),
+        "the estimate's hold stays",
+        |budget| dec(&budget["held"]).is_zero(),
+    )
+    .await;
+    assert_eq!(app.events_of("Usage").await, 1);
+}
+
+#[tokio::test]
 async fn rate_limit_refusals_pass_on_retry_after() {
     let double = double().await;
     let app = app_with(&double, |_| {}).await;

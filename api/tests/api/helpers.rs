@@ -45,6 +45,7 @@ pub fn test_config(database_url: &str) -> Config {
         background_threads: 0,
         background_nice: 0,
         prices_max_age: Duration::from_secs(300),
+        estimate_grace: Duration::ZERO,
         dev_mode: false,
     }
 }
