@@ -230,6 +230,15 @@ impl Application {
                 .as_ref()
                 .map(|token| Arc::new(AdminKey::new(token))),
         };
+        // Hard-budget calls need prices: read them once before serving (bounded, so a LiteLLM
+        // that is down does not hold the start; the background refresh keeps trying).
+        if let Some(book) = &state.prices {
+            match tokio::time::timeout(Duration::from_secs(3), book.refresh()).await {
+                Ok(Ok(models)) => tracing::info!(models, "model prices read from LiteLLM"),
+                Ok(Err(error)) => tracing::warn!(%error, "model prices could not be read from LiteLLM; hard-budget calls wait for them"),
+                Err(_) => tracing::warn!("LiteLLM did not answer for model prices within 3 s; hard-budget calls wait for them"),
+            }
+        }
         let ingestor = match (&litellm, config.spend_ingest.poll_every.is_zero()) {
             (Some(client), false) => Some(SpendLogIngestor::new(
                 pool.clone(),
