@@ -133,7 +133,7 @@ impl Target {
 
     /// The spend-log rows of a team so far.
     async fn spend_rows(&self, team_id: &str) -> Vec<Value> {
-        let now = chrono_like_now();
+        let now = spend_log_window();
         let path = format!(
             "/spend/logs/v2?start_date={}&end_date={}&page_size=1000&team_id={team_id}",
             now.0, now.1
@@ -150,23 +150,14 @@ impl Target {
     }
 }
 
-/// Today's and tomorrow's midnight, UTC, as LiteLLM's query wants them.
-fn chrono_like_now() -> (String, String) {
+/// Yesterday's and tomorrow's midnight, UTC, as LiteLLM's query wants them.
+fn spend_log_window() -> (String, String) {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
     let day = |d: i64| {
-        // Days since the epoch to a civil date.
-        let z = d + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let dd = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
+        let (y, m, dd) = litellm::double::civil_from_days(d);
         format!("{y:04}-{m:02}-{dd:02}%2000:00:00")
     };
     (day(secs / 86_400 - 1), day(secs / 86_400 + 1))
