@@ -179,10 +179,18 @@ pub async fn chat(
     if !object.get("messages").is_some_and(Value::is_array) {
         return Err(invalid("`messages` must be an array"));
     }
-    let stream = object
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    // Only a boolean: LiteLLM would read "true" as true and stream an answer we took for JSON.
+    let stream = match object.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) => *stream,
+        Some(_) => return Err(invalid("`stream` must be true or false")),
+    };
+    if object
+        .get("stream_options")
+        .is_some_and(|o| !o.is_object() && !o.is_null())
+    {
+        return Err(invalid("`stream_options` must be an object"));
+    }
     let hard = caller.budget_mode == "hard";
     let (per_choice, choices) = usage::normalize(object).map_err(body_refusal)?;
     if hard {
@@ -191,6 +199,9 @@ pub async fn chat(
     if stream {
         // Usage arrives in a final chunk only when asked for: streamed calls are never free.
         let options = object.entry("stream_options").or_insert_with(|| json!({}));
+        if options.is_null() {
+            *options = json!({});
+        }
         if let Some(options) = options.as_object_mut() {
             options.insert("include_usage".into(), json!(true));
         }

@@ -157,6 +157,9 @@ async fn bodies_whose_cost_cannot_be_bounded_are_refused_in_hard_mode_only() {
         hello(json!({"n": 129})),
         hello(json!({"max_completion_tokens": 0})),
         hello(json!({"max_tokens": 10, "max_completion_tokens": "many"})),
+        // LiteLLM would stream for "true"; we would wait for JSON and release the hold.
+        hello(json!({"stream": "true"})),
+        hello(json!({"stream": true, "stream_options": "include_usage"})),
     ] {
         assert_error(chat(&app, &hard, &body).await, 400, "invalid_request").await;
         assert_error(chat(&app, &soft, &body).await, 400, "invalid_request").await;
