@@ -235,8 +235,12 @@ impl Application {
         if let Some(book) = &state.prices {
             match tokio::time::timeout(Duration::from_secs(3), book.refresh()).await {
                 Ok(Ok(models)) => tracing::info!(models, "model prices read from LiteLLM"),
-                Ok(Err(error)) => tracing::warn!(%error, "model prices could not be read from LiteLLM; hard-budget calls wait for them"),
-                Err(_) => tracing::warn!("LiteLLM did not answer for model prices within 3 s; hard-budget calls wait for them"),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "model prices could not be read from LiteLLM; hard-budget calls wait for them")
+                }
+                Err(_) => tracing::warn!(
+                    "LiteLLM did not answer for model prices within 3 s; hard-budget calls wait for them"
+                ),
             }
         }
         let ingestor = match (&litellm, config.spend_ingest.poll_every.is_zero()) {

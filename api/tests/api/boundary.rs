@@ -347,7 +347,12 @@ async fn litellms_own_row_of_a_stream_without_usage_is_recorded_instead_of_the_e
     .await;
     app.seed_catalog().await;
     let key = team(&app, "team_g", "100", "hard", json!(["gpt"])).await;
-    let response = chat(&app, &key, &hello(json!({"stream": true, "max_tokens": 128}))).await;
+    let response = chat(
+        &app,
+        &key,
+        &hello(json!({"stream": true, "max_tokens": 128})),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let _ = response.text().await.unwrap();
     spent(&app, "team_g", 1).await;
