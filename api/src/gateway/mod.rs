@@ -60,15 +60,19 @@ struct Settlement {
 
 impl Settlement {
     /// Records the call's usage and turns its hold into the real price.
-    async fn finish(self, id: Option<String>, model: Option<String>, usage: Option<Value>) {
-        let Some(usage) = usage else {
-            tracing::warn!(team_id = %self.caller.team_id, "LLM call ended without usage; left to spend ingestion");
-            return;
-        };
-        self.settle(id, model, usage, UsageSource::Gateway);
+    /// A non-streaming answer: recorded from its usage, or at an estimate of what it holds.
+    fn finish(self, answer: &Value) {
+        match answer.get("usage").filter(|u| u.is_object()) {
+            Some(usage) => {
+                let id = answer["id"].as_str().map(str::to_owned);
+                let model = answer["model"].as_str().map(str::to_owned);
+                self.settle(id, model, usage.clone(), UsageSource::Gateway);
+            }
+            None => self.estimate(&SseTap::of_answer(answer)),
+        }
     }
 
-    /// A stream that ended without the provider's usage: the prompt (about four bytes a
+    /// A call that ended without the provider's usage: the prompt (about four bytes a
     /// token) and the completion forwarded, at the model's price, so no output is free. It is
     /// recorded after a grace, under the request's id: if LiteLLM's own row of the request was
     /// pushed or pulled meanwhile, that one is the record and the estimate changes nothing.
@@ -326,13 +330,10 @@ pub async fn chat(
                 "LiteLLM answered with something that is not JSON",
             ));
         };
-        let id = answer["id"].as_str().map(str::to_owned);
-        let model = answer["model"].as_str().map(str::to_owned);
-        let usage = answer.get("usage").filter(|u| u.is_object()).cloned();
         crate::metrics::gateway("served");
         // Recorded after the answer leaves: a crash in between loses nothing, since LiteLLM's
         // spend log of the same request id is ingested later (and the hold lapses).
-        tokio::spawn(settlement.finish(id, model, usage));
+        tokio::spawn(async move { settlement.finish(&answer) });
         return Ok((
             StatusCode::OK,
             [(

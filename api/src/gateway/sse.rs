@@ -48,16 +48,33 @@ impl SseTap {
             self.usage = Some(chunk["usage"].clone());
         }
         for choice in chunk["choices"].as_array().into_iter().flatten() {
-            let delta = &choice["delta"];
-            let text = delta["content"].as_str().map_or(0, str::len)
-                + delta["reasoning_content"].as_str().map_or(0, str::len)
-                + delta["tool_calls"]
-                    .as_array()
-                    .map_or(0, |calls| Value::Array(calls.clone()).to_string().len());
-            if text > 0 {
-                self.content_chunks += 1;
-                self.content_bytes += text as u64;
-            }
+            self.count(&choice["delta"]);
+        }
+    }
+
+    /// What a non-streaming answer holds, counted as if it had been streamed.
+    pub fn of_answer(answer: &Value) -> Self {
+        let mut tap = Self {
+            id: answer["id"].as_str().map(str::to_owned),
+            model: answer["model"].as_str().map(str::to_owned),
+            ..Self::default()
+        };
+        for choice in answer["choices"].as_array().into_iter().flatten() {
+            tap.count(&choice["message"]);
+        }
+        tap
+    }
+
+    /// Counts the completion text of a delta or message.
+    fn count(&mut self, part: &Value) {
+        let text = part["content"].as_str().map_or(0, str::len)
+            + part["reasoning_content"].as_str().map_or(0, str::len)
+            + part["tool_calls"]
+                .as_array()
+                .map_or(0, |calls| Value::Array(calls.clone()).to_string().len());
+        if text > 0 {
+            self.content_chunks += 1;
+            self.content_bytes += text as u64;
         }
     }
 

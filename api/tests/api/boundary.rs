@@ -303,7 +303,7 @@ async fn a_stream_the_client_walks_away_from_is_billed_in_full() {
 #[tokio::test]
 async fn a_stream_that_ends_without_usage_is_recorded_at_an_estimate() {
     let double = double().await;
-    double.set_streams_without_usage(true);
+    double.set_usage_omitted(true);
     let app = app_with(&double, |_| {}).await;
     app.seed_catalog().await;
     let key = team(&app, "team_e", "100", "hard", json!(["gpt"])).await;
@@ -336,9 +336,34 @@ async fn a_stream_that_ends_without_usage_is_recorded_at_an_estimate() {
 }
 
 #[tokio::test]
+async fn an_answer_without_usage_is_recorded_at_an_estimate() {
+    let double = double().await;
+    double.set_usage_omitted(true);
+    let app = app_with(&double, |_| {}).await;
+    app.seed_catalog().await;
+    let key = team(&app, "team_n", "100", "hard", json!(["gpt"])).await;
+    let response = chat(&app, &key, &hello(json!({"max_tokens": 100, "n": 2}))).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert!(answer["usage"].is_null());
+    spent(&app, "team_n", 1).await;
+    let (source, completion): (String, i64) =
+        sqlx::query_as("select source, completion_tokens from usage_records")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(source, "gateway_estimate");
+    // Two choices of 100 tokens of "x ": 400 bytes, about 100 tokens.
+    assert!(
+        completion >= 100,
+        "estimated {completion} completion tokens"
+    );
+}
+
+#[tokio::test]
 async fn litellms_own_row_of_a_stream_without_usage_is_recorded_instead_of_the_estimate() {
     let double = double().await;
-    double.set_streams_without_usage(true);
+    double.set_usage_omitted(true);
     // LiteLLM logs the request in full; spend ingestion pulls it while the estimate waits.
     let app = app_with(&double, |c| {
         c.estimate_grace = Duration::from_secs(3);

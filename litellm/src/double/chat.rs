@@ -260,7 +260,7 @@ pub(super) async fn chat_completions(
             prompt_tokens,
             completion_tokens,
             world.chunk_delay,
-            world.streams_without_usage,
+            world.usage_omitted,
         )
     };
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
@@ -274,7 +274,7 @@ pub(super) async fn chat_completions(
             "id": id, "object": "chat.completion", "created": 0, "model": model,
             "choices": (0..choices).map(|i| json!({"index": i, "finish_reason": "length",
                          "message": {"role": "assistant", "content": content}})).collect::<Vec<_>>(),
-            "usage": usage,
+            "usage": if without_usage { Value::Null } else { usage.clone() },
         });
         let mut response = (StatusCode::OK, Json(answer)).into_response();
         response

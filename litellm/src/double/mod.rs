@@ -63,9 +63,9 @@ struct World {
     deleted_keys: BTreeMap<String, Value>,
     /// Every request's path and query, as LiteLLM's access log keeps them.
     urls: Vec<String>,
-    /// Streams end without their usage chunk even when it is asked for (a provider that
-    /// breaks off).
-    streams_without_usage: bool,
+    /// Answers carry no usage: streams end without their usage chunk even when it is asked
+    /// for, and plain answers have no `usage` (a provider that breaks off or omits it).
+    usage_omitted: bool,
 }
 
 /// LiteLLM's sentinel in `models` for "no model at all".
@@ -290,9 +290,9 @@ impl LitellmDouble {
         self.shared.world.lock().unwrap().urls.clone()
     }
 
-    /// Streams end without their usage chunk from now on.
-    pub fn set_streams_without_usage(&self, without: bool) {
-        self.shared.world.lock().unwrap().streams_without_usage = without;
+    /// Answers (streamed or not) carry no usage from now on.
+    pub fn set_usage_omitted(&self, omitted: bool) {
+        self.shared.world.lock().unwrap().usage_omitted = omitted;
     }
 
     /// Sets a model's price to none (LiteLLM lists the model without a cost).
