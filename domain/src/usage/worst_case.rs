@@ -100,7 +100,7 @@ pub fn normalize(object: &mut Map<String, Value>) -> Result<(u64, u64), BodyErro
 
 /// Refuses what makes a body's cost unknowable before it runs: content that is not text
 /// (images, audio, files are billed by what they hold, not by their bytes here), audio output,
-/// predicted outputs and built-in tools billed per call.
+/// predicted outputs, built-in tools billed per call, and LiteLLM's per-request fallbacks.
 pub fn check_bounded(object: &Map<String, Value>) -> Result<(), BodyError> {
     let unbounded = |what: String| {
         Err(BodyError::Unbounded(format!(
@@ -134,6 +134,14 @@ pub fn check_bounded(object: &Map<String, Value>) -> Result<(), BodyError> {
         || object.get("audio").is_some_and(|a| !a.is_null())
     {
         return unbounded("audio output was asked for".into());
+    }
+    // LiteLLM's own request fields that let another model (at another price) serve the call.
+    for field in ["fallbacks", "context_window_fallbacks"] {
+        if object.get(field).is_some_and(|f| !f.is_null()) {
+            return unbounded(format!(
+                "`{field}` (another model, at another price, may answer)"
+            ));
+        }
     }
     if object.get("prediction").is_some_and(|p| !p.is_null()) {
         return unbounded("`prediction` (rejected predicted tokens are billed too)".into());
@@ -233,6 +241,8 @@ mod tests {
             json!({"messages": [], "prediction": {"type": "content", "content": "x"}}),
             json!({"messages": [], "web_search_options": {}}),
             json!({"messages": [], "tools": [{"type": "web_search"}]}),
+            json!({"messages": [], "fallbacks": ["gpt-4-32k"]}),
+            json!({"messages": [], "context_window_fallbacks": [{"m": ["n"]}]}),
         ] {
             assert!(
                 matches!(
