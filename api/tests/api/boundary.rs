@@ -61,6 +61,14 @@ fn hello(extra: Value) -> Value {
     body
 }
 
+/// Source and completion tokens of the one usage record of a test.
+async fn the_record(app: &TestApp) -> (String, i64) {
+    sqlx::query_as("select source, completion_tokens from usage_records")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
 /// Spend recorded for the team once `want` calls are in.
 async fn spent(app: &TestApp, team_id: &str, want: i64) -> Decimal {
     let usage = app
@@ -317,11 +325,7 @@ async fn a_stream_that_ends_without_usage_is_recorded_at_an_estimate() {
     let text = response.text().await.unwrap();
     assert!(!text.contains("\"usage\""));
     spent(&app, "team_e", 1).await;
-    let (source, completion): (String, i64) =
-        sqlx::query_as("select source, completion_tokens from usage_records")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let (source, completion) = the_record(&app).await;
     assert_eq!(source, "gateway_estimate");
     // 128 tokens of "x " went by: 256 bytes, about 64 tokens, at least one per chunk.
     assert!(completion >= 64, "estimated {completion} completion tokens");
@@ -347,11 +351,7 @@ async fn an_answer_without_usage_is_recorded_at_an_estimate() {
     let answer: Value = response.json().await.unwrap();
     assert!(answer["usage"].is_null());
     spent(&app, "team_n", 1).await;
-    let (source, completion): (String, i64) =
-        sqlx::query_as("select source, completion_tokens from usage_records")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let (source, completion) = the_record(&app).await;
     assert_eq!(source, "gateway_estimate");
     // Two choices of 100 tokens of "x ": 400 bytes, about 100 tokens.
     assert!(
@@ -381,11 +381,7 @@ async fn litellms_own_row_of_a_stream_without_usage_is_recorded_instead_of_the_e
     assert_eq!(response.status(), 200);
     let _ = response.text().await.unwrap();
     spent(&app, "team_g", 1).await;
-    let (source, completion): (String, i64) =
-        sqlx::query_as("select source, completion_tokens from usage_records")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+    let (source, completion) = the_record(&app).await;
     assert_eq!(source, "spend_logs");
     assert_eq!(completion, 128);
     // Once the grace is over the estimate is a duplicate: its hold goes back, nothing is added.

@@ -41,6 +41,16 @@ pub(super) struct Window {
     tokens: u64,
 }
 
+impl Window {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            requests: 0,
+            tokens: 0,
+        }
+    }
+}
+
 fn refuse(
     world: &mut World,
     status: u16,
@@ -173,17 +183,9 @@ pub(super) async fn chat_completions(
         let window = world
             .windows
             .entry(team_id.clone())
-            .or_insert_with(|| Window {
-                started: Instant::now(),
-                requests: 0,
-                tokens: 0,
-            });
+            .or_insert_with(Window::new);
         if window.started.elapsed() >= Duration::from_secs(60) {
-            *window = Window {
-                started: Instant::now(),
-                requests: 0,
-                tokens: 0,
-            };
+            *window = Window::new();
         }
         if let Some(limit) = rpm
             && window.requests >= limit
