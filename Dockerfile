@@ -7,6 +7,7 @@ FROM rust:1.95-slim-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY domain domain
+COPY store store
 COPY projections projections
 COPY litellm litellm
 COPY api api

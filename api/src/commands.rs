@@ -1,7 +1,6 @@
 //! Running a command: metadata from the request, bounded retries on optimistic-lock conflicts,
 //! errors mapped once, and the global position the command wrote at.
 
-use crate::event_store::Cqrs;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::Utc;
@@ -9,6 +8,7 @@ use cqrs_es::{Aggregate, AggregateError};
 use domain::CommandMetadata;
 use sqlx::PgPool;
 use sqlx::postgres::PgDatabaseError;
+use store::repository::Cqrs;
 
 use crate::error::ApiError;
 
@@ -162,14 +162,14 @@ where
             }
         }
     };
-    let (outcome, written_at) = crate::event_store::appending(attempts).await;
+    let (outcome, written_at) = store::repository::appending(attempts).await;
     outcome?;
     if let Some(position) = written_at {
         return Ok(position);
     }
     // Nothing appended (a command that changed nothing): the stream's newest event.
     let mut conn = pool.acquire().await?;
-    let position = projections::event_log::stream_head(&mut conn, A::TYPE, id).await?;
+    let position = store::event_log::stream_head(&mut conn, A::TYPE, id).await?;
     Ok(position.unwrap_or(0))
 }
 

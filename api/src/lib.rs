@@ -7,7 +7,6 @@ pub mod config;
 pub mod consistency;
 pub mod dev_keys;
 pub mod error;
-pub mod event_store;
 pub mod extract;
 pub mod gateway;
 pub mod idempotency;

@@ -107,7 +107,7 @@ async fn start_all(pool: &PgPool, projection: Option<&str>) -> anyhow::Result<Ve
 async fn bulk(
     pool: &PgPool,
     rebuilds: &mut [Rebuild],
-    bound: Option<projections::event_log::LogPosition>,
+    bound: Option<store::event_log::LogPosition>,
 ) -> anyhow::Result<()> {
     let label = match rebuilds {
         [one] => one.progress().projector,
@@ -176,7 +176,7 @@ pub async fn verify(
     let mut bound = None;
     for rebuild in &rebuilds {
         let live = rebuild.live_position().await?;
-        bound = Some(bound.map_or(live, |b: projections::event_log::LogPosition| b.min(live)));
+        bound = Some(bound.map_or(live, |b: store::event_log::LogPosition| b.min(live)));
     }
     if let Err(error) = bulk(pool, &mut rebuilds, bound).await {
         abandon(rebuilds).await;

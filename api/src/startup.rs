@@ -10,11 +10,12 @@ use domain::model_group::ModelGroupServices;
 use domain::organization::OrganizationServices;
 use domain::team::TeamServices;
 use projections::progress::ProgressSignal;
-use projections::{ConsumerRunner, EventNotifier, RunnerConfig};
+use projections::{ConsumerRunner, RunnerConfig};
 use secrecy::ExposeSecret;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
+use store::EventNotifier;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -98,14 +99,14 @@ pub async fn connect_without_events(config: &Config, size: u32) -> anyhow::Resul
         .connect_with(
             options
                 .options([("synchronous_commit", "off")])
-                .application_name(projections::event_log::NO_EVENTS_APPLICATION),
+                .application_name(store::event_log::NO_EVENTS_APPLICATION),
         )
         .await
         .context("connecting to the database")
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    projections::MIGRATOR
+    store::MIGRATOR
         .run(pool)
         .await
         .context("running database migrations")
@@ -140,7 +141,7 @@ impl Application {
             .map(|p| p.name())
             .chain([projections::seals::SEALER])
         {
-            projections::checkpoint::register(&pool, name)
+            store::checkpoint::register(&pool, name)
                 .await
                 .context("registering consumers")?;
         }
@@ -412,9 +413,9 @@ fn lower_priority(nice: i32) {
 /// The snapshotting event store every aggregate uses.
 fn event_store<A: cqrs_es::Aggregate>(
     pool: &PgPool,
-) -> PersistedEventStore<crate::event_store::EventStore, A> {
+) -> PersistedEventStore<store::repository::EventStore, A> {
     PersistedEventStore::new_snapshot_store(
-        crate::event_store::EventStore::new(pool.clone()),
+        store::repository::EventStore::new(pool.clone()),
         SNAPSHOT_EVERY,
     )
     .with_upcasters(domain::upcast::for_cqrs())

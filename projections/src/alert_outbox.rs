@@ -7,8 +7,8 @@ use domain::usage::{BUDGET_ALERT_AGGREGATE, BudgetEvent};
 use serde_json::json;
 use sqlx::PgConnection;
 
-use crate::event_log::StoredEvent;
 use crate::projector::{ProjectionError, Projector};
+use store::event_log::StoredEvent;
 
 pub const PROJECTOR: &str = "alert_webhooks";
 

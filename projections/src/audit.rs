@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use crate::event_log::StoredEvent;
+use store::event_log::StoredEvent;
 
 /// What to look for; every field narrows the answer.
 #[derive(Debug, Clone, Default)]

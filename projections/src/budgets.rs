@@ -18,9 +18,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::{FromRow, PgConnection, PgPool};
 
-use crate::append::{self, StreamStart};
-use crate::event_log::StoredEvent;
 use crate::projector::{CarriedColumn, ProjectionError, Projector};
+use store::append::{self, StreamStart};
+use store::event_log::StoredEvent;
 
 pub const PROJECTOR: &str = "budgets";
 

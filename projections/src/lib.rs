@@ -1,17 +1,13 @@
-//! The read side: the global-order event-log reader, consumer checkpoints, projectors and the
-//! read models they keep.
+//! The read side: the projector trait and its runner, every read model's fold and queries
+//! (reports, audit as of an instant), progress, rebuild and verify. Events come from `store`.
 
 pub mod alert_outbox;
-pub mod append;
 pub mod audit;
 pub mod budgets;
-pub mod checkpoint;
 pub mod dashboard;
-pub mod event_log;
 pub mod jobs;
 pub mod litellm_sync;
 pub mod model_groups;
-pub mod notifier;
 pub mod organizations;
 pub mod progress;
 pub mod projector;
@@ -22,13 +18,8 @@ pub mod seals;
 pub mod teams;
 pub mod usage;
 
-pub use event_log::{LogPosition, StoredEvent};
-pub use notifier::EventNotifier;
 pub use projector::{ProjectionError, Projector};
 pub use runner::{ConsumerRunner, RunnerConfig};
-
-/// The schema of the event store and every read model, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Every projector the service runs, in one place so `serve` and tests start the same set.
 pub fn all_projectors() -> Vec<std::sync::Arc<dyn Projector>> {

@@ -7,8 +7,8 @@ use domain::model_group::ModelGroupEvent;
 use domain::team::TeamEvent;
 use sqlx::PgConnection;
 
-use crate::event_log::StoredEvent;
 use crate::projector::{ProjectionError, Projector};
+use store::event_log::StoredEvent;
 
 pub const PROJECTOR: &str = "litellm_sync_marker";
 

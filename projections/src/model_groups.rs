@@ -6,8 +6,8 @@ use domain::model_group::ModelGroupEvent;
 use serde::Serialize;
 use sqlx::{FromRow, PgConnection, PgPool};
 
-use crate::event_log::StoredEvent;
 use crate::projector::{ProjectionError, Projector};
+use store::event_log::StoredEvent;
 
 pub const PROJECTOR: &str = "model_groups";
 

@@ -6,8 +6,8 @@ use domain::organization::OrganizationEvent;
 use serde::Serialize;
 use sqlx::{FromRow, PgConnection, PgPool};
 
-use crate::event_log::StoredEvent;
 use crate::projector::{ProjectionError, Projector};
+use store::event_log::StoredEvent;
 
 pub const PROJECTOR: &str = "organizations";
 

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 use sqlx::PgConnection;
 use thiserror::Error;
 
-use crate::event_log::StoredEvent;
+use store::event_log::StoredEvent;
 
 #[derive(Debug, Error)]
 pub enum ProjectionError {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use sqlx::{PgConnection, PgPool};
 
-use crate::event_log::{self, LogPosition, StoredEvent};
 use crate::projector::{ProjectionError, Projector};
+use store::event_log::{self, LogPosition, StoredEvent};
 
 /// Events per rebuild transaction.
 pub const BATCH: i64 = 2000;
@@ -236,7 +236,7 @@ impl Rebuild {
     /// Locks the live checkpoint (pausing the live runner) and returns where it stands.
     async fn pause_live(&self, conn: &mut PgConnection) -> Result<LogPosition, RebuildError> {
         let name = self.projector.name();
-        crate::checkpoint::register(&self.pool, name).await?;
+        store::checkpoint::register(&self.pool, name).await?;
         let (tx_text, position): (String, i64) = sqlx::query_as(
             "select last_tx_id::text, last_position from consumer_checkpoints
               where consumer_name = $1 for update",
@@ -332,7 +332,7 @@ impl Rebuild {
     /// Where the live model stands now.
     pub async fn live_position(&self) -> Result<LogPosition, RebuildError> {
         Ok(
-            crate::checkpoint::current(&self.pool, self.projector.name())
+            store::checkpoint::current(&self.pool, self.projector.name())
                 .await?
                 .unwrap_or(LogPosition::START),
         )

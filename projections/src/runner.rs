@@ -7,11 +7,11 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint;
-use crate::event_log;
-use crate::notifier::EventNotifier;
 use crate::progress::ProgressSignal;
 use crate::projector::{ProjectionError, Projector};
+use store::checkpoint;
+use store::event_log;
+use store::notifier::EventNotifier;
 
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {

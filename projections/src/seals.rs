@@ -9,8 +9,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sqlx::{PgConnection, PgPool, Row};
 
-use crate::event_log::{LogPosition, StoredEvent, parse_xid};
 use crate::projector::{ProjectionError, Projector};
+use store::event_log::{LogPosition, StoredEvent, parse_xid};
 
 pub const SEALER: &str = "event_seals";
 

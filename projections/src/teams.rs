@@ -7,8 +7,8 @@ use domain::team::TeamEvent;
 use rust_decimal::Decimal;
 use sqlx::{FromRow, PgConnection, PgPool};
 
-use crate::event_log::StoredEvent;
 use crate::projector::{ProjectionError, Projector};
+use store::event_log::StoredEvent;
 
 pub const PROJECTOR: &str = "teams";
 

@@ -6,8 +6,8 @@ use domain::usage::{USAGE_AGGREGATE, UsageEvent, UsageRecord};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
-use crate::event_log::StoredEvent;
 use crate::projector::{ProjectionError, Projector};
+use store::event_log::StoredEvent;
 
 pub const PROJECTOR: &str = "usage";
 

@@ -8,11 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use projections::progress::ProgressSignal;
 use projections::runner::Step;
-use projections::{
-    ConsumerRunner, EventNotifier, LogPosition, ProjectionError, Projector, RunnerConfig,
-    StoredEvent, checkpoint,
-};
+use projections::{ConsumerRunner, ProjectionError, Projector, RunnerConfig};
 use sqlx::{Connection, PgConnection, PgPool, Row};
+use store::{EventNotifier, LogPosition, StoredEvent, checkpoint};
 use tokio_util::sync::CancellationToken;
 
 /// Records every event it is handed, so tests can count applications.
@@ -170,7 +168,7 @@ async fn readers_wait_for_writers_of_events_but_not_for_projector_transactions()
 
     // A projector's batch (which never appends events) is open while an event commits.
     let projector =
-        open_writing_transaction(&pool, projections::event_log::NO_EVENTS_APPLICATION).await?;
+        open_writing_transaction(&pool, store::event_log::NO_EVENTS_APPLICATION).await?;
     let first = insert_event(&mut writer, "a", 1, "Tested").await?;
     assert_eq!(
         drain(&runner).await?,
@@ -195,11 +193,8 @@ async fn readers_wait_for_writers_of_events_but_not_for_projector_transactions()
     );
 
     // A projector that appends events (threshold alerts) is waited for, like any other writer.
-    let appending = open_writing_transaction(
-        &pool,
-        projections::event_log::APPENDING_PROJECTOR_APPLICATION,
-    )
-    .await?;
+    let appending =
+        open_writing_transaction(&pool, store::event_log::APPENDING_PROJECTOR_APPLICATION).await?;
     let third = insert_event(&mut writer, "a", 3, "Tested").await?;
     assert_eq!(
         runner.step().await?,
@@ -448,10 +443,10 @@ async fn transaction_ids_are_ordered_as_numbers_not_text() -> anyhow::Result<()>
         .execute(&mut conn)
         .await?;
     }
-    let first = projections::event_log::read_after(&mut conn, LogPosition::START, 1).await?;
+    let first = store::event_log::read_after(&mut conn, LogPosition::START, 1).await?;
     assert_eq!(first[0].aggregate_id, "early");
     assert_eq!(first[0].tx_id, 9);
-    let next = projections::event_log::read_after(&mut conn, first[0].log_position(), 10).await?;
+    let next = store::event_log::read_after(&mut conn, first[0].log_position(), 10).await?;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].aggregate_id, "late");
     Ok(())

@@ -58,7 +58,7 @@ pub async fn fresh_database() -> anyhow::Result<TestDatabase> {
         .max_connections(10)
         .connect_with(options)
         .await?;
-    projections::MIGRATOR.run(&pool).await?;
+    store::MIGRATOR.run(&pool).await?;
     Ok(TestDatabase { name, url, pool })
 }
 

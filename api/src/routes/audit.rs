@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 use domain::team::{TeamAsOf, TeamError, TeamEvent};
 use domain::usage::Period;
 use projections::audit::{self, AuditFilter};
-use projections::event_log::{self, StoredEvent};
 use projections::reports::UsageBucket;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use store::event_log::{self, StoredEvent};
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};

@@ -146,7 +146,7 @@ async fn create_job(
 /// slip in after the job ended.
 async fn job_state(state: &AppState, id: &JobId) -> ApiResult<Job> {
     let mut conn = state.pool.acquire().await?;
-    let events = projections::event_log::read_stream(&mut conn, "Job", id.as_str()).await?;
+    let events = store::event_log::read_stream(&mut conn, "Job", id.as_str()).await?;
     let mut job = Job::default();
     for event in &events {
         let decoded: JobEvent = event.decode().map_err(ApiError::internal)?;

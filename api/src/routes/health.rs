@@ -42,7 +42,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             return not_ready("database unreachable or not migrated".into());
         }
     };
-    let expected: Vec<i64> = projections::MIGRATOR.iter().map(|m| m.version).collect();
+    let expected: Vec<i64> = store::MIGRATOR.iter().map(|m| m.version).collect();
     let missing: Vec<i64> = expected
         .iter()
         .filter(|v| !applied.contains(v))

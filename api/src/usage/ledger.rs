@@ -12,9 +12,9 @@ use domain::team::{KeyFingerprint, TeamId};
 use domain::usage::{
     USAGE_AGGREGATE, UsageError, UsageEvent, UsageInput, UsageRecord, UsageSource,
 };
-use projections::append::{self, StreamStart};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
+use store::append::{self, StreamStart};
 
 /// A request as reported, with whatever identifies its team.
 #[derive(Debug, Clone)]

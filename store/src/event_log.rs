@@ -107,7 +107,7 @@ impl StoredEvent {
         }
     }
 
-    pub(crate) fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+    pub fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
         Self::from_row_with(row, false)
     }
 
@@ -149,7 +149,7 @@ impl StoredEvent {
 }
 
 /// sqlx has no xid8 type; we move transaction ids through SQL as text.
-pub(crate) fn parse_xid(text: String) -> Result<u64, sqlx::Error> {
+pub fn parse_xid(text: String) -> Result<u64, sqlx::Error> {
     text.parse()
         .map_err(|e| sqlx::Error::Decode(format!("bad xid8 {text:?}: {e}").into()))
 }

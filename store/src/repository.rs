@@ -82,7 +82,7 @@ fn persistence_error(error: sqlx::Error) -> PersistenceError {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
             PersistenceError::OptimisticLockError
         }
-        _ if crate::error::is_unavailable(&error) => {
+        _ if crate::db_errors::is_unavailable(&error) => {
             PersistenceError::ConnectionError(Box::new(error))
         }
         _ => PersistenceError::UnknownError(Box::new(error)),
