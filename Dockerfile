@@ -9,6 +9,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY domain domain
 COPY store store
 COPY projections projections
+COPY app app
 COPY litellm litellm
 COPY api api
 COPY testkit testkit

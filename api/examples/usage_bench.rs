@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use api::config::{Config, LogFormat, SpendIngestConfig};
 use api::startup::Application;
-use api::usage::{Incoming, IngestSettings, Ledger, SpendLogIngestor};
+use app::usage::{Incoming, IngestSettings, Ledger, SpendLogIngestor};
 use chrono::{TimeZone, Utc};
 use domain::CommandMetadata;
 use domain::usage::{UsageInput, UsageSource, UsageStatus};

@@ -208,7 +208,7 @@ impl Config {
         let prices_max_age = Duration::from_secs(parse_number(
             get("PRICES_MAX_AGE_SECS"),
             "PRICES_MAX_AGE_SECS",
-            crate::gateway::prices::DEFAULT_MAX_AGE.as_secs(),
+            app::gateway::prices::DEFAULT_MAX_AGE.as_secs(),
         )?);
         let estimate_grace = Duration::from_secs(parse_number(
             get("USAGE_ESTIMATE_GRACE_SECS"),

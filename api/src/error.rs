@@ -1,11 +1,11 @@
 //! The one HTTP error type: every failure becomes `{"error": {"code", "message"}}` with the
 //! right status, and internal details are logged, never sent.
 
+use app::error::{AppError, ErrorKind};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use store::db_errors::{is_unavailable, is_unstorable_text};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -69,28 +69,6 @@ impl ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> Self {
-        if is_unstorable_text(&error) {
-            return Self::bad_request(
-                "invalid_text",
-                "text in the request contains a NUL character, which cannot be stored",
-            );
-        }
-        if is_unavailable(&error) {
-            return Self {
-                source: Some(error.into()),
-                ..Self::unavailable(
-                    "database_unavailable",
-                    "the database is unavailable; retry shortly",
-                    1,
-                )
-            };
-        }
-        Self::internal(error)
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
@@ -114,67 +92,51 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<domain::text::TextError> for ApiError {
-    fn from(error: domain::text::TextError) -> Self {
-        Self::unprocessable("validation_failed", error.to_string())
+/// The one mapping from the use cases' error kinds to HTTP statuses.
+fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Exhausted => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-impl From<domain::money::MoneyError> for ApiError {
-    fn from(error: domain::money::MoneyError) -> Self {
-        Self::unprocessable("validation_failed", error.to_string())
-    }
-}
-
-fn lookup_failed(message: String) -> ApiError {
-    ApiError::unavailable("lookup_unavailable", message, 1)
-}
-
-impl From<domain::organization::OrganizationError> for ApiError {
-    fn from(error: domain::organization::OrganizationError) -> Self {
-        use domain::organization::OrganizationError as E;
-        let message = error.to_string();
-        match error {
-            E::AlreadyExists => Self::conflict(
-                "organization_exists",
-                "an organization with this organization_id already exists",
-            ),
-            E::NotFound => Self::not_found("organization_not_found", "organization not found"),
-            E::Deleted => Self::conflict("organization_deleted", message),
-            E::HasTeams(_) => Self::conflict("organization_has_teams", message),
-            E::Lookup(message) => lookup_failed(message),
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        Self {
+            status: status_of(error.kind),
+            code: error.code,
+            message: error.message,
+            retry_after_secs: error.retry_after_secs,
+            source: error.source.map(|cause| anyhow::anyhow!(cause)),
         }
     }
 }
 
-impl From<domain::model_group::ModelGroupError> for ApiError {
-    fn from(error: domain::model_group::ModelGroupError) -> Self {
-        use domain::model_group::ModelGroupError as E;
-        let message = error.to_string();
-        match error {
-            E::AlreadyExists => Self::conflict("model_group_exists", message),
-            E::NotFound => Self::not_found("model_group_not_found", message),
-            E::InUse(_) => Self::conflict("model_group_in_use", message),
-            E::UnknownModels { .. } => Self::unprocessable("unknown_models", message),
-            E::Lookup(message) => lookup_failed(message),
+/// Errors whose meaning the use cases define reach HTTP through `AppError`.
+macro_rules! through_app {
+    ($($error:ty),* $(,)?) => {$(
+        impl From<$error> for ApiError {
+            fn from(error: $error) -> Self {
+                AppError::from(error).into()
+            }
         }
-    }
+    )*};
 }
 
-impl From<domain::team::TeamError> for ApiError {
-    fn from(error: domain::team::TeamError) -> Self {
-        use domain::team::TeamError as E;
-        let message = error.to_string();
-        match error {
-            E::AlreadyExists => Self::conflict("team_exists", message),
-            E::NotFound => Self::not_found("team_not_found", message),
-            E::Deleted => Self::conflict("team_deleted", message),
-            E::OrganizationNotFound(_) => Self::unprocessable("organization_not_found", message),
-            E::OrganizationDeleted(_) => Self::unprocessable("organization_deleted", message),
-            E::UnknownModelGroups(_) => Self::unprocessable("unknown_model_groups", message),
-            E::GroupNotAssigned(_) => Self::conflict("model_group_not_assigned", message),
-            E::CreditsOverflow => Self::unprocessable("credits_overflow", message),
-            E::Lookup(message) => lookup_failed(message),
-        }
-    }
-}
+through_app!(
+    sqlx::Error,
+    domain::text::TextError,
+    domain::money::MoneyError,
+    domain::organization::OrganizationError,
+    domain::model_group::ModelGroupError,
+    domain::team::TeamError,
+    domain::job::JobError,
+);

@@ -8,6 +8,9 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use std::str::FromStr;
 
+use chrono::Utc;
+use domain::CommandMetadata;
+
 use crate::error::ApiError;
 
 /// `axum::Json` with our error body. The body must be a JSON object: serde would otherwise
@@ -158,5 +161,58 @@ where
             Ok(axum::extract::Path(value)) => Ok(Self(value)),
             Err(rejection) => Err(ApiError::bad_request("invalid_path", rejection.body_text())),
         }
+    }
+}
+
+/// Request-scoped facts every command records: request id, correlation id, idempotency key.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub request_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+impl RequestMeta {
+    pub fn for_actor(&self, actor: &str) -> CommandMetadata {
+        CommandMetadata {
+            actor: actor.to_owned(),
+            request_id: self.request_id.clone(),
+            correlation_id: self
+                .correlation_id
+                .clone()
+                .or_else(|| self.request_id.clone()),
+            idempotency_key: self.idempotency_key.clone(),
+            time: Utc::now(),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let header = |name: &str| -> Result<Option<String>, ApiError> {
+            match parts.headers.get(name) {
+                None => Ok(None),
+                Some(value) => {
+                    let text = value
+                        .to_str()
+                        .ok()
+                        .filter(|v| v.len() <= 200)
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                "invalid_header",
+                                format!("{name} must be printable ASCII of at most 200 characters"),
+                            )
+                        })?;
+                    Ok(Some(text.to_owned()))
+                }
+            }
+        };
+        Ok(Self {
+            request_id: header("x-request-id")?,
+            correlation_id: header("x-correlation-id")?,
+            idempotency_key: header("idempotency-key")?,
+        })
     }
 }

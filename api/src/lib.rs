@@ -2,7 +2,6 @@
 
 pub mod admin_cli;
 pub mod auth;
-pub mod commands;
 pub mod config;
 pub mod consistency;
 pub mod dev_keys;
@@ -10,8 +9,6 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod idempotency;
-pub mod keys;
-pub mod lookups;
 pub mod maintenance;
 pub mod metrics;
 pub mod openapi;
@@ -19,8 +16,5 @@ pub mod panel;
 pub mod routes;
 pub mod startup;
 pub mod state;
-pub mod sync;
 pub mod team_auth;
 pub mod telemetry;
-pub mod usage;
-pub mod webhooks;

@@ -56,43 +56,6 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-/// A command enum's variant name (its `Debug` text up to the first field; never logged).
-pub fn variant(command: &impl std::fmt::Debug) -> String {
-    let debug = format!("{command:?}");
-    debug
-        .split(|c: char| !c.is_alphanumeric() && c != '_')
-        .next()
-        .unwrap_or("unknown")
-        .to_owned()
-}
-
-/// A command's outcome: `ok`, `rejected` (the caller's mistake, 4xx) or `error`.
-pub fn command(kind: &'static str, variant: &str, status: Option<u16>) {
-    let outcome = match status {
-        None => "ok",
-        Some(s) if (400..500).contains(&s) => "rejected",
-        Some(_) => "error",
-    };
-    counter!("saas_commands_total", "command" => format!("{kind}.{variant}"), "outcome" => outcome)
-        .increment(1);
-}
-
-/// A call through the gateway: `served`, `budget_exceeded`, `model_not_allowed`,
-/// `upstream_error`, `unreachable`.
-pub fn gateway(outcome: &'static str) {
-    counter!("saas_gateway_requests_total", "outcome" => outcome).increment(1);
-}
-
-/// Usage records appended, by the path that reported them.
-pub fn usage_recorded(source: &'static str, count: usize) {
-    counter!("saas_usage_records_total", "source" => source).increment(count as u64);
-}
-
-/// A LiteLLM management call of the reconciler failed.
-pub fn sync_failure() {
-    counter!("saas_litellm_sync_failures_total").increment(1);
-}
-
 /// `GET /metrics`: refreshes the database gauges, then renders everything.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses(

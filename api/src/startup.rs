@@ -19,15 +19,18 @@ use store::EventNotifier;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use app::commands::{Aggregates, CommandBus};
+use app::keys::Vault;
+use app::lookups::{LitellmCatalog, ReadModelLookups};
+use app::sync::{Reconciler, SyncSettings};
+use app::team_keys::{KeyCache, TeamKeys};
+use app::usage::{IngestSettings, SpendLogIngestor};
+use litellm::{ClientConfig, LitellmClient};
+
 use crate::auth::AdminKey;
 use crate::config::Config;
-use crate::keys::Vault;
-use crate::lookups::{LitellmCatalog, ReadModelLookups};
 use crate::routes;
 use crate::state::AppState;
-use crate::sync::{Reconciler, SyncSettings};
-use crate::usage::{IngestSettings, SpendLogIngestor};
-use litellm::{ClientConfig, LitellmClient};
 
 /// Aggregates are snapshotted every this many events, so loading stays flat with history.
 pub const SNAPSHOT_EVERY: usize = 100;
@@ -133,14 +136,10 @@ impl Application {
         // One connection per consumer, the event notifier's LISTEN connection, and spare. The
         // listener is here, not in the request pool, so requests can use every connection of theirs.
         let consumers_pool =
-            connect_without_events(&config, projections::all_projectors().len() as u32 + 3).await?;
+            connect_without_events(&config, app::consumers::names().len() as u32 + 2).await?;
         let background_pool = connect_without_events(&config, 6).await?;
         // Checkpoint rows exist before anything is served, so lag is visible from the start.
-        for name in projections::all_projectors()
-            .iter()
-            .map(|p| p.name())
-            .chain([projections::seals::SEALER])
-        {
+        for name in app::consumers::names() {
             store::checkpoint::register(&pool, name)
                 .await
                 .context("registering consumers")?;
@@ -194,33 +193,45 @@ impl Application {
             },
         );
         let jobs = CqrsFramework::new(event_store(&pool), vec![], ());
-        let leases = Arc::new(crate::gateway::leases::Leases::new(holds_pool.clone()));
-        let ledger = crate::usage::Ledger::new(pool.clone());
+        let key_cache = KeyCache::default();
+        let commands = CommandBus::new(
+            Aggregates {
+                organizations,
+                model_groups,
+                teams,
+                jobs,
+            },
+            pool.clone(),
+            key_cache.clone(),
+        );
+        let leases = Arc::new(app::gateway::leases::Leases::new(holds_pool.clone()));
+        let ledger = app::usage::Ledger::new(pool.clone());
         let state = AppState {
             pool: pool.clone(),
             holds_pool,
-            usage_recorder: crate::gateway::recorder::UsageRecorder::start(
+            usage_recorder: app::gateway::recorder::UsageRecorder::start(
                 &background,
                 ledger.clone(),
                 leases.clone(),
             ),
             leases,
             admin_key: Arc::new(AdminKey::new(&config.master_key)),
-            organizations: Arc::new(organizations),
-            model_groups: Arc::new(model_groups),
-            teams: Arc::new(teams),
-            jobs: Arc::new(jobs),
+            commands,
             vault: Arc::new(Vault::new(config.encryption_key_bytes())),
-            locks: Arc::default(),
+            team_keys: TeamKeys {
+                pool: pool.clone(),
+                progress: progress.clone(),
+                read_wait_timeout: config.read_wait_timeout,
+                cache: key_cache,
+            },
             progress,
             read_wait_timeout: config.read_wait_timeout,
             estimate_grace: config.estimate_grace,
             litellm_sync_enabled: config.litellm_master_key.is_some(),
             litellm: litellm.clone(),
-            prices: litellm.clone().map(|client| {
-                crate::gateway::prices::PriceBook::new(client, config.prices_max_age)
-            }),
-            key_cache: crate::team_auth::KeyCache::default(),
+            prices: litellm
+                .clone()
+                .map(|client| app::gateway::prices::PriceBook::new(client, config.prices_max_age)),
             login_limiter: Arc::new(crate::panel::login_limit::LoginLimiter::new(
                 config.admin_failures_per_minute,
             )),
@@ -304,9 +315,7 @@ impl Application {
             .await?
             .context("listening for event notifications")?;
         let mut consumers = Vec::new();
-        let sealer: Arc<dyn projections::Projector> =
-            Arc::new(projections::seals::Sealer::new(self.seal_key));
-        for projector in projections::all_projectors().into_iter().chain([sealer]) {
+        for projector in app::consumers::all(self.seal_key) {
             let runner = ConsumerRunner::new(
                 self.consumers_pool.clone(),
                 projector,
@@ -321,14 +330,15 @@ impl Application {
         consumers.push(
             self.background.spawn(
                 self.state
-                    .key_cache
+                    .team_keys
+                    .cache
                     .clone()
                     .listen(self.state.pool.clone(), shutdown.clone()),
             ),
         );
         consumers.push(
             self.background.spawn(
-                crate::webhooks::Dispatcher::new(
+                app::webhooks::Dispatcher::new(
                     self.background_pool.clone(),
                     self.state.vault.clone(),
                 )
@@ -338,7 +348,7 @@ impl Application {
         if let Some(prices) = self.state.prices.clone() {
             consumers.push(
                 self.background
-                    .spawn(prices.run(crate::gateway::prices::REFRESH_EVERY, shutdown.clone())),
+                    .spawn(prices.run(app::gateway::prices::REFRESH_EVERY, shutdown.clone())),
             );
         }
         if let Some(ingestor) = self.ingestor {
@@ -449,7 +459,7 @@ async fn expire_budget_holds(pool: PgPool, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = every.tick() => match crate::gateway::holds::expire(&pool).await {
+            _ = every.tick() => match projections::budgets::holds::expire(&pool).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(teams = n, "lapsed budget holds released"),
                 Err(error) => tracing::warn!(%error, "could not release lapsed budget holds"),
@@ -460,7 +470,7 @@ async fn expire_budget_holds(pool: PgPool, shutdown: CancellationToken) {
 
 /// Hands back budget leases a second after their team's last request, and all at shutdown.
 async fn hand_back_idle_leases(
-    leases: Arc<crate::gateway::leases::Leases>,
+    leases: Arc<app::gateway::leases::Leases>,
     shutdown: CancellationToken,
 ) {
     let mut every = tokio::time::interval(Duration::from_millis(250));

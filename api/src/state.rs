@@ -1,17 +1,16 @@
+//! What every handler shares: pools, the command bus, the workers' handles and settings.
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::job::Job;
-use domain::model_group::ModelGroup;
-use domain::organization::Organization;
-use domain::team::Team;
+use app::commands::CommandBus;
+use app::keys::Vault;
+use app::team_keys::TeamKeys;
+use app::usage::Ledger;
 use projections::progress::ProgressSignal;
 use sqlx::PgPool;
 
 use crate::auth::AdminKey;
-use crate::commands::AggregateLocks;
-use crate::keys::Vault;
-use crate::usage::Ledger;
 
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]
@@ -20,16 +19,13 @@ pub struct AppState {
     /// Commits without waiting for the WAL flush: budget holds only (see `connect_unflushed`).
     pub holds_pool: PgPool,
     /// This process's budget leases for hard-mode teams.
-    pub leases: Arc<crate::gateway::leases::Leases>,
+    pub leases: Arc<app::gateway::leases::Leases>,
     /// Writes gateway usage in batches.
-    pub usage_recorder: crate::gateway::recorder::UsageRecorder,
+    pub usage_recorder: app::gateway::recorder::UsageRecorder,
     pub admin_key: Arc<AdminKey>,
-    pub organizations: Arc<store::repository::Cqrs<Organization>>,
-    pub model_groups: Arc<store::repository::Cqrs<ModelGroup>>,
-    pub teams: Arc<store::repository::Cqrs<Team>>,
-    pub jobs: Arc<store::repository::Cqrs<Job>>,
+    /// Every command of every aggregate runs through it.
+    pub commands: Arc<CommandBus>,
     pub vault: Arc<Vault>,
-    pub locks: Arc<AggregateLocks>,
     pub progress: ProgressSignal,
     pub read_wait_timeout: Duration,
     /// How long a stream that ended without usage waits before its estimate is recorded, so
@@ -42,10 +38,10 @@ pub struct AppState {
     pub ledger: Ledger,
     /// Digest of `SPEND_PUSH_TOKEN`; push is off without it.
     pub spend_push_token: Option<Arc<AdminKey>>,
-    /// Virtual key -> team, invalidated by team events.
-    pub key_cache: crate::team_auth::KeyCache,
+    /// Virtual key -> team, cached and invalidated by team events.
+    pub team_keys: TeamKeys,
     /// LiteLLM's per-token prices (budget holds); `None` without LiteLLM.
-    pub prices: Option<crate::gateway::prices::PriceBook>,
+    pub prices: Option<app::gateway::prices::PriceBook>,
     /// Failed admin panel logins per client address.
     pub login_limiter: Arc<crate::panel::login_limit::LoginLimiter>,
 }

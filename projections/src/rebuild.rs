@@ -33,10 +33,7 @@ pub enum RebuildError {
 
 /// The projectors whose tables are read models (derived from the log alone).
 pub fn rebuildable() -> Vec<Arc<dyn Projector>> {
-    crate::all_projectors()
-        .into_iter()
-        .filter(|p| !p.tables().is_empty())
-        .collect()
+    crate::read_models()
 }
 
 /// One named read model, or all of them.

@@ -12,16 +12,19 @@ use projections::jobs::{self as read_model, JobRow};
 use serde_json::{Value, json};
 
 use crate::auth::Admin;
-use crate::commands::{self, OnConflict, RequestMeta};
+use app::commands::OnConflict;
+
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppPath;
+use crate::extract::RequestMeta;
 use crate::extract::{AppBytes, AppJson, decimal_json};
 use crate::gateway;
 use crate::openapi::ApiErrors;
 use crate::routes::{ListParams, page, position_header};
 use crate::state::AppState;
-use crate::team_auth::TeamCaller;
+use crate::team_auth::Team;
+use app::team_keys::TeamCaller;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
@@ -40,23 +43,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(team_jobs))
 }
 
-impl From<JobError> for ApiError {
-    fn from(error: JobError) -> Self {
-        let message = error.to_string();
-        match error {
-            JobError::AlreadyExists => ApiError::conflict("job_exists", message),
-            JobError::NotFound => ApiError::not_found("job_not_found", message),
-            JobError::AlreadyEnded(_) => ApiError::conflict("job_ended", message),
-        }
-    }
-}
-
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "gateway",
     request_body(content = Object, description = "An OpenAI chat completion request", content_type = "application/json"),
     responses((status = 200, description = "The upstream answer: JSON, or with `stream: true` server-sent events passed through as they arrive", body = Object), ApiErrors),
     security(("team_key" = [])))]
 async fn chat_completions(
-    caller: TeamCaller,
+    Team(caller): Team,
     State(state): State<AppState>,
     AppBytes(body): AppBytes,
 ) -> ApiResult<Response> {
@@ -67,7 +59,7 @@ async fn chat_completions(
 #[utoipa::path(get, path = "/v1/models", tag = "gateway",
     responses((status = 200, description = "The team's models, in OpenAI's list shape", body = Object), ApiErrors),
     security(("team_key" = [])))]
-async fn models(caller: TeamCaller) -> Json<Value> {
+async fn models(Team(caller): Team) -> Json<Value> {
     let data: Vec<Value> = caller
         .allowed_models
         .iter()
@@ -98,7 +90,7 @@ fn job_id(raw: &str) -> ApiResult<JobId> {
     responses((status = 201, description = "Created", body = Object), ApiErrors),
     security(("team_key" = [])))]
 async fn create_job(
-    caller: TeamCaller,
+    Team(caller): Team,
     meta: RequestMeta,
     State(state): State<AppState>,
     AppJson(body): AppJson<CreateJob>,
@@ -122,16 +114,15 @@ async fn create_job(
         job_type: job_type.clone(),
         metadata,
     };
-    let position = commands::execute::<Job>(
-        &state.jobs,
-        &state.locks,
-        &state.pool,
-        job_id.as_str(),
-        command,
-        &meta.for_actor(&format!("team:{}", caller.team_id)),
-        OnConflict::Fail,
-    )
-    .await?;
+    let position = state
+        .commands
+        .execute::<Job>(
+            job_id.as_str(),
+            command,
+            &meta.for_actor(&format!("team:{}", caller.team_id)),
+            OnConflict::Fail,
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         position_header(position),
@@ -161,7 +152,7 @@ async fn job_state(state: &AppState, id: &JobId) -> ApiResult<Job> {
     responses((status = 200, description = "The upstream answer: JSON, or with `stream: true` server-sent events passed through as they arrive", body = Object), ApiErrors),
     security(("team_key" = [])))]
 async fn llm_call(
-    caller: TeamCaller,
+    Team(caller): Team,
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
     AppBytes(body): AppBytes,
@@ -204,16 +195,15 @@ async fn end_job(
     status: &str,
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
     let id = job_id(id)?;
-    let position = commands::execute::<Job>(
-        &state.jobs,
-        &state.locks,
-        &state.pool,
-        id.as_str(),
-        command,
-        &meta.for_actor(&format!("team:{}", caller.team_id)),
-        OnConflict::Retry,
-    )
-    .await?;
+    let position = state
+        .commands
+        .execute::<Job>(
+            id.as_str(),
+            command,
+            &meta.for_actor(&format!("team:{}", caller.team_id)),
+            OnConflict::Retry,
+        )
+        .await?;
     Ok((
         position_header(position),
         Json(json!({"job_id": id.as_str(), "status": status, "position": position})),
@@ -226,7 +216,7 @@ async fn end_job(
     responses((status = 200, description = "Completed", body = Object), ApiErrors),
     security(("team_key" = [])))]
 async fn complete_job(
-    caller: TeamCaller,
+    Team(caller): Team,
     meta: RequestMeta,
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
@@ -247,7 +237,7 @@ async fn complete_job(
     responses((status = 200, description = "Failed", body = Object), ApiErrors),
     security(("team_key" = [])))]
 async fn fail_job(
-    caller: TeamCaller,
+    Team(caller): Team,
     meta: RequestMeta,
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
@@ -299,7 +289,7 @@ fn job_json(row: &JobRow) -> Value {
     responses((status = 200, description = "The job: calls, tokens, cost, duration", body = crate::openapi::JobSchema), ApiErrors),
     security(("team_key" = [])))]
 async fn show_job(
-    caller: TeamCaller,
+    Team(caller): Team,
     read_after: ReadAfter,
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,

@@ -13,16 +13,16 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Admin;
-use crate::commands::RequestMeta;
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppPath;
+use crate::extract::RequestMeta;
 use crate::extract::{AppBytes, AppJson, DecimalText, decimal_json};
 use crate::openapi::ApiErrors;
 use crate::routes::position_header;
 use crate::state::AppState;
-use crate::usage::ledger::{Incoming, Refusal};
-use crate::usage::{ingest, litellm_rows};
+use app::usage::ledger::{Incoming, Refusal};
+use app::usage::{ingest, litellm_rows};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 

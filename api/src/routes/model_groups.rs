@@ -11,10 +11,12 @@ use serde_json::{Value, json};
 
 use super::{ListParams, position_header};
 use crate::auth::Admin;
-use crate::commands::{self, OnConflict, RequestMeta};
+use app::commands::OnConflict;
+
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppPath;
+use crate::extract::RequestMeta;
 use crate::extract::{AppJson, AppQuery};
 use crate::openapi::ApiErrors;
 use crate::state::AppState;
@@ -73,16 +75,15 @@ async fn run(
     name: &GroupName,
     command: ModelGroupCommand,
 ) -> ApiResult<i64> {
-    commands::execute::<ModelGroup>(
-        &state.model_groups,
-        &state.locks,
-        &state.pool,
-        name.as_str(),
-        command,
-        &meta.for_actor(admin.actor()),
-        OnConflict::Fail,
-    )
-    .await
+    Ok(state
+        .commands
+        .execute::<ModelGroup>(
+            name.as_str(),
+            command,
+            &meta.for_actor(admin.actor()),
+            OnConflict::Fail,
+        )
+        .await?)
 }
 
 #[utoipa::path(post, path = "/api/model-groups/create", tag = "model groups",

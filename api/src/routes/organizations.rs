@@ -12,10 +12,12 @@ use serde_json::{Value, json};
 
 use super::{ListParams, page, position_header};
 use crate::auth::Admin;
-use crate::commands::{self, OnConflict, RequestMeta};
+use app::commands::OnConflict;
+
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppPath;
+use crate::extract::RequestMeta;
 use crate::extract::{AppJson, AppQuery};
 use crate::openapi::ApiErrors;
 use crate::state::AppState;
@@ -70,16 +72,15 @@ async fn create(
         name: name.clone(),
         litellm_organization_id: litellm_organization_id.clone(),
     };
-    let position = commands::execute::<Organization>(
-        &state.organizations,
-        &state.locks,
-        &state.pool,
-        organization_id.as_str(),
-        command,
-        &meta.for_actor(admin.actor()),
-        OnConflict::Fail,
-    )
-    .await?;
+    let position = state
+        .commands
+        .execute::<Organization>(
+            organization_id.as_str(),
+            command,
+            &meta.for_actor(admin.actor()),
+            OnConflict::Fail,
+        )
+        .await?;
     tracing::info!(
         organization_id = organization_id.as_str(),
         position,
@@ -112,16 +113,15 @@ async fn rename(
     let organization_id = OrganizationId::parse(&id)
         .map_err(|_| ApiError::from(domain::organization::OrganizationError::NotFound))?;
     let name = OrganizationName::parse(&body.name)?;
-    let position = commands::execute::<Organization>(
-        &state.organizations,
-        &state.locks,
-        &state.pool,
-        organization_id.as_str(),
-        OrganizationCommand::Rename { name: name.clone() },
-        &meta.for_actor(admin.actor()),
-        OnConflict::Retry,
-    )
-    .await?;
+    let position = state
+        .commands
+        .execute::<Organization>(
+            organization_id.as_str(),
+            OrganizationCommand::Rename { name: name.clone() },
+            &meta.for_actor(admin.actor()),
+            OnConflict::Retry,
+        )
+        .await?;
     Ok((
         position_header(position),
         Json(json!({
@@ -184,16 +184,15 @@ async fn delete(
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
     let organization_id = OrganizationId::parse(&id)
         .map_err(|_| ApiError::from(domain::organization::OrganizationError::NotFound))?;
-    let position = commands::execute::<Organization>(
-        &state.organizations,
-        &state.locks,
-        &state.pool,
-        organization_id.as_str(),
-        OrganizationCommand::Delete,
-        &meta.for_actor(admin.actor()),
-        OnConflict::Fail,
-    )
-    .await?;
+    let position = state
+        .commands
+        .execute::<Organization>(
+            organization_id.as_str(),
+            OrganizationCommand::Delete,
+            &meta.for_actor(admin.actor()),
+            OnConflict::Fail,
+        )
+        .await?;
     Ok((
         position_header(position),
         Json(

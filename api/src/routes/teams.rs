@@ -17,14 +17,16 @@ use serde_json::{Value, json};
 
 use super::{ListParams, page, position_header};
 use crate::auth::Admin;
-use crate::commands::{self, OnConflict, RequestMeta};
+use app::commands::OnConflict;
+
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppPath;
+use crate::extract::RequestMeta;
 use crate::extract::{AppJson, AppQuery, DecimalText, decimal_json};
-use crate::keys::{self, VirtualKey};
 use crate::openapi::ApiErrors;
 use crate::state::AppState;
+use app::keys::{self, VirtualKey};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -131,19 +133,15 @@ async fn run(
     command: TeamCommand,
     on_conflict: OnConflict,
 ) -> ApiResult<i64> {
-    let position = commands::execute::<Team>(
-        &state.teams,
-        &state.locks,
-        &state.pool,
-        id.as_str(),
-        command,
-        &meta.for_actor(admin.actor()),
-        on_conflict,
-    )
-    .await?;
-    // This process stops honouring the team's cached key before it answers; other processes
-    // hear of it at commit (`saas_team_changed`).
-    state.key_cache.invalidate(id.as_str(), position);
+    let position = state
+        .commands
+        .execute::<Team>(
+            id.as_str(),
+            command,
+            &meta.for_actor(admin.actor()),
+            on_conflict,
+        )
+        .await?;
     Ok(position)
 }
 
@@ -546,7 +544,7 @@ async fn show(
         .await?
         .ok_or_else(|| ApiError::from(TeamError::NotFound))?;
     let mut body = team_json(&row);
-    let sync = projections::litellm_sync::status_of(&state.pool, &id).await?;
+    let sync = app::sync::marker::status_of(&state.pool, &id).await?;
     body["litellm_sync"] = sync_json(&state, sync);
     Ok(Json(body))
 }
@@ -648,7 +646,7 @@ async fn list_for_organization(
     list_teams(&state, query, &params, read_after).await
 }
 
-fn sync_json(state: &AppState, sync: Option<projections::litellm_sync::SyncRow>) -> Value {
+fn sync_json(state: &AppState, sync: Option<app::sync::marker::SyncRow>) -> Value {
     if !state.litellm_sync_enabled {
         return json!({"status": "disabled"});
     }
@@ -668,7 +666,7 @@ async fn sync_status(_admin: Admin, State(state): State<AppState>) -> ApiResult<
 
 /// Teams per sync status and up to `limit` of those not in sync (sync status, dashboard).
 pub(super) async fn sync_summary(state: &AppState, limit: i64) -> ApiResult<Value> {
-    let (counts, attention) = projections::litellm_sync::summary(&state.pool, limit).await?;
+    let (counts, attention) = app::sync::marker::summary(&state.pool, limit).await?;
     let counts: serde_json::Map<String, Value> = counts
         .into_iter()
         .map(|(status, n)| (status, json!(n)))

@@ -11,7 +11,7 @@ use crate::extract::AppPath;
 use crate::extract::{AppJson, AppQuery};
 use crate::openapi::ApiErrors;
 use crate::state::AppState;
-use crate::webhooks;
+use app::webhooks;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -117,12 +117,7 @@ async fn remove(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<Value>> {
-    let removed = sqlx::query("delete from organization_webhooks where organization_id = $1")
-        .bind(&id)
-        .execute(&state.pool)
-        .await?
-        .rows_affected();
-    if removed == 0 {
+    if !webhooks::remove(&state.pool, &id).await? {
         return Err(ApiError::not_found(
             "webhook_not_found",
             "no webhook is set",

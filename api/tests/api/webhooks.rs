@@ -128,11 +128,11 @@ async fn threshold_alerts_are_delivered_signed_once_with_retries() {
         .unwrap();
     assert_eq!(
         signature,
-        &api::webhooks::signature(&secret, t, body.as_bytes())
+        &app::webhooks::signature(&secret, t, body.as_bytes())
     );
     assert_ne!(
         signature,
-        &api::webhooks::signature("whsec_other", t, body.as_bytes())
+        &app::webhooks::signature("whsec_other", t, body.as_bytes())
     );
     let payload: Value = serde_json::from_str(body).unwrap();
     assert_eq!(payload["team_id"], "team_w");

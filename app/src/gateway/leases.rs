@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use sqlx::PgPool;
 use tokio::sync::Mutex;
 
-use super::holds::{self, Grant};
+use projections::budgets::holds::{self, Grant};
 
 /// A lease is handed back this long after it was granted, well inside the hold's TTL.
 const MAX_AGE: Duration = Duration::from_secs(60);

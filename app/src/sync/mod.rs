@@ -3,6 +3,8 @@
 //! applies only the difference. Failures back off with jitter and are retried until they
 //! succeed; a periodic full pass repairs drift made by hand in LiteLLM.
 
+pub mod marker;
+
 use std::time::Duration;
 
 use futures::StreamExt;

@@ -7,6 +7,8 @@
 //! Only a 2xx counts as delivered; failures back off exponentially (0.5 s doubling, at most an
 //! hour) for up to `MAX_ATTEMPTS`, then the delivery is `dead`.
 
+pub mod alerts;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +68,16 @@ pub async fn save(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Removes an organization's webhook; false if it had none.
+pub async fn remove(pool: &PgPool, organization_id: &str) -> Result<bool, sqlx::Error> {
+    let removed = sqlx::query("delete from organization_webhooks where organization_id = $1")
+        .bind(organization_id)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    Ok(removed > 0)
 }
 
 #[derive(Debug, sqlx::FromRow)]

@@ -1,15 +1,18 @@
-//! Budget holds for hard-mode teams, as rows of `budget_holds` counted in `team_budgets.held`.
+//! Budget holds for hard-mode teams, as rows of `budget_holds` counted in `team_budgets.held`;
+//! here, beside the budgets projector that settles them, so one module writes both tables.
 //! A hold is granted by one UPDATE whose WHERE checks `credits - spend - held` on the very row
 //! it locks (concurrent grants of a team queue on the row and each re-checks the latest values).
-//! The gateway takes holds in chunks (leases, see `leases.rs`) and spends them request by
+//! The gateway takes holds in chunks (leases, `app::gateway::leases`) and spends them request by
 //! request in memory; each usage record names its hold and the worst case it took from it, and
 //! the budgets projector subtracts that part in the transaction that adds the real price to
 //! `spend`. So between the answer and the projection (milliseconds) the worst case still
 //! counts: admission is briefly conservative, never generous. A hold whose requests never
 //! record usage (a crash) lapses after `HOLD_TTL_SECS`.
 
+use std::collections::HashMap;
+
 use rust_decimal::Decimal;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 pub const HOLD_TTL_SECS: f64 = 900.0;
 
@@ -99,4 +102,41 @@ pub async fn expire(pool: &PgPool) -> Result<u64, sqlx::Error> {
     .execute(pool)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// The gateway's holds for requests whose price just entered the spend are released in the
+/// same transaction: held credit is never counted twice, nor zero times. Each request gives
+/// back the part of its hold it took (a hold emptied this way is swept later); an older record
+/// without that part gives back its whole hold. Returns what each team gets back; `save`
+/// subtracts it.
+pub(super) async fn release(
+    tx: &mut PgConnection,
+    holds: &[(String, Option<Decimal>)],
+) -> Result<HashMap<String, Decimal>, sqlx::Error> {
+    if holds.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (parts, whole): (Vec<_>, Vec<_>) = holds.iter().partition(|(_, amount)| amount.is_some());
+    let (keys, amounts): (Vec<&str>, Vec<Decimal>) = parts
+        .iter()
+        .map(|(key, amount)| (key.as_str(), amount.unwrap_or_default()))
+        .unzip();
+    let whole: Vec<&str> = whole.iter().map(|(key, _)| key.as_str()).collect();
+    // Parts are summed per hold first: an UPDATE joined to several rows of one hold would
+    // apply only one of them.
+    let rows: Vec<(String, Decimal)> = sqlx::query_as(
+        "with p as (select k, sum(a) as a from unnest($1::text[], $2::numeric[]) as x(k, a) group by k),
+              taken as (update budget_holds h set amount = h.amount - p.a from p
+                         where h.request_key = p.k returning h.team_id, p.a as amount),
+              whole as (delete from budget_holds where request_key = any($3)
+                        returning team_id, amount),
+              released as (select * from taken union all select * from whole)
+         select team_id, sum(amount) from released group by team_id",
+    )
+    .bind(&keys)
+    .bind(&amounts)
+    .bind(&whole)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.into_iter().collect())
 }

@@ -7,12 +7,12 @@ use domain::model_group::ModelGroupEvent;
 use domain::team::TeamEvent;
 use sqlx::PgConnection;
 
-use crate::projector::{ProjectionError, Projector};
+use projections::projector::{ProjectionError, Projector};
 use store::event_log::StoredEvent;
 
-pub const PROJECTOR: &str = "litellm_sync_marker";
+pub const NAME: &str = "litellm_sync_marker";
 
-pub struct SyncMarker;
+pub struct LitellmSyncMarker;
 
 const MARK: &str = "insert into litellm_sync (team_id, wanted_position, status, next_attempt_at)
      values ($1, $2, 'pending', now())
@@ -21,9 +21,9 @@ const MARK: &str = "insert into litellm_sync (team_id, wanted_position, status, 
             status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()";
 
 #[async_trait]
-impl Projector for SyncMarker {
+impl Projector for LitellmSyncMarker {
     fn name(&self) -> &'static str {
-        PROJECTOR
+        NAME
     }
 
     fn interests(&self) -> Option<&'static [&'static str]> {

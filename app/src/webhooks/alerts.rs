@@ -7,17 +7,17 @@ use domain::usage::{BUDGET_ALERT_AGGREGATE, BudgetEvent};
 use serde_json::json;
 use sqlx::PgConnection;
 
-use crate::projector::{ProjectionError, Projector};
+use projections::projector::{ProjectionError, Projector};
 use store::event_log::StoredEvent;
 
-pub const PROJECTOR: &str = "alert_webhooks";
+pub const NAME: &str = "alert_webhooks";
 
-pub struct AlertOutbox;
+pub struct AlertWebhooks;
 
 #[async_trait]
-impl Projector for AlertOutbox {
+impl Projector for AlertWebhooks {
     fn name(&self) -> &'static str {
-        PROJECTOR
+        NAME
     }
 
     fn interests(&self) -> Option<&'static [&'static str]> {

@@ -5,6 +5,8 @@
 //! exactly once per threshold per credit level, however many replicas run, and a replay from
 //! position zero re-derives the same alerts without writing them again.
 
+pub mod holds;
+
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -125,7 +127,7 @@ impl Projector for BudgetsProjector {
                 }
             }
         }
-        let released = release_holds(tx, &holds).await?;
+        let released = holds::release(tx, &holds).await?;
         append::open_streams(tx, &alerts).await?;
         for event in alert_rows {
             record_alert(tx, event).await?;
@@ -385,43 +387,6 @@ async fn save(
     .execute(&mut *tx)
     .await?;
     Ok(())
-}
-
-/// The gateway's holds for requests whose price just entered the spend are released in the
-/// same transaction: held credit is never counted twice, nor zero times. Each request gives
-/// back the part of its hold it took (a hold emptied this way is swept later); an older record
-/// without that part gives back its whole hold. Returns what each team gets back; `save`
-/// subtracts it.
-async fn release_holds(
-    tx: &mut PgConnection,
-    holds: &[(String, Option<Decimal>)],
-) -> Result<HashMap<String, Decimal>, sqlx::Error> {
-    if holds.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let (parts, whole): (Vec<_>, Vec<_>) = holds.iter().partition(|(_, amount)| amount.is_some());
-    let (keys, amounts): (Vec<&str>, Vec<Decimal>) = parts
-        .iter()
-        .map(|(key, amount)| (key.as_str(), amount.unwrap_or_default()))
-        .unzip();
-    let whole: Vec<&str> = whole.iter().map(|(key, _)| key.as_str()).collect();
-    // Parts are summed per hold first: an UPDATE joined to several rows of one hold would
-    // apply only one of them.
-    let rows: Vec<(String, Decimal)> = sqlx::query_as(
-        "with p as (select k, sum(a) as a from unnest($1::text[], $2::numeric[]) as x(k, a) group by k),
-              taken as (update budget_holds h set amount = h.amount - p.a from p
-                         where h.request_key = p.k returning h.team_id, p.a as amount),
-              whole as (delete from budget_holds where request_key = any($3)
-                        returning team_id, amount),
-              released as (select * from taken union all select * from whole)
-         select team_id, sum(amount) from released group by team_id",
-    )
-    .bind(&keys)
-    .bind(&amounts)
-    .bind(&whole)
-    .fetch_all(&mut *tx)
-    .await?;
-    Ok(rows.into_iter().collect())
 }
 
 async fn record_alert(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ProjectionError> {

@@ -3,12 +3,6 @@
 //! through as it arrives (streams chunk by chunk), and recorded in the usage ledger once its
 //! usage is known.
 
-pub mod holds;
-pub mod leases;
-pub mod prices;
-pub mod recorder;
-pub mod sse;
-
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -29,11 +23,11 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::team_auth::TeamCaller;
-use crate::usage::litellm_rows::decimal;
-use leases::{Admission, Ticket};
-use prices::PriceLookup;
-use sse::SseTap;
+use app::gateway::leases::{Admission, Ticket};
+use app::gateway::prices::PriceLookup;
+use app::gateway::sse::SseTap;
+use app::team_keys::TeamCaller;
+use app::usage::litellm_rows::decimal;
 
 pub use domain::usage::DEFAULT_MAX_TOKENS;
 
@@ -218,7 +212,7 @@ pub async fn chat(
     }
 
     if !caller.allowed_models.iter().any(|m| m == &model) {
-        crate::metrics::gateway("model_not_allowed");
+        app::metrics::gateway("model_not_allowed");
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "model_not_allowed",
@@ -240,7 +234,7 @@ pub async fn chat(
         match state.leases.admit(&caller.team_id, worst).await? {
             Admission::Held(held) => ticket = Some(held),
             Admission::Refused { available } => {
-                crate::metrics::gateway("budget_exceeded");
+                app::metrics::gateway("budget_exceeded");
                 return Err(budget_exceeded(format!(
                     "the team's credits do not cover this request: {} available, up to {} needed (lower max_tokens or n, or add credits)",
                     available.max(Decimal::ZERO).normalize(),
@@ -277,7 +271,7 @@ pub async fn chat(
         Ok(response) => response,
         Err(error) => {
             settlement.abandon().await;
-            crate::metrics::gateway("unreachable");
+            app::metrics::gateway("unreachable");
             // Nothing was forwarded: a retry is safe and will work once LiteLLM is back.
             return Err(ApiError::unavailable(
                 "litellm_unreachable",
@@ -298,7 +292,7 @@ pub async fn chat(
     };
     if !status.is_success() {
         settlement.abandon().await;
-        crate::metrics::gateway("upstream_error");
+        app::metrics::gateway("upstream_error");
         let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
         let text = response.text().await.unwrap_or_default();
         let mut refusal = upstream_error(status.as_u16(), &text);
@@ -323,14 +317,14 @@ pub async fn chat(
         let Ok(answer) = serde_json::from_slice::<Value>(&bytes) else {
             // Not an answer a client could use; whatever LiteLLM logged is ingested later.
             settlement.abandon().await;
-            crate::metrics::gateway("upstream_error");
+            app::metrics::gateway("upstream_error");
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "litellm_bad_answer",
                 "LiteLLM answered with something that is not JSON",
             ));
         };
-        crate::metrics::gateway("served");
+        app::metrics::gateway("served");
         // Recorded after the answer leaves: a crash in between loses nothing, since LiteLLM's
         // spend log of the same request id is ingested later (and the hold lapses).
         tokio::spawn(async move { settlement.finish(&answer) });
@@ -344,7 +338,7 @@ pub async fn chat(
         )
             .into_response());
     }
-    crate::metrics::gateway("served");
+    app::metrics::gateway("served");
     let (sender, receiver) = tokio::sync::mpsc::channel(STREAM_BUFFER);
     tokio::spawn(pump(Box::pin(response.bytes_stream()), sender, settlement));
     let body = futures::stream::unfold(receiver, |mut receiver| async move {
@@ -435,7 +429,7 @@ fn body_refusal(error: BodyError) -> ApiError {
     match error {
         BodyError::Invalid(message) => invalid(message),
         BodyError::Unbounded(message) => {
-            crate::metrics::gateway("unbounded_request");
+            app::metrics::gateway("unbounded_request");
             ApiError::bad_request("unbounded_request", message)
         }
     }
@@ -446,7 +440,7 @@ fn hard_mode_prices(lookup: Option<PriceLookup>, model: &str) -> Result<TokenPri
     match lookup {
         Some(PriceLookup::Priced(prices)) => Ok(prices),
         Some(PriceLookup::Unpriced) => {
-            crate::metrics::gateway("model_unpriced");
+            app::metrics::gateway("model_unpriced");
             Err(ApiError::bad_request(
                 "model_unpriced",
                 format!(
@@ -455,7 +449,7 @@ fn hard_mode_prices(lookup: Option<PriceLookup>, model: &str) -> Result<TokenPri
             ))
         }
         Some(PriceLookup::Unavailable { age }) => {
-            crate::metrics::gateway("prices_unavailable");
+            app::metrics::gateway("prices_unavailable");
             let since = age.map_or("never been read".to_owned(), |age| {
                 format!("not been read for {} s", age.as_secs())
             });
