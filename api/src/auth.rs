@@ -3,58 +3,12 @@
 
 use std::time::Instant;
 
+use crate::credentials::{ADMIN_KEY_HEADER, CSRF_HEADER};
+use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
-use crate::error::ApiError;
-use crate::state::AppState;
-
-pub const ADMIN_KEY_HEADER: &str = "x-admin-key";
-pub const CSRF_HEADER: &str = "x-csrf-token";
-
-/// The master key, kept only as a digest so comparisons take the same time whatever the
-/// length or content of the guess.
-pub struct AdminKey {
-    digest: [u8; 32],
-}
-
-impl AdminKey {
-    pub fn new(key: &SecretString) -> Self {
-        Self {
-            digest: Sha256::digest(key.expose_secret().as_bytes()).into(),
-        }
-    }
-
-    /// A short, non-secret id of the key, recorded as the actor of admin commands.
-    pub fn fingerprint(&self) -> String {
-        self.digest[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-
-    /// The actor recorded for commands made with this key (with the header or the panel).
-    pub fn actor(&self) -> String {
-        format!("admin:{}", self.fingerprint())
-    }
-
-    pub fn matches(&self, candidate: &[u8]) -> bool {
-        let candidate: [u8; 32] = Sha256::digest(candidate).into();
-        self.digest.ct_eq(&candidate).into()
-    }
-}
-
-/// The token of an `Authorization: Bearer <token>` header (team keys, LiteLLM's push).
-pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
 
 /// Proof that the request carries the master key; handlers that take it are admin-only.
 #[derive(Debug, Clone)]
@@ -141,18 +95,4 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Admin, ApiError
     Ok(Admin {
         actor: session.actor,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_exact_key_matches() {
-        let key = AdminKey::new(&SecretString::from("mk-0123456789abcdef"));
-        assert!(key.matches(b"mk-0123456789abcdef"));
-        assert!(!key.matches(b"mk-0123456789abcdeF"));
-        assert!(!key.matches(b"mk-0123456789abcdef "));
-        assert!(!key.matches(b""));
-    }
 }

@@ -13,6 +13,9 @@ use domain::CommandMetadata;
 
 use crate::error::ApiError;
 
+/// Request bodies above this are refused with 413 before they are parsed.
+pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
+
 /// `axum::Json` with our error body. The body must be a JSON object: serde would otherwise
 /// also fill a struct from an array (`[null, null]`), which no client means.
 pub struct AppJson<T>(pub T);

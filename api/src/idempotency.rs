@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use crate::auth::ADMIN_KEY_HEADER;
+use crate::credentials::ADMIN_KEY_HEADER;
 use crate::error::ApiError;
-use crate::routes::BODY_LIMIT_BYTES;
+use crate::extract::BODY_LIMIT_BYTES;
 use crate::state::AppState;
 
 pub const HEADER: &str = "idempotency-key";

@@ -4,6 +4,7 @@ pub mod admin_cli;
 pub mod auth;
 pub mod config;
 pub mod consistency;
+pub mod credentials;
 pub mod dev_keys;
 pub mod error;
 pub mod extract;

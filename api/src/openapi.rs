@@ -90,7 +90,7 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             ADMIN_KEY,
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                crate::auth::ADMIN_KEY_HEADER,
+                crate::credentials::ADMIN_KEY_HEADER,
                 "The master key (MASTER_KEY)",
             ))),
         );

@@ -27,8 +27,8 @@ use app::team_keys::{KeyCache, TeamKeys};
 use app::usage::{IngestSettings, SpendLogIngestor};
 use litellm::{ClientConfig, LitellmClient};
 
-use crate::auth::AdminKey;
 use crate::config::Config;
+use crate::credentials::AdminKey;
 use crate::routes;
 use crate::state::AppState;
 

@@ -10,7 +10,7 @@ use app::usage::Ledger;
 use projections::progress::ProgressSignal;
 use sqlx::PgPool;
 
-use crate::auth::AdminKey;
+use crate::credentials::AdminKey;
 
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]

@@ -15,7 +15,7 @@ impl FromRequestParts<AppState> for Team {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = crate::auth::bearer(&parts.headers)
+        let key = crate::credentials::bearer(&parts.headers)
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| {

@@ -159,6 +159,44 @@ pub async fn reveal(
     Ok(VirtualKey(text.into()))
 }
 
+/// A team's keys that are no longer its current one and that LiteLLM may still hold:
+/// (fingerprint, SHA-256 hash).
+pub async fn rotated_out(
+    pool: &PgPool,
+    team_id: &str,
+    current_fingerprint: &str,
+) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+    sqlx::query_as(
+        "select fingerprint, key_hash from virtual_keys
+          where team_id = $1 and fingerprint <> $2 and litellm_removed_at is null",
+    )
+    .bind(team_id)
+    .bind(current_fingerprint)
+    .fetch_all(pool)
+    .await
+}
+
+/// Remembers that LiteLLM no longer holds this key (deleted there after a rotation).
+pub async fn key_removed_from_litellm(pool: &PgPool, fingerprint: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("update virtual_keys set litellm_removed_at = now() where fingerprint = $1")
+        .bind(fingerprint)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Remembers that LiteLLM holds none of the team's keys (the team was deleted there).
+pub async fn removed_from_litellm(pool: &PgPool, team_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update virtual_keys set litellm_removed_at = now()
+          where team_id = $1 and litellm_removed_at is null",
+    )
+    .bind(team_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

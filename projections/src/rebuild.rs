@@ -234,17 +234,7 @@ impl Rebuild {
     async fn pause_live(&self, conn: &mut PgConnection) -> Result<LogPosition, RebuildError> {
         let name = self.projector.name();
         store::checkpoint::register(&self.pool, name).await?;
-        let (tx_text, position): (String, i64) = sqlx::query_as(
-            "select last_tx_id::text, last_position from consumer_checkpoints
-              where consumer_name = $1 for update",
-        )
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(LogPosition {
-            tx_id: event_log::parse_xid(tx_text)?,
-            position,
-        })
+        Ok(store::checkpoint::lock(conn, name).await?)
     }
 
     /// Catches up and swaps the rebuilt tables in for the live ones, atomically.
@@ -297,18 +287,7 @@ impl Rebuild {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "update consumer_checkpoints
-                set last_tx_id = $2::text::xid8, last_position = $3, events_applied = $4,
-                    updated_at = now()
-              where consumer_name = $1",
-        )
-        .bind(name)
-        .bind(self.position.tx_id.to_string())
-        .bind(self.position.position)
-        .bind(self.events as i64)
-        .execute(&mut *tx)
-        .await?;
+        store::checkpoint::set(&mut tx, name, self.position, self.events as i64).await?;
         tx.commit().await?;
         let progress = self.progress();
         drop_schema(&self.pool, &retired).await?;

@@ -83,3 +83,42 @@ pub async fn current(pool: &PgPool, consumer: &str) -> Result<Option<LogPosition
     })
     .transpose()
 }
+
+/// Locks the consumer's row (a live runner skips a locked checkpoint, so it pauses) and reads
+/// where it stands; the lock lasts until `conn`'s transaction ends. For rebuild's swap.
+pub async fn lock(conn: &mut PgConnection, consumer: &str) -> Result<LogPosition, sqlx::Error> {
+    let (tx_text, position): (String, i64) = sqlx::query_as(
+        "select last_tx_id::text, last_position from consumer_checkpoints
+          where consumer_name = $1 for update",
+    )
+    .bind(consumer)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(LogPosition {
+        tx_id: parse_xid(tx_text)?,
+        position,
+    })
+}
+
+/// Sets the checkpoint outright, with how many events the consumer has applied (a rebuilt read
+/// model takes the live one's place at the position it was rebuilt to).
+pub async fn set(
+    conn: &mut PgConnection,
+    consumer: &str,
+    at: LogPosition,
+    events_applied: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update consumer_checkpoints
+            set last_tx_id = $2::text::xid8, last_position = $3, events_applied = $4,
+                updated_at = now()
+          where consumer_name = $1",
+    )
+    .bind(consumer)
+    .bind(at.tx_id.to_string())
+    .bind(at.position)
+    .bind(events_applied)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

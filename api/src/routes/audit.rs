@@ -263,7 +263,7 @@ pub(crate) async fn team_usage_as_of(
     let mut models = Map::new();
     for bucket in &buckets {
         total.add(bucket);
-        models.insert(bucket.key.clone(), super::usage::model_json(bucket));
+        models.insert(bucket.key.clone(), super::report_shapes::model_json(bucket));
     }
     let spend = audit::spend_as_of(&state.pool, id, as_of).await?;
     let credits = team.credits.as_decimal();
@@ -275,7 +275,7 @@ pub(crate) async fn team_usage_as_of(
         "period".into(),
         json!({"from": period.from, "to": period.to}),
     );
-    body.extend(super::usage::totals_json(&total));
+    body.extend(super::report_shapes::totals_json(&total));
     body.insert("credits".into(), decimal_json(credits));
     body.insert("remaining_budget".into(), decimal_json(credits - spend));
     body.insert("budget_mode".into(), json!(team.budget_mode));

@@ -186,7 +186,7 @@ async fn push(
             "spend push is off; set SPEND_PUSH_TOKEN to turn it on",
         ));
     };
-    let presented = crate::auth::bearer(&headers).unwrap_or_default();
+    let presented = crate::credentials::bearer(&headers).unwrap_or_default();
     if !token.matches(presented.as_bytes()) {
         return Err(ApiError::unauthorized("invalid push token"));
     }

@@ -7,6 +7,7 @@ mod health;
 mod ingest;
 mod model_groups;
 mod organizations;
+mod report_shapes;
 mod teams;
 mod usage;
 mod webhooks;
@@ -28,10 +29,8 @@ use utoipa_axum::routes;
 
 use crate::consistency::POSITION_HEADER;
 use crate::error::ApiError;
+use crate::extract::BODY_LIMIT_BYTES;
 use crate::state::AppState;
-
-/// Request bodies above this are refused with 413 before they are parsed.
-pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

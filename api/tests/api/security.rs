@@ -231,7 +231,7 @@ async fn bodies_above_the_limit_are_refused_with_413_and_change_nothing() {
     let key = team_key(&app, "team_big").await;
     let before = app.event_count().await;
 
-    let big_name = "x".repeat(api::routes::BODY_LIMIT_BYTES + 1);
+    let big_name = "x".repeat(api::extract::BODY_LIMIT_BYTES + 1);
     let response = app
         .admin_post("/api/organizations/create")
         .json(&json!({"name": big_name}))

@@ -297,10 +297,7 @@ impl Reconciler {
         if team.status == "deleted" {
             // LiteLLM deletes the team's keys with it.
             self.client.team_delete(team_id).await?;
-            sqlx::query("update virtual_keys set litellm_removed_at = now() where team_id = $1 and litellm_removed_at is null")
-                .bind(team_id)
-                .execute(&self.pool)
-                .await?;
+            keys::removed_from_litellm(&self.pool, team_id).await?;
             return Ok(());
         }
 
@@ -331,23 +328,11 @@ impl Reconciler {
             _ => self.client.key_set_blocked(&key_hash, suspended).await?,
         }
 
-        let old_keys: Vec<(String, Vec<u8>)> = sqlx::query_as(
-            "select fingerprint, key_hash from virtual_keys
-              where team_id = $1 and fingerprint <> $2 and litellm_removed_at is null",
-        )
-        .bind(team_id)
-        .bind(&team.key_fingerprint)
-        .fetch_all(&self.pool)
-        .await?;
+        let old_keys = keys::rotated_out(&self.pool, team_id, &team.key_fingerprint).await?;
         for (fingerprint, hash) in old_keys {
             let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
             self.client.key_delete(&hex).await?;
-            sqlx::query(
-                "update virtual_keys set litellm_removed_at = now() where fingerprint = $1",
-            )
-            .bind(&fingerprint)
-            .execute(&self.pool)
-            .await?;
+            keys::key_removed_from_litellm(&self.pool, &fingerprint).await?;
         }
         Ok(())
     }

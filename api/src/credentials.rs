@@ -1,0 +1,63 @@
+//! The credentials requests carry and how they are read and compared, with no dependency on
+//! the rest of the service (the extractors in `auth` and the OpenAPI document both use them).
+
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub const ADMIN_KEY_HEADER: &str = "x-admin-key";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The master key, kept only as a digest so comparisons take the same time whatever the
+/// length or content of the guess.
+pub struct AdminKey {
+    digest: [u8; 32],
+}
+
+impl AdminKey {
+    pub fn new(key: &SecretString) -> Self {
+        Self {
+            digest: Sha256::digest(key.expose_secret().as_bytes()).into(),
+        }
+    }
+
+    /// A short, non-secret id of the key, recorded as the actor of admin commands.
+    pub fn fingerprint(&self) -> String {
+        self.digest[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The actor recorded for commands made with this key (with the header or the panel).
+    pub fn actor(&self) -> String {
+        format!("admin:{}", self.fingerprint())
+    }
+
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        let candidate: [u8; 32] = Sha256::digest(candidate).into();
+        self.digest.ct_eq(&candidate).into()
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (team keys, LiteLLM's push).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_key_matches() {
+        let key = AdminKey::new(&SecretString::from("mk-0123456789abcdef"));
+        assert!(key.matches(b"mk-0123456789abcdef"));
+        assert!(!key.matches(b"mk-0123456789abcdeF"));
+        assert!(!key.matches(b"mk-0123456789abcdef "));
+        assert!(!key.matches(b""));
+    }
+}
