@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::organization::OrganizationId;
-use domain::team::{KeyFingerprint, TeamId};
+use domain::team::{BudgetMode, KeyFingerprint, TeamId};
 use domain::usage::{
     self as usage, BodyError, HoldPart, TokenPrices, UsageInput, UsageRecord, UsageSource,
     UsageStatus,
@@ -189,7 +189,7 @@ pub async fn chat(
     {
         return Err(invalid("`stream_options` must be an object"));
     }
-    let hard = caller.budget_mode == "hard";
+    let hard = caller.budget_mode == BudgetMode::Hard;
     let (per_choice, choices) = usage::normalize(object).map_err(body_refusal)?;
     if hard {
         usage::check_bounded(object).map_err(body_refusal)?;
@@ -222,8 +222,7 @@ pub async fn chat(
             ),
         ));
     }
-    let markup = Percent::parse_markup("markup_percent", &caller.markup_percent.to_string())
-        .map_err(ApiError::internal)?;
+    let markup = caller.markup;
     let lookup = state.prices.as_ref().map(|book| book.lookup(&model));
     let body_bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     let request_key = uuid::Uuid::new_v4().to_string();

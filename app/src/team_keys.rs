@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use domain::Percent;
+use domain::team::BudgetMode;
 use projections::progress::ProgressSignal;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -29,8 +31,8 @@ pub struct TeamCaller {
     pub key: SecretString,
     /// The team's live models, budget mode and markup, cached with the key.
     pub allowed_models: Vec<String>,
-    pub budget_mode: String,
-    pub markup_percent: rust_decimal::Decimal,
+    pub budget_mode: BudgetMode,
+    pub markup: Percent,
 }
 
 impl std::fmt::Debug for TeamCaller {
@@ -167,8 +169,13 @@ impl TeamKeys {
             key_fingerprint: row.fingerprint,
             key: key.to_owned().into(),
             allowed_models: row.allowed_models,
-            budget_mode: row.budget_mode,
-            markup_percent: row.markup_percent,
+            // The read model holds only "hard" or "soft"; anything else is held to the credits.
+            budget_mode: if row.budget_mode == BudgetMode::Soft.as_str() {
+                BudgetMode::Soft
+            } else {
+                BudgetMode::Hard
+            },
+            markup: Percent::from_stored(row.markup_percent),
         })
     }
 
@@ -205,15 +212,14 @@ impl TeamKeys {
                 ));
             }
         }
-        let row: Option<KeyRow> = sqlx::query_as(
+        let row: Option<KeyRow> = sqlx::query_as(concat!(
             "select k.team_id, t.organization_id, k.fingerprint,
-                    t.key_fingerprint as current_fingerprint, t.status, t.budget_mode, t.markup_percent,
-                    coalesce((select array_agg(distinct m order by m) from model_groups g, unnest(g.models) m
-                               where g.group_name = any(t.model_groups) and g.deleted_at is null), '{}')
-                        as allowed_models
+                    t.key_fingerprint as current_fingerprint, t.status, t.budget_mode, t.markup_percent, ",
+            projections::live_models_of!("t.model_groups"),
+            " as allowed_models
                from virtual_keys k join teams t on t.team_id = k.team_id
               where k.key_hash = $1",
-        )
+        ))
         .bind(hash.as_slice())
         .fetch_optional(&self.pool)
         .await?;

@@ -102,6 +102,11 @@ pub(crate) fn parse_decimal(field: &'static str, raw: &str) -> Result<Decimal, M
     }
 }
 
+/// Rounded down to the micro-dollar, the precision LiteLLM's budgets are sent with.
+pub fn micro_floor(value: Decimal) -> Decimal {
+    value.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::ToZero)
+}
+
 /// A percentage such as a markup: `0 <= p <= max`, at most 4 decimals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -128,8 +133,19 @@ impl Percent {
         Ok(Self(value.abs().normalize()))
     }
 
+    /// A markup read back from a read model, which only ever holds values `parse_markup` accepted.
+    pub fn from_stored(value: Decimal) -> Self {
+        Self(value)
+    }
+
     pub fn as_decimal(&self) -> Decimal {
         self.0
+    }
+
+    /// What an amount at the team's price is in provider cost (LiteLLM's budgets count provider
+    /// cost): `amount / factor`, rounded down to the micro-dollar so LiteLLM never allows more.
+    pub fn provider_share(&self, amount: Decimal) -> Decimal {
+        micro_floor(amount / self.factor())
     }
 
     /// What a provider cost is multiplied by to get the team's price: 1 + markup / 100.
@@ -206,5 +222,14 @@ mod tests {
         assert!(Percent::parse_markup("markup_percent", "25.5").is_ok());
         assert!(Percent::parse_markup("markup_percent", "-1").is_err());
         assert!(Percent::parse_markup("markup_percent", "1000.01").is_err());
+    }
+
+    #[test]
+    fn provider_shares_go_through_the_markup_and_round_down() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let markup = |s: &str| Percent::parse_markup("markup_percent", s).unwrap();
+        assert_eq!(markup("0").provider_share(d("84.50")), d("84.5"));
+        assert_eq!(markup("20").provider_share(d("120")), d("100"));
+        assert_eq!(markup("200").provider_share(d("100")), d("33.333333"));
     }
 }

@@ -158,13 +158,25 @@ pub async fn missing(pool: &PgPool, names: &[String]) -> Result<Vec<String>, sql
     .await
 }
 
+/// SQL for the distinct models of the live groups named by a text-array expression, sorted (an
+/// empty array when none): what a team with those groups may call. The one definition of a
+/// team's allowed models, for every query that needs them.
+#[macro_export]
+macro_rules! live_models_of {
+    ($groups:literal) => {
+        concat!(
+            "coalesce((select array_agg(distinct m order by m) from model_groups g, unnest(g.models) m
+                        where g.group_name = any(",
+            $groups,
+            ") and g.deleted_at is null), '{}')"
+        )
+    };
+}
+
 /// The distinct models of the given live groups, sorted: what a team with them may call.
 pub async fn models_of(pool: &PgPool, groups: &[String]) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select distinct m from model_groups g, unnest(g.models) m
-          where g.group_name = any($1) and g.deleted_at is null order by m",
-    )
-    .bind(groups)
-    .fetch_all(pool)
-    .await
+    sqlx::query_scalar(concat!("select ", live_models_of!("$1")))
+        .bind(groups)
+        .fetch_one(pool)
+        .await
 }

@@ -187,15 +187,17 @@ impl TeamRow {
     }
 }
 
-const SELECT: &str = "select t.team_id, t.organization_id, t.team_alias, t.model_groups,
-        coalesce((select array_agg(distinct m order by m) from model_groups g, unnest(g.models) m
-                   where g.group_name = any(t.model_groups) and g.deleted_at is null), '{}') as allowed_models,
+const SELECT: &str = concat!(
+    "select t.team_id, t.organization_id, t.team_alias, t.model_groups, ",
+    crate::live_models_of!("t.model_groups"),
+    " as allowed_models,
         t.credits,
         coalesce((select b.spend from team_budgets b where b.team_id = t.team_id), 0) as spend,
         t.budget_mode, t.rpm_limit, t.tpm_limit, t.markup_percent, t.status,
         t.key_fingerprint, t.keys_revealed, t.created_at, t.updated_at, t.created_by,
         t.created_position, t.last_position
-   from teams t";
+   from teams t"
+);
 
 pub async fn get(pool: &PgPool, team_id: &str) -> Result<Option<TeamRow>, sqlx::Error> {
     sqlx::query_as(&format!("{SELECT} where t.team_id = $1"))

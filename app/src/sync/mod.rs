@@ -7,6 +7,8 @@ pub mod marker;
 
 use std::time::Duration;
 
+use domain::Percent;
+use domain::money::micro_floor;
 use futures::StreamExt;
 use litellm::{KeySpec, LitellmClient, LitellmError, TeamSpec};
 use projections::progress::{self, ProgressSignal};
@@ -65,17 +67,6 @@ enum SyncError {
     Key(String),
 }
 
-/// LiteLLM's `max_budget` counts provider cost; our credits are at the team's price
-/// (cost × (1 + markup)). Rounded down to the micro-dollar so LiteLLM never allows more.
-pub fn provider_budget(credits: Decimal, markup_percent: Decimal) -> Decimal {
-    let factor = Decimal::ONE + markup_percent / Decimal::ONE_HUNDRED;
-    micro_floor(credits / factor)
-}
-
-fn micro_floor(value: Decimal) -> Decimal {
-    value.round_dp_with_strategy(6, rust_decimal::RoundingStrategy::ToZero)
-}
-
 /// LiteLLM takes budgets as floats; the value was computed exactly and is converted last.
 fn litellm_float(value: Decimal) -> f64 {
     value.to_f64().unwrap_or(0.0)
@@ -88,7 +79,8 @@ pub const NO_MODELS: &str = "no-default-models";
 
 /// The LiteLLM team our read model says should exist.
 pub fn desired_team(team: &TeamRow) -> TeamSpec {
-    let cap = provider_budget(team.credits, team.markup_percent);
+    // LiteLLM's `max_budget` counts provider cost; our credits are at the team's price.
+    let cap = Percent::from_stored(team.markup_percent).provider_share(team.credits);
     let (max_budget, soft_budget) = if team.budget_mode == "hard" {
         (Some(litellm_float(cap)), None)
     } else {
@@ -335,18 +327,5 @@ impl Reconciler {
             keys::key_removed_from_litellm(&self.pool, &fingerprint).await?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn budgets_are_converted_through_the_markup_and_rounded_down() {
-        let d = |s: &str| s.parse::<Decimal>().unwrap();
-        assert_eq!(provider_budget(d("84.50"), d("0")), d("84.5"));
-        assert_eq!(provider_budget(d("120"), d("20")), d("100"));
-        assert_eq!(provider_budget(d("100"), d("200")), d("33.333333"));
     }
 }

@@ -1,6 +1,6 @@
 //! Turns threshold alerts into webhook deliveries: each `ThresholdCrossed` becomes one outbox
 //! row in the transaction that moves this consumer's checkpoint (so exactly one per alert).
-//! Sending, with retries, is the dispatcher's job (`api/src/webhooks.rs`).
+//! Sending, with retries, is the dispatcher's job (`app/src/webhooks/mod.rs`).
 
 use async_trait::async_trait;
 use domain::usage::{BUDGET_ALERT_AGGREGATE, BudgetEvent};

@@ -164,9 +164,8 @@ pub struct HoldPart {
 
 /// `cost x (1 + markup / 100)`, to the kept scale.
 pub fn price_of(provider_cost: Money, markup: Percent) -> Money {
-    let factor = Decimal::ONE + markup.as_decimal() / Decimal::ONE_HUNDRED;
     Money::from_decimal(
-        (provider_cost.as_decimal() * factor)
+        (provider_cost.as_decimal() * markup.factor())
             .round_dp_with_strategy(COST_SCALE, RoundingStrategy::MidpointAwayFromZero),
     )
 }
