@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 target, n = sys.argv[1], int(sys.argv[2])
 BIN = "target/release/saas-api"
+DOUBLE_BIN = "target/release/litellm-double"
 PORT = 18113
 API = f"http://127.0.0.1:{PORT}"
 MASTER = "mk-bench-" + os.urandom(12).hex()
@@ -53,7 +54,7 @@ def peak_rss_mb(process):
 
 if target == "double":
     litellm_url, litellm_key, model = "http://127.0.0.1:4011", "sk-double-master", "fake-gpt"
-    double = subprocess.Popen([BIN, "litellm-double", "--port", "4011", "--master-key", litellm_key],
+    double = subprocess.Popen([DOUBLE_BIN, "--port", "4011", "--master-key", litellm_key],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 else:
     litellm_url, litellm_key, model = os.environ.get("LITELLM_URL", "http://127.0.0.1:4000"), "sk-master-1234", "fake-gpt"

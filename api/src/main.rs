@@ -38,7 +38,7 @@ enum Command {
         chain: bool,
     },
     /// Call the admin API of a running service (for scripts): orgs, groups, teams, usage.
-    Admin(api::admin_cli::AdminArgs),
+    Admin(Box<api::admin_cli::AdminArgs>),
     /// Print the OpenAPI 3.1 document of every route (the one served at /openapi.json).
     Openapi,
     /// Exit 0 if the service on this machine answers /health (the container's health check).
@@ -46,25 +46,15 @@ enum Command {
         #[arg(long, env = "PORT", default_value_t = 8003)]
         port: u16,
     },
-    /// Run the in-process LiteLLM test double as a server (for benchmarks and local trials).
-    #[command(hide = true)]
-    LitellmDouble {
-        #[arg(long, default_value_t = 4001)]
-        port: u16,
-        #[arg(long, default_value = "sk-double-master")]
-        master_key: String,
-        #[arg(long, value_delimiter = ',', default_value = "fake-gpt,fake-gpt-2")]
-        models: Vec<String>,
-    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let command = Cli::parse().command.unwrap_or(Command::Serve);
-    // Client commands and the test double: no server configuration needed.
+    // Client commands: no server configuration needed.
     let command = match command {
         Command::Admin(args) => {
-            if let Err(error) = api::admin_cli::run(args).await {
+            if let Err(error) = api::admin_cli::run(*args).await {
                 let _ = writeln!(std::io::stderr(), "error: {error:#}");
                 std::process::exit(1);
             }
@@ -83,19 +73,6 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .is_ok_and(|r| r.status().is_success());
             std::process::exit(if healthy { 0 } else { 1 });
-        }
-        Command::LitellmDouble {
-            port,
-            master_key,
-            models,
-        } => {
-            api::telemetry::init(api::config::LogFormat::Pretty);
-            let models: Vec<&str> = models.iter().map(String::as_str).collect();
-            let double =
-                litellm::double::LitellmDouble::start_on(port, &master_key, &models).await?;
-            tracing::info!(url = %double.base_url(), "LiteLLM test double listening");
-            tokio::signal::ctrl_c().await?;
-            return Ok(());
         }
         other => other,
     };
@@ -117,10 +94,7 @@ async fn main() -> anyhow::Result<()> {
             startup::migrate(&pool).await?;
             tracing::info!("migrations applied");
         }
-        Command::LitellmDouble { .. }
-        | Command::Admin(_)
-        | Command::Openapi
-        | Command::Healthcheck { .. } => {
+        Command::Admin(_) | Command::Openapi | Command::Healthcheck { .. } => {
             unreachable!("handled before configuration")
         }
         Command::Replay { projection } => {

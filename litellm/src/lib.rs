@@ -6,6 +6,7 @@
 //! `type: internal_server_error`, and some handlers answer FastAPI's `{"detail": ...}` instead.
 
 mod client;
+#[cfg(feature = "double")]
 pub mod double;
 mod error;
 mod types;
