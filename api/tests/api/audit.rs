@@ -8,25 +8,10 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app};
-
-fn dec(value: &Value) -> Decimal {
-    let text = value
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or(value.to_string());
-    Decimal::from_str(&text).unwrap_or_else(|_| panic!("not a decimal: {value}"))
-}
+use crate::helpers::{TeamSpec, TestApp, assert_error, dec, spawn_app};
 
 async fn team(app: &TestApp, team_id: &str, credits: &str) {
-    let (status, body) = app
-        .post_json(
-            "/api/teams/create",
-            json!({"organization_id": "org_acme", "team_id": team_id, "team_alias": team_id,
-                   "model_groups": ["gpt"], "credits": credits, "markup_percent": 50}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    app.team(TeamSpec::new(team_id, credits).markup("50")).await;
 }
 
 /// An instant strictly between what was written before and what is written after.

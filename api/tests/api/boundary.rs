@@ -4,42 +4,18 @@
 //! are refused, a team without groups reaches nothing, a stream the client walks away from is
 //! billed, and no key travels in a URL.
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use litellm::double::LitellmDouble;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app_with};
-use crate::litellm_sync::{LITELLM_MASTER, double, wait_in_sync};
-
-fn dec(value: &Value) -> Decimal {
-    Decimal::from_str(&value.to_string()).unwrap_or_else(|_| panic!("not a decimal: {value}"))
-}
-
-async fn app_with(double: &LitellmDouble, tweak: impl FnOnce(&mut api::config::Config)) -> TestApp {
-    let url = double.base_url();
-    spawn_app_with(move |c| {
-        c.litellm_proxy_url = url;
-        c.litellm_master_key = Some(LITELLM_MASTER.to_owned().into());
-        c.spend_ingest.poll_every = Duration::ZERO;
-        tweak(c);
-    })
-    .await
-}
+use crate::helpers::{
+    TeamSpec, TestApp, assert_error, dec, double, spawn_app_with_double, wait_in_sync,
+};
 
 async fn team(app: &TestApp, team_id: &str, credits: &str, mode: &str, groups: Value) -> String {
-    let (status, body) = app
-        .post_json(
-            "/api/teams/create",
-            json!({"organization_id": "org_acme", "team_id": team_id, "team_alias": team_id,
-                   "model_groups": groups, "credits": credits, "budget_mode": mode}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    wait_in_sync(app, team_id, body["position"].as_i64().unwrap()).await;
-    body["virtual_key"].as_str().unwrap().to_owned()
+    let spec = TeamSpec::new(team_id, credits).mode(mode).groups(groups);
+    app.team_in_sync(spec).await.key
 }
 
 async fn chat(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
@@ -86,7 +62,7 @@ async fn spent(app: &TestApp, team_id: &str, want: i64) -> Decimal {
 async fn odd_but_valid_bodies_never_spend_past_a_hard_budget() {
     let double = double().await;
     double.set_prices("gpt-4o", "0.00001", "0.00002");
-    let app = app_with(&double, |_| {}).await;
+    let app = spawn_app_with_double(&double, |_| {}).await;
     app.seed_catalog().await;
     let key = team(&app, "team_adv", "1", "hard", json!(["gpt"])).await;
     // Each shape bills far more than `max_tokens` alone says: n choices, the larger of two
@@ -132,7 +108,7 @@ async fn odd_but_valid_bodies_never_spend_past_a_hard_budget() {
 #[tokio::test]
 async fn bodies_whose_cost_cannot_be_bounded_are_refused_in_hard_mode_only() {
     let double = double().await;
-    let app = app_with(&double, |_| {}).await;
+    let app = spawn_app_with_double(&double, |_| {}).await;
     app.seed_catalog().await;
     let hard = team(&app, "team_hard", "100", "hard", json!(["gpt"])).await;
     let soft = team(&app, "team_soft", "100", "soft", json!(["gpt"])).await;
@@ -180,7 +156,7 @@ async fn bodies_whose_cost_cannot_be_bounded_are_refused_in_hard_mode_only() {
 async fn an_unpriced_model_is_refused_in_hard_mode_never_held_at_zero() {
     let double = double().await;
     double.unprice("gpt-4o-mini");
-    let app = app_with(&double, |_| {}).await;
+    let app = spawn_app_with_double(&double, |_| {}).await;
     app.seed_catalog().await;
     let hard = team(&app, "team_h", "100", "hard", json!(["gpt"])).await;
     let soft = team(&app, "team_s", "100", "soft", json!(["gpt"])).await;
@@ -201,7 +177,7 @@ async fn an_unpriced_model_is_refused_in_hard_mode_never_held_at_zero() {
 async fn prices_past_their_age_bound_refuse_hard_mode_and_no_request_waits_for_them() {
     let double = double().await;
     // Prices are never young enough: as if LiteLLM had been unreachable for too long.
-    let app = app_with(&double, |c| c.prices_max_age = Duration::ZERO).await;
+    let app = spawn_app_with_double(&double, |c| c.prices_max_age = Duration::ZERO).await;
     app.seed_catalog().await;
     let hard = team(&app, "team_h", "100", "hard", json!(["gpt"])).await;
     let soft = team(&app, "team_s", "100", "soft", json!(["gpt"])).await;
@@ -229,7 +205,7 @@ async fn prices_past_their_age_bound_refuse_hard_mode_and_no_request_waits_for_t
 #[tokio::test]
 async fn a_team_without_groups_reaches_no_model_at_litellm() {
     let double = double().await;
-    let app = app_with(&double, |_| {}).await;
+    let app = spawn_app_with_double(&double, |_| {}).await;
     app.seed_catalog().await;
     let key = team(&app, "team_none", "100", "soft", json!([])).await;
     // Straight at LiteLLM with the team's key: every model refused.
@@ -275,7 +251,7 @@ async fn a_team_without_groups_reaches_no_model_at_litellm() {
 async fn a_stream_the_client_walks_away_from_is_billed_in_full() {
     let double = double().await;
     double.set_chunk_delay(Duration::from_millis(20));
-    let app = app_with(&double, |_| {}).await;
+    let app = spawn_app_with_double(&double, |_| {}).await;
     app.seed_catalog().await;
     let key = team(&app, "team_w", "100", "hard", json!(["gpt"])).await;
     // 640 tokens = ten chunks; the client reads one and leaves.
@@ -312,7 +288,7 @@ async fn a_stream_the_client_walks_away_from_is_billed_in_full() {
 async fn a_stream_that_ends_without_usage_is_recorded_at_an_estimate() {
     let double = double().await;
     double.set_usage_omitted(true);
-    let app = app_with(&double, |_| {}).await;
+    let app = spawn_app_with_double(&double, |_| {}).await;
     app.seed_catalog().await;
     let key = team(&app, "team_e", "100", "hard", json!(["gpt"])).await;
     let response = chat(
@@ -343,7 +319,7 @@ async fn a_stream_that_ends_without_usage_is_recorded_at_an_estimate() {
 async fn an_answer_without_usage_is_recorded_at_an_estimate() {
     let double = double().await;
     double.set_usage_omitted(true);
-    let app = app_with(&double, |_| {}).await;
+    let app = spawn_app_with_double(&double, |_| {}).await;
     app.seed_catalog().await;
     let key = team(&app, "team_n", "100", "hard", json!(["gpt"])).await;
     let response = chat(&app, &key, &hello(json!({"max_tokens": 100, "n": 2}))).await;
@@ -365,7 +341,7 @@ async fn litellms_own_row_of_a_stream_without_usage_is_recorded_instead_of_the_e
     let double = double().await;
     double.set_usage_omitted(true);
     // LiteLLM logs the request in full; spend ingestion pulls it while the estimate waits.
-    let app = app_with(&double, |c| {
+    let app = spawn_app_with_double(&double, |c| {
         c.estimate_grace = Duration::from_secs(3);
         c.spend_ingest.poll_every = Duration::from_millis(200);
     })
@@ -398,7 +374,7 @@ async fn litellms_own_row_of_a_stream_without_usage_is_recorded_instead_of_the_e
 #[tokio::test]
 async fn rate_limit_refusals_pass_on_retry_after() {
     let double = double().await;
-    let app = app_with(&double, |_| {}).await;
+    let app = spawn_app_with_double(&double, |_| {}).await;
     app.seed_catalog().await;
     let key = team(&app, "team_rl", "100", "soft", json!(["gpt"])).await;
     let (status, body) = app
@@ -418,7 +394,7 @@ async fn rate_limit_refusals_pass_on_retry_after() {
 #[tokio::test]
 async fn keys_never_travel_in_a_url_to_litellm() {
     let double = double().await;
-    let app = app_with(&double, |c| {
+    let app = spawn_app_with_double(&double, |c| {
         c.litellm_resync_every = Duration::from_millis(300)
     })
     .await;

@@ -9,8 +9,8 @@ use futures::future::join_all;
 use litellm::double::Fault;
 use serde_json::{Value, json};
 
+use crate::helpers::{LITELLM_MASTER, double, wait_in_sync};
 use crate::helpers::{TestApp, spawn_app_with};
-use crate::litellm_sync::{LITELLM_MASTER, double, wait_in_sync};
 
 async fn budget(app: &TestApp, team: &str) -> Value {
     app.get_until(

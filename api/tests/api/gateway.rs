@@ -8,36 +8,20 @@ use litellm::double::LitellmDouble;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app_with, spawn_app_with_database};
-use crate::litellm_sync::{LITELLM_MASTER, double, wait_in_sync};
+use crate::helpers::{
+    LITELLM_MASTER, TeamSpec, TestApp, assert_error, dec, double, spawn_app_with_database,
+    spawn_app_with_double,
+};
 
-fn dec(value: &Value) -> Decimal {
-    Decimal::from_str(&value.to_string()).unwrap_or_else(|_| panic!("not a decimal: {value}"))
-}
-
+/// Only the gateway records usage here; ingestion is tested on its own.
 async fn app_with(double: &LitellmDouble) -> TestApp {
-    let url = double.base_url();
-    spawn_app_with(move |c| {
-        c.litellm_proxy_url = url;
-        c.litellm_master_key = Some(LITELLM_MASTER.to_owned().into());
-        // Only the gateway records usage here; ingestion is tested on its own.
-        c.spend_ingest.poll_every = Duration::ZERO;
-    })
-    .await
+    spawn_app_with_double(double, |_| {}).await
 }
 
-/// A team in sync with LiteLLM; returns its key.
+/// A team in sync with LiteLLM at a 25 % markup; returns its key.
 async fn team(app: &TestApp, team_id: &str, credits: &str, mode: &str) -> String {
-    let (status, body) = app
-        .post_json(
-            "/api/teams/create",
-            json!({"organization_id": "org_acme", "team_id": team_id, "team_alias": team_id,
-                   "model_groups": ["gpt"], "credits": credits, "budget_mode": mode, "markup_percent": 25}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    wait_in_sync(app, team_id, body["position"].as_i64().unwrap()).await;
-    body["virtual_key"].as_str().unwrap().to_owned()
+    let spec = TeamSpec::new(team_id, credits).mode(mode).markup("25");
+    app.team_in_sync(spec).await.key
 }
 
 fn chat_body(model: &str) -> Value {

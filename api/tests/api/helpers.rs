@@ -1,10 +1,16 @@
+//! The API test kit: the service on a random port over a fresh database, admin requests, the
+//! LiteLLM double attached, teams made to a spec, and reading money out of JSON.
+
+use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use api::config::{Config, LogFormat, SpendIngestConfig};
 use api::startup::Application;
+use litellm::double::LitellmDouble;
 use reqwest::{RequestBuilder, Response};
-use serde_json::Value;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -256,4 +262,128 @@ impl TestApp {
         assert_eq!(status, 201);
         body["position"].as_i64().unwrap()
     }
+}
+
+/// LiteLLM's master key in every test that attaches the double.
+pub const LITELLM_MASTER: &str = "sk-litellm-master-for-tests";
+
+/// The LiteLLM double with the models the seeded groups name.
+pub async fn double() -> LitellmDouble {
+    LitellmDouble::start(
+        LITELLM_MASTER,
+        &["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet"],
+    )
+    .await
+    .unwrap()
+}
+
+/// The service wired to `double` (sync on), spend ingestion off unless `tweak` turns it on.
+pub async fn spawn_app_with_double(
+    double: &LitellmDouble,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    let url = double.base_url();
+    spawn_app_with(move |c| {
+        c.litellm_proxy_url = url;
+        c.litellm_master_key = Some(LITELLM_MASTER.to_owned().into());
+        c.spend_ingest.poll_every = Duration::ZERO;
+        tweak(c);
+    })
+    .await
+}
+
+/// A team to create: what a test varies, the rest as most tests want it (organization
+/// `org_acme`, alias = id, group `gpt`). Fields left unset are left out of the request.
+pub struct TeamSpec {
+    body: serde_json::Map<String, Value>,
+}
+
+impl TeamSpec {
+    pub fn new(team_id: &str, credits: &str) -> Self {
+        let Value::Object(body) = json!({"organization_id": "org_acme", "team_id": team_id,
+            "team_alias": team_id, "model_groups": ["gpt"], "credits": credits})
+        else {
+            unreachable!("a JSON object literal")
+        };
+        Self { body }
+    }
+
+    pub fn set(mut self, field: &str, value: impl Into<Value>) -> Self {
+        self.body.insert(field.to_owned(), value.into());
+        self
+    }
+
+    pub fn mode(self, budget_mode: &str) -> Self {
+        self.set("budget_mode", budget_mode)
+    }
+
+    pub fn markup(self, percent: &str) -> Self {
+        self.set(
+            "markup_percent",
+            Value::from_str(percent).expect("a JSON number"),
+        )
+    }
+
+    pub fn groups(self, groups: Value) -> Self {
+        self.set("model_groups", groups)
+    }
+
+    fn team_id(&self) -> String {
+        self.body["team_id"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// A team just created: its key and the position of its creation.
+pub struct NewTeam {
+    pub key: String,
+    pub position: i64,
+}
+
+impl TestApp {
+    /// Creates the team (asserting 201).
+    pub async fn team(&self, spec: TeamSpec) -> NewTeam {
+        let (status, body) = self
+            .post_json("/api/teams/create", Value::Object(spec.body))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        NewTeam {
+            key: body["virtual_key"].as_str().unwrap().to_owned(),
+            position: body["position"].as_i64().unwrap(),
+        }
+    }
+
+    /// Creates the team and waits until LiteLLM holds it.
+    pub async fn team_in_sync(&self, spec: TeamSpec) -> NewTeam {
+        let team_id = spec.team_id();
+        let team = self.team(spec).await;
+        wait_in_sync(self, &team_id, team.position).await;
+        team
+    }
+}
+
+/// Waits until LiteLLM holds the team's state as of `position` (or later).
+pub async fn wait_in_sync(app: &TestApp, team_id: &str, position: i64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, team) = app.get_json(&format!("/api/teams/{team_id}"), None).await;
+        let sync = &team["litellm_sync"];
+        if sync["status"] == "in_sync" && sync["synced_position"].as_i64().unwrap_or(0) >= position
+        {
+            return team;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "team {team_id} never got in sync: {sync}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An amount in an answer, exactly: a JSON number (or a string of one) as a decimal.
+pub fn dec(value: &Value) -> Decimal {
+    let text = value
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or(value.to_string());
+    Decimal::from_str(&text).unwrap_or_else(|_| panic!("not a decimal: {value}"))
 }

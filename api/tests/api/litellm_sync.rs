@@ -6,60 +6,21 @@ use std::time::Duration;
 use litellm::double::{Fault, LitellmDouble};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app_with};
-
-pub(crate) const LITELLM_MASTER: &str = "sk-litellm-master-for-tests";
-
-pub(crate) async fn double() -> LitellmDouble {
-    LitellmDouble::start(
-        LITELLM_MASTER,
-        &["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet"],
-    )
-    .await
-    .unwrap()
-}
+use crate::helpers::{
+    LITELLM_MASTER, TeamSpec, TestApp, double, spawn_app_with_double, wait_in_sync,
+};
 
 async fn app_with(double: &LitellmDouble, resync: Duration) -> TestApp {
-    let url = double.base_url();
-    spawn_app_with(move |c| {
-        c.litellm_proxy_url = url;
-        c.litellm_master_key = Some(LITELLM_MASTER.to_owned().into());
-        c.litellm_resync_every = resync;
-    })
-    .await
-}
-
-/// Waits until LiteLLM holds the team's state as of `position` (or later).
-pub(crate) async fn wait_in_sync(app: &TestApp, team_id: &str, position: i64) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, team) = app.get_json(&format!("/api/teams/{team_id}"), None).await;
-        let sync = &team["litellm_sync"];
-        if sync["status"] == "in_sync" && sync["synced_position"].as_i64().unwrap_or(0) >= position
-        {
-            return team;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "team {team_id} never got in sync: {sync}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    spawn_app_with_double(double, |c| c.litellm_resync_every = resync).await
 }
 
 async fn create_team(app: &TestApp, team_id: &str) -> (String, i64) {
-    let (status, body) = app
-        .post_json(
-            "/api/teams/create",
-            json!({"organization_id": "org_acme", "team_id": team_id, "team_alias": team_id,
-                   "model_groups": ["gpt"], "credits": 120, "markup_percent": 20, "rpm_limit": 60}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    (
-        body["virtual_key"].as_str().unwrap().to_owned(),
-        body["position"].as_i64().unwrap(),
-    )
+    let spec = TeamSpec::new(team_id, "0")
+        .set("credits", 120)
+        .set("markup_percent", 20)
+        .set("rpm_limit", 60);
+    let team = app.team(spec).await;
+    (team.key, team.position)
 }
 
 #[tokio::test]

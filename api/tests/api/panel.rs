@@ -7,10 +7,10 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
 
+use crate::helpers::{LITELLM_MASTER, double};
 use crate::helpers::{
     MASTER_KEY, TestApp, assert_error, spawn_app, spawn_app_with, spawn_app_with_database,
 };
-use crate::litellm_sync::{LITELLM_MASTER, double};
 
 /// A browser without redirects or a cookie jar: cookies are carried by hand so each test can
 /// see exactly what was set.

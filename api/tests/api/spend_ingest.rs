@@ -10,14 +10,12 @@ use litellm::double::{Fault, LitellmDouble, SpendEntry};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with, spawn_app_with_database};
-use crate::litellm_sync::{LITELLM_MASTER, double, wait_in_sync};
+use crate::helpers::{
+    LITELLM_MASTER, TeamSpec, TestApp, assert_error, dec, double, spawn_app, spawn_app_with,
+    spawn_app_with_database,
+};
 
 const PUSH_TOKEN: &str = "push-token-5f2a9c7e1b3d";
-
-fn dec(value: &Value) -> Decimal {
-    Decimal::from_str(&value.to_string()).unwrap_or_else(|_| panic!("not a decimal: {value}"))
-}
 
 fn configure(c: &mut api::config::Config, double_url: String) {
     c.litellm_proxy_url = double_url;
@@ -33,16 +31,10 @@ async fn app_with(double: &LitellmDouble) -> TestApp {
 
 /// A team in sync with LiteLLM; returns its plaintext key.
 async fn synced_team(app: &TestApp, team_id: &str) -> String {
-    let (status, body) = app
-        .post_json(
-            "/api/teams/create",
-            json!({"organization_id": "org_acme", "team_id": team_id, "team_alias": team_id,
-                   "model_groups": ["gpt"], "credits": 100, "markup_percent": 25}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    wait_in_sync(app, team_id, body["position"].as_i64().unwrap()).await;
-    body["virtual_key"].as_str().unwrap().to_owned()
+    let spec = TeamSpec::new(team_id, "0")
+        .set("credits", 100)
+        .set("markup_percent", 25);
+    app.team_in_sync(spec).await.key
 }
 
 fn minutes_ago(minutes: i64) -> String {

@@ -6,11 +6,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with_database};
-
-fn dec(value: &Value) -> Decimal {
-    Decimal::from_str(&value.to_string()).unwrap_or_else(|_| panic!("not a decimal: {value}"))
-}
+use crate::helpers::{TeamSpec, TestApp, assert_error, dec, spawn_app, spawn_app_with_database};
 
 async fn create_team(
     app: &TestApp,
@@ -19,14 +15,11 @@ async fn create_team(
     credits: &str,
     markup: &str,
 ) {
-    let (status, body) = app
-        .post_json(
-            "/api/teams/create",
-            json!({"organization_id": organization_id, "team_id": team_id, "team_alias": format!("{team_id} alias"),
-                   "model_groups": ["gpt"], "credits": credits, "markup_percent": markup}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let spec = TeamSpec::new(team_id, credits)
+        .set("organization_id", organization_id)
+        .set("team_alias", format!("{team_id} alias"))
+        .set("markup_percent", markup);
+    app.team(spec).await;
 }
 
 fn record(request_id: &str, team_id: &str, model: &str, cost: &str, at: &str) -> Value {
