@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use domain::job::{Job, JobCommand, JobError, JobEvent, JobId, JobStatus};
 use domain::team::TeamId;
-use projections::jobs::{self as read_model, JobRow};
+use projections::jobs::{self as read_model};
 use serde_json::{Value, json};
 
 use crate::auth::Admin;
@@ -18,9 +18,10 @@ use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppPath;
 use crate::extract::RequestMeta;
-use crate::extract::{AppBytes, AppJson, decimal_json};
+use crate::extract::{AppBytes, AppJson};
 use crate::gateway;
 use crate::openapi::ApiErrors;
+use crate::responses;
 use crate::routes::{ListParams, page, position_header};
 use crate::state::AppState;
 use crate::team_auth::Team;
@@ -260,51 +261,27 @@ async fn fail_job(
     end_job(&state, &caller, &meta, &id, command, "failed").await
 }
 
-fn job_json(row: &JobRow) -> Value {
-    let end = row.ended_at.unwrap_or_else(chrono::Utc::now);
-    json!({
-        "job_id": row.job_id,
-        "team_id": row.team_id,
-        "job_type": row.job_type,
-        "status": row.status,
-        "metadata": row.metadata,
-        "result": row.result,
-        "error": row.error,
-        "created_at": row.created_at,
-        "ended_at": row.ended_at,
-        "duration_ms": (end - row.created_at).num_milliseconds().max(0),
-        "calls": row.calls,
-        "failed_calls": row.failed_calls,
-        "prompt_tokens": row.prompt_tokens,
-        "completion_tokens": row.completion_tokens,
-        "total_tokens": row.prompt_tokens + row.completion_tokens,
-        "cost": decimal_json(row.price),
-        "provider_cost": decimal_json(row.provider_cost),
-        "last_call_at": row.last_call_at,
-    })
-}
-
 #[utoipa::path(get, path = "/api/jobs/{id}", tag = "gateway",
     params(("id" = String, Path, description = "job id")),
-    responses((status = 200, description = "The job: calls, tokens, cost, duration", body = crate::openapi::JobSchema), ApiErrors),
+    responses((status = 200, description = "The job: calls, tokens, cost, duration", body = responses::Job), ApiErrors),
     security(("team_key" = [])))]
 async fn show_job(
     Team(caller): Team,
     read_after: ReadAfter,
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<responses::Job>> {
     state.read_after(read_model::PROJECTOR, read_after).await?;
     let row = read_model::get(&state.pool, &id)
         .await?
         .filter(|row| row.team_id == caller.team_id)
         .ok_or_else(|| ApiError::from(JobError::NotFound))?;
-    Ok(Json(job_json(&row)))
+    Ok(Json(responses::Job::from(&row)))
 }
 
 #[utoipa::path(get, path = "/api/teams/{id}/jobs", tag = "gateway",
     params(("id" = String, Path, description = "team id"), ListParams),
-    responses((status = 200, description = "A page of the team's jobs", body = Object), ApiErrors),
+    responses((status = 200, description = "A page of the team's jobs", body = responses::JobPage), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn team_jobs(
     _admin: Admin,
@@ -312,7 +289,7 @@ async fn team_jobs(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
     crate::extract::AppQuery(params): crate::extract::AppQuery<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<responses::JobPage>> {
     let (limit, after) = params.validate()?;
     state.read_after(read_model::PROJECTOR, read_after).await?;
     if projections::teams::get(&state.pool, &id).await?.is_none() {
@@ -320,8 +297,8 @@ async fn team_jobs(
     }
     let rows = read_model::of_team(&state.pool, &id, after, limit + 1).await?;
     let (rows, next) = page(rows, limit, |r| r.created_position);
-    Ok(Json(json!({
-        "jobs": rows.iter().map(job_json).collect::<Vec<_>>(),
-        "next_cursor": next,
-    })))
+    Ok(Json(responses::JobPage {
+        jobs: rows.iter().map(responses::Job::from).collect(),
+        next_cursor: next,
+    }))
 }

@@ -19,6 +19,7 @@ use crate::extract::AppPath;
 use crate::extract::RequestMeta;
 use crate::extract::{AppBytes, AppJson, DecimalText, decimal_json};
 use crate::openapi::ApiErrors;
+use crate::responses;
 use crate::routes::position_header;
 use crate::state::AppState;
 use app::usage::ledger::{Incoming, Refusal};
@@ -58,8 +59,7 @@ struct RecordItem {
     #[serde(default)]
     cached_tokens: u64,
     provider_cost: DecimalText,
-    #[schema(value_type = Option<crate::openapi::UsageStatusSchema>)]
-    status: Option<UsageStatus>,
+    status: Option<responses::UsageStatus>,
     latency_ms: Option<u64>,
     #[schema(value_type = Option<String>, format = DateTime)]
     occurred_at: Option<DateTime<Utc>>,
@@ -110,7 +110,7 @@ async fn record(
                 completion_tokens: item.completion_tokens,
                 cached_tokens: item.cached_tokens,
                 provider_cost: cost,
-                status: item.status.unwrap_or(UsageStatus::Success),
+                status: item.status.map_or(UsageStatus::Success, UsageStatus::from),
                 latency_ms: item.latency_ms,
                 occurred_at: item.occurred_at.unwrap_or(now),
                 job_id: item.job_id,

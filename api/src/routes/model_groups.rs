@@ -19,6 +19,9 @@ use crate::extract::AppPath;
 use crate::extract::RequestMeta;
 use crate::extract::{AppJson, AppQuery};
 use crate::openapi::ApiErrors;
+use crate::responses::{
+    self, ModelGroupCreated, ModelGroupDeleted, ModelGroupModelsSet, ModelGroupPage,
+};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -88,14 +91,14 @@ async fn run(
 
 #[utoipa::path(post, path = "/api/model-groups/create", tag = "model groups",
     request_body = CreateGroup,
-    responses((status = 201, description = "Created", body = Object), ApiErrors),
+    responses((status = 201, description = "Created", body = ModelGroupCreated), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn create(
     admin: Admin,
     meta: RequestMeta,
     State(state): State<AppState>,
     AppJson(body): AppJson<CreateGroup>,
-) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<ModelGroupCreated>)> {
     let name = GroupName::parse(&body.group_name)?;
     let models = parse_models(&body.models, MAX_MODELS)?;
     let description = body
@@ -112,19 +115,19 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         position_header(position),
-        Json(json!({
-            "group_name": name.as_str(),
-            "models": models.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-            "description": description,
-            "position": position,
-        })),
+        Json(ModelGroupCreated {
+            group_name: name.as_str().to_owned(),
+            models: models.iter().map(|m| m.as_str().to_owned()).collect(),
+            description,
+            position,
+        }),
     ))
 }
 
 #[utoipa::path(post, path = "/api/model-groups/{name}/models", tag = "model groups",
     params(("name" = String, Path, description = "model group name")),
     request_body = SetModels,
-    responses((status = 200, description = "The group's new models", body = Object), ApiErrors),
+    responses((status = 200, description = "The group's new models", body = ModelGroupModelsSet), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn set_models(
     admin: Admin,
@@ -132,7 +135,7 @@ async fn set_models(
     State(state): State<AppState>,
     AppPath(name): AppPath<String>,
     AppJson(body): AppJson<SetModels>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+) -> ApiResult<(HeaderMap, Json<ModelGroupModelsSet>)> {
     let name = group_name(&name)?;
     let models = parse_models(&body.models, MAX_MODELS)?;
     let position = run(
@@ -147,64 +150,69 @@ async fn set_models(
     .await?;
     Ok((
         position_header(position),
-        Json(json!({
-            "group_name": name.as_str(),
-            "models": models.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-            "position": position,
-        })),
+        Json(ModelGroupModelsSet {
+            group_name: name.as_str().to_owned(),
+            models: models.iter().map(|m| m.as_str().to_owned()).collect(),
+            position,
+        }),
     ))
 }
 
 #[utoipa::path(post, path = "/api/model-groups/{name}/delete", tag = "model groups",
     params(("name" = String, Path, description = "model group name")),
-    responses((status = 200, description = "Deleted (only when no team uses it)", body = Object), ApiErrors),
+    responses((status = 200, description = "Deleted (only when no team uses it)", body = ModelGroupDeleted), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn delete(
     admin: Admin,
     meta: RequestMeta,
     State(state): State<AppState>,
     AppPath(name): AppPath<String>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+) -> ApiResult<(HeaderMap, Json<ModelGroupDeleted>)> {
     let name = group_name(&name)?;
     let position = run(&state, &admin, &meta, &name, ModelGroupCommand::Delete).await?;
     Ok((
         position_header(position),
-        Json(json!({"group_name": name.as_str(), "deleted": true, "position": position})),
+        Json(ModelGroupDeleted {
+            group_name: name.as_str().to_owned(),
+            deleted: true,
+            position,
+        }),
     ))
 }
 
 #[utoipa::path(get, path = "/api/model-groups/{name}", tag = "model groups",
     params(("name" = String, Path, description = "model group name")),
-    responses((status = 200, description = "The group", body = crate::openapi::ModelGroupSchema), ApiErrors),
+    responses((status = 200, description = "The group", body = responses::ModelGroup), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn show(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
     AppPath(name): AppPath<String>,
-) -> ApiResult<Json<read_model::ModelGroupRow>> {
+) -> ApiResult<Json<responses::ModelGroup>> {
     state.read_after(read_model::PROJECTOR, read_after).await?;
     read_model::get(&state.pool, &name)
         .await?
-        .map(Json)
+        .map(|row| Json(row.into()))
         .ok_or_else(|| ModelGroupError::NotFound.into())
 }
 
 #[utoipa::path(get, path = "/api/model-groups", tag = "model groups",
     params(ListParams),
-    responses((status = 200, description = "A page of groups", body = crate::openapi::ModelGroupPageSchema), ApiErrors),
+    responses((status = 200, description = "A page of groups", body = ModelGroupPage), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn list(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
     AppQuery(params): AppQuery<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ModelGroupPage>> {
     let (limit, after) = params.validate()?;
     state.read_after(read_model::PROJECTOR, read_after).await?;
     let rows = read_model::list(&state.pool, after, limit + 1).await?;
     let (rows, next_cursor) = super::page(rows, limit, |row| row.created_position);
-    Ok(Json(
-        json!({"model_groups": rows, "next_cursor": next_cursor}),
-    ))
+    Ok(Json(ModelGroupPage {
+        model_groups: rows.into_iter().map(responses::ModelGroup::from).collect(),
+        next_cursor,
+    }))
 }

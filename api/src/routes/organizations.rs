@@ -6,9 +6,8 @@ use axum::http::{HeaderMap, StatusCode};
 use domain::organization::{
     LitellmOrganizationId, Organization, OrganizationCommand, OrganizationId, OrganizationName,
 };
-use projections::organizations::{self as read_model, OrganizationRow};
+use projections::organizations as read_model;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::{ListParams, page, position_header};
 use crate::auth::Admin;
@@ -20,6 +19,9 @@ use crate::extract::AppPath;
 use crate::extract::RequestMeta;
 use crate::extract::{AppJson, AppQuery};
 use crate::openapi::ApiErrors;
+use crate::responses::{
+    self, OrganizationCreated, OrganizationDeleted, OrganizationPage, OrganizationRenamed,
+};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -49,14 +51,14 @@ struct RenameOrganization {
 
 #[utoipa::path(post, path = "/api/organizations/create", tag = "organizations",
     request_body = CreateOrganization,
-    responses((status = 201, description = "Created", body = Object), ApiErrors),
+    responses((status = 201, description = "Created", body = OrganizationCreated), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn create(
     admin: Admin,
     meta: RequestMeta,
     State(state): State<AppState>,
     AppJson(body): AppJson<CreateOrganization>,
-) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<OrganizationCreated>)> {
     let organization_id = match body.organization_id.as_deref() {
         Some(raw) => OrganizationId::parse(raw)?,
         None => OrganizationId::generate(),
@@ -89,19 +91,19 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         position_header(position),
-        Json(json!({
-            "organization_id": organization_id.as_str(),
-            "name": name.as_str(),
-            "litellm_organization_id": litellm_organization_id.as_ref().map(|id| id.as_str()),
-            "position": position,
-        })),
+        Json(OrganizationCreated {
+            organization_id: organization_id.as_str().to_owned(),
+            name: name.as_str().to_owned(),
+            litellm_organization_id: litellm_organization_id.map(|id| id.as_str().to_owned()),
+            position,
+        }),
     ))
 }
 
 #[utoipa::path(post, path = "/api/organizations/{id}/rename", tag = "organizations",
     params(("id" = String, Path, description = "organization id")),
     request_body = RenameOrganization,
-    responses((status = 200, description = "Renamed", body = Object), ApiErrors),
+    responses((status = 200, description = "Renamed", body = OrganizationRenamed), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn rename(
     admin: Admin,
@@ -109,7 +111,7 @@ async fn rename(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
     AppJson(body): AppJson<RenameOrganization>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+) -> ApiResult<(HeaderMap, Json<OrganizationRenamed>)> {
     let organization_id = OrganizationId::parse(&id)
         .map_err(|_| ApiError::from(domain::organization::OrganizationError::NotFound))?;
     let name = OrganizationName::parse(&body.name)?;
@@ -124,64 +126,67 @@ async fn rename(
         .await?;
     Ok((
         position_header(position),
-        Json(json!({
-            "organization_id": organization_id.as_str(),
-            "name": name.as_str(),
-            "position": position,
-        })),
+        Json(OrganizationRenamed {
+            organization_id: organization_id.as_str().to_owned(),
+            name: name.as_str().to_owned(),
+            position,
+        }),
     ))
 }
 
 #[utoipa::path(get, path = "/api/organizations/{id}", tag = "organizations",
     params(("id" = String, Path, description = "organization id")),
-    responses((status = 200, description = "The organization", body = crate::openapi::OrganizationSchema), ApiErrors),
+    responses((status = 200, description = "The organization", body = responses::Organization), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn show(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
-) -> ApiResult<Json<OrganizationRow>> {
+) -> ApiResult<Json<responses::Organization>> {
     state.read_after(read_model::PROJECTOR, read_after).await?;
     read_model::get(&state.pool, &id)
         .await?
-        .map(Json)
+        .map(|row| Json(row.into()))
         .ok_or_else(|| domain::organization::OrganizationError::NotFound.into())
 }
 
 #[utoipa::path(get, path = "/api/organizations", tag = "organizations",
     params(ListParams),
-    responses((status = 200, description = "A page of organizations", body = crate::openapi::OrganizationPageSchema), ApiErrors),
+    responses((status = 200, description = "A page of organizations", body = OrganizationPage), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn list(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
     AppQuery(params): AppQuery<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<OrganizationPage>> {
     let (limit, after) = params.validate()?;
     state.read_after(read_model::PROJECTOR, read_after).await?;
     // One extra row tells whether another page exists.
     let rows = read_model::list(&state.pool, after, limit + 1).await?;
     let (rows, next_cursor) = page(rows, limit, |row| row.created_position);
     let total = read_model::count(&state.pool).await?;
-    Ok(Json(json!({
-        "organizations": rows,
-        "next_cursor": next_cursor,
-        "total": total,
-    })))
+    Ok(Json(OrganizationPage {
+        organizations: rows
+            .into_iter()
+            .map(responses::Organization::from)
+            .collect(),
+        next_cursor,
+        total,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/organizations/{id}/delete", tag = "organizations",
     params(("id" = String, Path, description = "organization id")),
-    responses((status = 200, description = "Deleted (only without live teams)", body = Object), ApiErrors),
+    responses((status = 200, description = "Deleted (only without live teams)", body = OrganizationDeleted), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn delete(
     admin: Admin,
     meta: RequestMeta,
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
-) -> ApiResult<(HeaderMap, Json<Value>)> {
+) -> ApiResult<(HeaderMap, Json<OrganizationDeleted>)> {
     let organization_id = OrganizationId::parse(&id)
         .map_err(|_| ApiError::from(domain::organization::OrganizationError::NotFound))?;
     let position = state
@@ -195,8 +200,10 @@ async fn delete(
         .await?;
     Ok((
         position_header(position),
-        Json(
-            json!({"organization_id": organization_id.as_str(), "deleted": true, "position": position}),
-        ),
+        Json(OrganizationDeleted {
+            organization_id: organization_id.as_str().to_owned(),
+            deleted: true,
+            position,
+        }),
     ))
 }

@@ -11,7 +11,7 @@ use domain::organization::OrganizationId;
 use domain::team::{
     BudgetMode, NewTeam, RateLimits, Team, TeamAlias, TeamCommand, TeamError, TeamId,
 };
-use projections::teams::{self as read_model, TeamRow};
+use projections::teams::{self as read_model};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -25,6 +25,7 @@ use crate::extract::AppPath;
 use crate::extract::RequestMeta;
 use crate::extract::{AppJson, AppQuery, DecimalText, decimal_json};
 use crate::openapi::ApiErrors;
+use crate::responses::{self, Amount};
 use crate::state::AppState;
 use app::keys::{self, VirtualKey};
 use utoipa_axum::router::OpenApiRouter;
@@ -48,31 +49,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reveal_key))
         .routes(routes!(list_for_organization))
         .routes(routes!(sync_status))
-}
-
-/// The JSON shape of a team, shared by every team endpoint.
-pub fn team_json(row: &TeamRow) -> Value {
-    json!({
-        "team_id": row.team_id,
-        "organization_id": row.organization_id,
-        "team_alias": row.team_alias,
-        "model_groups": row.model_groups,
-        "allowed_models": row.allowed_models,
-        "credits": decimal_json(row.credits),
-        "spend": decimal_json(row.spend),
-        "remaining_budget": decimal_json(row.remaining_budget()),
-        "budget_mode": row.budget_mode,
-        "rpm_limit": row.rpm_limit,
-        "tpm_limit": row.tpm_limit,
-        "markup_percent": decimal_json(row.markup_percent),
-        "status": row.status,
-        "key_fingerprint": row.key_fingerprint,
-        "keys_revealed": row.keys_revealed,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "created_by": row.created_by,
-        "position": row.last_position,
-    })
 }
 
 fn team_id(raw: &str) -> Result<TeamId, ApiError> {
@@ -162,7 +138,7 @@ struct CreateTeam {
     #[serde(default)]
     model_groups: Vec<String>,
     credits: Option<DecimalText>,
-    #[schema(value_type = Option<crate::openapi::BudgetModeSchema>)]
+    #[schema(value_type = Option<responses::BudgetMode>)]
     budget_mode: Option<BudgetMode>,
     rpm_limit: Option<u64>,
     tpm_limit: Option<u64>,
@@ -193,14 +169,14 @@ fn rate_limits(rpm: Option<u64>, tpm: Option<u64>) -> Result<RateLimits, ApiErro
 
 #[utoipa::path(post, path = "/api/teams/create", tag = "teams",
     request_body = CreateTeam,
-    responses((status = 201, description = "Created; the answer carries the virtual key", body = crate::openapi::TeamCreatedSchema), ApiErrors),
+    responses((status = 201, description = "Created; the answer carries the virtual key", body = responses::TeamCreated), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn create(
     admin: Admin,
     meta: RequestMeta,
     State(state): State<AppState>,
     AppJson(body): AppJson<CreateTeam>,
-) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+) -> ApiResult<(StatusCode, HeaderMap, Json<responses::TeamCreated>)> {
     let team_id = match body.team_id.as_deref() {
         Some(raw) => TeamId::parse(raw)?,
         None => TeamId::generate(),
@@ -257,23 +233,23 @@ async fn create(
     Ok((
         StatusCode::CREATED,
         position_header(position),
-        Json(json!({
-            "team_id": team_id.as_str(),
-            "organization_id": new.organization_id.as_str(),
-            "team_alias": new.team_alias.as_str(),
-            "virtual_key": key.expose(),
-            "key_fingerprint": new.key_fingerprint.as_str(),
-            "model_groups": group_names,
-            "allowed_models": allowed_models,
-            "credits": decimal_json(credits.as_decimal()),
-            "remaining_budget": decimal_json(credits.as_decimal()),
-            "budget_mode": new.budget_mode.as_str(),
-            "rpm_limit": new.rate_limits.rpm_limit,
-            "tpm_limit": new.rate_limits.tpm_limit,
-            "markup_percent": decimal_json(markup_percent.as_decimal()),
-            "status": "active",
-            "position": position,
-        })),
+        Json(responses::TeamCreated {
+            team_id: team_id.as_str().to_owned(),
+            organization_id: new.organization_id.as_str().to_owned(),
+            team_alias: new.team_alias.as_str().to_owned(),
+            virtual_key: key.expose().to_owned(),
+            key_fingerprint: new.key_fingerprint.as_str().to_owned(),
+            model_groups: group_names,
+            allowed_models,
+            credits: Amount(credits.as_decimal()),
+            remaining_budget: Amount(credits.as_decimal()),
+            budget_mode: new.budget_mode.into(),
+            rpm_limit: new.rate_limits.rpm_limit,
+            tpm_limit: new.rate_limits.tpm_limit,
+            markup_percent: Amount(markup_percent.as_decimal()),
+            status: "active".to_owned(),
+            position,
+        }),
     ))
 }
 
@@ -350,7 +326,7 @@ async fn unassign_group(team: TeamTarget, AppJson(body): AppJson<GroupBody>) -> 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BudgetModeBody {
-    #[schema(value_type = crate::openapi::BudgetModeSchema)]
+    #[schema(value_type = responses::BudgetMode)]
     budget_mode: BudgetMode,
 }
 
@@ -522,7 +498,7 @@ async fn reveal_key(team: TeamTarget) -> Answer {
 
 #[utoipa::path(get, path = "/api/teams/{id}", tag = "teams",
     params(("id" = String, Path, description = "team id"), super::audit::AsOfParams),
-    responses((status = 200, description = "The team, or its state as of a time", body = crate::openapi::TeamSchema), ApiErrors),
+    responses((status = 200, description = "The team, or its state as of a time", body = responses::Team), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn show(
     _admin: Admin,
@@ -543,7 +519,7 @@ async fn show(
     let row = read_model::get(&state.pool, &id)
         .await?
         .ok_or_else(|| ApiError::from(TeamError::NotFound))?;
-    let mut body = team_json(&row);
+    let mut body = serde_json::to_value(responses::Team::from(&row)).map_err(ApiError::internal)?;
     let sync = app::sync::marker::status_of(&state.pool, &id).await?;
     body["litellm_sync"] = sync_json(&state, sync);
     Ok(Json(body))
@@ -591,7 +567,7 @@ async fn list_teams(
     query: read_model::TeamQuery<'_>,
     params: &ListParams,
     read_after: ReadAfter,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<responses::TeamPage>> {
     let (limit, after) = params.validate()?;
     state
         .read_after_all(
@@ -601,14 +577,15 @@ async fn list_teams(
         .await?;
     let rows = read_model::list(&state.pool, &query, after, limit + 1).await?;
     let (rows, next_cursor) = page(rows, limit, |row| row.created_position);
-    Ok(Json(
-        json!({"teams": rows.iter().map(team_json).collect::<Vec<_>>(), "next_cursor": next_cursor}),
-    ))
+    Ok(Json(responses::TeamPage {
+        teams: rows.iter().map(responses::Team::from).collect(),
+        next_cursor,
+    }))
 }
 
 #[utoipa::path(get, path = "/api/teams", tag = "teams",
     params(ListParams, TeamFilter),
-    responses((status = 200, description = "A page of teams", body = crate::openapi::TeamPageSchema), ApiErrors),
+    responses((status = 200, description = "A page of teams", body = responses::TeamPage), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn list(
     _admin: Admin,
@@ -616,14 +593,14 @@ async fn list(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<ListParams>,
     AppQuery(filter): AppQuery<TeamFilter>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<responses::TeamPage>> {
     let query = filter.query(filter.organization_id.as_deref())?;
     list_teams(&state, query, &params, read_after).await
 }
 
 #[utoipa::path(get, path = "/api/organizations/{id}/teams", tag = "teams",
     params(("id" = String, Path, description = "organization id"), ListParams, TeamFilter),
-    responses((status = 200, description = "A page of the organization's teams", body = crate::openapi::TeamPageSchema), ApiErrors),
+    responses((status = 200, description = "A page of the organization's teams", body = responses::TeamPage), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn list_for_organization(
     _admin: Admin,
@@ -632,7 +609,7 @@ async fn list_for_organization(
     AppPath(organization_id): AppPath<String>,
     AppQuery(params): AppQuery<ListParams>,
     AppQuery(filter): AppQuery<TeamFilter>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<responses::TeamPage>> {
     state
         .read_after(projections::organizations::PROJECTOR, read_after)
         .await?;

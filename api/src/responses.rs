@@ -1,0 +1,372 @@
+//! The typed answers of the admin API (and the enums requests share with them): each type is both
+//! what a handler returns or parses (serde) and what the OpenAPI document describes (utoipa), so
+//! the two cannot drift apart.
+
+use chrono::{DateTime, Utc};
+use projections::jobs::JobRow;
+use projections::model_groups::ModelGroupRow;
+use projections::organizations::OrganizationRow;
+use projections::teams::TeamRow;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::{RefOr, schema::SchemaFormat};
+
+use crate::extract::decimal_json;
+
+/// An exact decimal (money, a percentage), sent as a JSON number written from its own digits
+/// (`84.5`, `0.000000000123`): never through floating point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Amount(pub Decimal);
+
+impl Serialize for Amount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        decimal_json(self.0).serialize(serializer)
+    }
+}
+
+impl utoipa::PartialSchema for Amount {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .format(Some(SchemaFormat::Custom("decimal".into())))
+            .description(Some("An exact decimal, as a JSON number such as 84.5"))
+            .into()
+    }
+}
+
+impl ToSchema for Amount {}
+
+/// How a team's budget is enforced: `hard` (requests that could overspend are refused with
+/// 429) or `soft` (requests continue; threshold alerts fire).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetMode {
+    Hard,
+    Soft,
+}
+
+impl From<domain::team::BudgetMode> for BudgetMode {
+    fn from(mode: domain::team::BudgetMode) -> Self {
+        match mode {
+            domain::team::BudgetMode::Hard => Self::Hard,
+            domain::team::BudgetMode::Soft => Self::Soft,
+        }
+    }
+}
+
+impl BudgetMode {
+    /// The read models store the mode as text; only these two values are ever written.
+    fn stored(text: &str) -> Self {
+        if text == "soft" {
+            Self::Soft
+        } else {
+            Self::Hard
+        }
+    }
+}
+
+/// Whether a recorded LLM call succeeded, as integrations report it.
+#[derive(Debug, Clone, Copy, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageStatus {
+    Success,
+    Failure,
+}
+
+impl From<UsageStatus> for domain::usage::UsageStatus {
+    fn from(status: UsageStatus) -> Self {
+        match status {
+            UsageStatus::Success => Self::Success,
+            UsageStatus::Failure => Self::Failure,
+        }
+    }
+}
+
+/// An organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Organization {
+    pub organization_id: String,
+    pub name: String,
+    pub litellm_organization_id: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: DateTime<Utc>,
+    pub created_by: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// Global position of the last change.
+    pub position: i64,
+}
+
+impl From<OrganizationRow> for Organization {
+    fn from(row: OrganizationRow) -> Self {
+        Self {
+            organization_id: row.organization_id,
+            name: row.name,
+            litellm_organization_id: row.litellm_organization_id,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            created_by: row.created_by,
+            deleted_at: row.deleted_at,
+            position: row.last_position,
+        }
+    }
+}
+
+/// A page of organizations.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationPage {
+    pub organizations: Vec<Organization>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+    /// Organizations in all.
+    pub total: i64,
+}
+
+/// A new organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationCreated {
+    pub organization_id: String,
+    pub name: String,
+    pub litellm_organization_id: Option<String>,
+    pub position: i64,
+}
+
+/// A renamed organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationRenamed {
+    pub organization_id: String,
+    pub name: String,
+    pub position: i64,
+}
+
+/// A deleted organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationDeleted {
+    pub organization_id: String,
+    /// Always true.
+    pub deleted: bool,
+    pub position: i64,
+}
+
+/// A model group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelGroup {
+    pub group_name: String,
+    pub description: Option<String>,
+    pub models: Vec<String>,
+    /// Whether the models were checked against LiteLLM's catalog when last set.
+    pub verified: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: DateTime<Utc>,
+    pub position: i64,
+}
+
+impl From<ModelGroupRow> for ModelGroup {
+    fn from(row: ModelGroupRow) -> Self {
+        Self {
+            group_name: row.group_name,
+            description: row.description,
+            models: row.models,
+            verified: row.verified,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            position: row.last_position,
+        }
+    }
+}
+
+/// A page of model groups.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelGroupPage {
+    pub model_groups: Vec<ModelGroup>,
+    pub next_cursor: Option<String>,
+}
+
+/// A new model group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelGroupCreated {
+    pub group_name: String,
+    pub models: Vec<String>,
+    pub description: Option<String>,
+    pub position: i64,
+}
+
+/// A model group's new models.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelGroupModelsSet {
+    pub group_name: String,
+    pub models: Vec<String>,
+    pub position: i64,
+}
+
+/// A deleted model group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelGroupDeleted {
+    pub group_name: String,
+    /// Always true.
+    pub deleted: bool,
+    pub position: i64,
+}
+
+/// A team as the team endpoints show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Team {
+    pub team_id: String,
+    pub organization_id: String,
+    pub team_alias: String,
+    pub model_groups: Vec<String>,
+    /// The models of its groups, which its key may call.
+    pub allowed_models: Vec<String>,
+    pub credits: Amount,
+    pub spend: Amount,
+    pub remaining_budget: Amount,
+    pub budget_mode: BudgetMode,
+    pub rpm_limit: Option<i64>,
+    pub tpm_limit: Option<i64>,
+    pub markup_percent: Amount,
+    /// `active`, `suspended` or `deleted`.
+    pub status: String,
+    pub key_fingerprint: String,
+    /// How many times its keys were revealed.
+    pub keys_revealed: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: DateTime<Utc>,
+    pub created_by: String,
+    /// Global position of the last change.
+    pub position: i64,
+}
+
+impl From<&TeamRow> for Team {
+    fn from(row: &TeamRow) -> Self {
+        Self {
+            team_id: row.team_id.clone(),
+            organization_id: row.organization_id.clone(),
+            team_alias: row.team_alias.clone(),
+            model_groups: row.model_groups.clone(),
+            allowed_models: row.allowed_models.clone(),
+            credits: Amount(row.credits),
+            spend: Amount(row.spend),
+            remaining_budget: Amount(row.remaining_budget()),
+            budget_mode: BudgetMode::stored(&row.budget_mode),
+            rpm_limit: row.rpm_limit,
+            tpm_limit: row.tpm_limit,
+            markup_percent: Amount(row.markup_percent),
+            status: row.status.clone(),
+            key_fingerprint: row.key_fingerprint.clone(),
+            keys_revealed: row.keys_revealed,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            created_by: row.created_by.clone(),
+            position: row.last_position,
+        }
+    }
+}
+
+/// A page of teams.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamPage {
+    pub teams: Vec<Team>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A new team: the team and its virtual key, shown in full this once (and on reveal).
+#[derive(Serialize, ToSchema)]
+pub struct TeamCreated {
+    pub team_id: String,
+    pub organization_id: String,
+    pub team_alias: String,
+    pub virtual_key: String,
+    pub key_fingerprint: String,
+    pub model_groups: Vec<String>,
+    pub allowed_models: Vec<String>,
+    pub credits: Amount,
+    pub remaining_budget: Amount,
+    pub budget_mode: BudgetMode,
+    pub rpm_limit: Option<u64>,
+    pub tpm_limit: Option<u64>,
+    pub markup_percent: Amount,
+    /// `active`.
+    pub status: String,
+    pub position: i64,
+}
+
+impl std::fmt::Debug for TeamCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The virtual key never reaches a log through this type.
+        f.debug_struct("TeamCreated")
+            .field("team_id", &self.team_id)
+            .field("key_fingerprint", &self.key_fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A job and what its LLM calls cost.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Job {
+    pub job_id: String,
+    pub team_id: String,
+    pub job_type: String,
+    /// `running`, `completed` or `failed`.
+    pub status: String,
+    pub metadata: serde_json::Value,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_ms: i64,
+    pub calls: i64,
+    pub failed_calls: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub total_tokens: i64,
+    /// What the team is charged (with its markup).
+    pub cost: Amount,
+    /// What LiteLLM reported.
+    pub provider_cost: Amount,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_call_at: Option<DateTime<Utc>>,
+}
+
+impl From<&JobRow> for Job {
+    fn from(row: &JobRow) -> Self {
+        let end = row.ended_at.unwrap_or_else(Utc::now);
+        Self {
+            job_id: row.job_id.clone(),
+            team_id: row.team_id.clone(),
+            job_type: row.job_type.clone(),
+            status: row.status.clone(),
+            metadata: row.metadata.clone(),
+            result: row.result.clone(),
+            error: row.error.clone(),
+            created_at: row.created_at,
+            ended_at: row.ended_at,
+            duration_ms: (end - row.created_at).num_milliseconds().max(0),
+            calls: row.calls,
+            failed_calls: row.failed_calls,
+            prompt_tokens: row.prompt_tokens,
+            completion_tokens: row.completion_tokens,
+            total_tokens: row.prompt_tokens + row.completion_tokens,
+            cost: Amount(row.price),
+            provider_cost: Amount(row.provider_cost),
+            last_call_at: row.last_call_at,
+        }
+    }
+}
+
+/// A page of a team's jobs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    pub next_cursor: Option<String>,
+}
