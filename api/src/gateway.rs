@@ -11,11 +11,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::organization::OrganizationId;
-use domain::team::{BudgetMode, KeyFingerprint, TeamId};
-use domain::usage::{
-    self as usage, BodyError, HoldPart, TokenPrices, UsageInput, UsageRecord, UsageSource,
-    UsageStatus,
-};
+use domain::team::{KeyFingerprint, TeamId};
+use domain::usage::{HoldPart, TokenPrices, UsageInput, UsageRecord, UsageSource, UsageStatus};
 use domain::{Money, Percent};
 use futures::{Stream, StreamExt};
 use rust_decimal::Decimal;
@@ -23,17 +20,13 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use app::gateway::leases::{Admission, Ticket};
-use app::gateway::prices::PriceLookup;
+use app::gateway::admission::{self, Admitted, RETRY_UNREACHABLE_SECS};
+use app::gateway::leases::Ticket;
 use app::gateway::sse::SseTap;
 use app::team_keys::TeamCaller;
 use app::usage::litellm_rows::decimal;
 
 pub use domain::usage::DEFAULT_MAX_TOKENS;
-
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_request", message)
-}
 
 /// What settling a request needs once the answer is in.
 struct Settlement {
@@ -163,92 +156,22 @@ pub async fn chat(
             30,
         ));
     };
-    let mut body: Value = serde_json::from_slice(&raw)
-        .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
-    let Some(object) = body.as_object_mut() else {
-        return Err(invalid("the body must be a JSON object"));
-    };
-    let model = object
-        .get("model")
-        .and_then(Value::as_str)
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| invalid("`model` is required"))?
-        .to_owned();
-    if !object.get("messages").is_some_and(Value::is_array) {
-        return Err(invalid("`messages` must be an array"));
-    }
-    // Only a boolean: LiteLLM would read "true" as true and stream an answer we took for JSON.
-    let stream = match object.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(stream)) => *stream,
-        Some(_) => return Err(invalid("`stream` must be true or false")),
-    };
-    if object
-        .get("stream_options")
-        .is_some_and(|o| !o.is_object() && !o.is_null())
-    {
-        return Err(invalid("`stream_options` must be an object"));
-    }
-    let hard = caller.budget_mode == BudgetMode::Hard;
-    let (per_choice, choices) = usage::normalize(object).map_err(body_refusal)?;
-    if hard {
-        usage::check_bounded(object).map_err(body_refusal)?;
-    }
-    if stream {
-        // Usage arrives in a final chunk only when asked for: streamed calls are never free.
-        let options = object.entry("stream_options").or_insert_with(|| json!({}));
-        if options.is_null() {
-            *options = json!({});
-        }
-        if let Some(options) = options.as_object_mut() {
-            options.insert("include_usage".into(), json!(true));
-        }
-    }
-    if let Some(job) = &job_id {
-        let metadata = object.entry("metadata").or_insert_with(|| json!({}));
-        if let Some(metadata) = metadata.as_object_mut() {
-            metadata.insert("job_id".into(), json!(job));
-        }
-    }
-
-    if !caller.allowed_models.iter().any(|m| m == &model) {
-        app::metrics::gateway("model_not_allowed");
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "model_not_allowed",
-            format!(
-                "model {model:?} is not in this team's model groups; allowed: {}",
-                caller.allowed_models.join(", ")
-            ),
-        ));
-    }
-    let markup = caller.markup;
-    let lookup = state.prices.as_ref().map(|book| book.lookup(&model));
-    let body_bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
-    let request_key = uuid::Uuid::new_v4().to_string();
-    let mut ticket = None;
-    if hard {
-        let prices = hard_mode_prices(lookup, &model)?;
-        let worst = usage::worst_case(per_choice, choices, body_bytes.len()).price(prices, markup);
-        match state.leases.admit(&caller.team_id, worst).await? {
-            Admission::Held(held) => ticket = Some(held),
-            Admission::Refused { available } => {
-                app::metrics::gateway("budget_exceeded");
-                return Err(budget_exceeded(format!(
-                    "the team's credits do not cover this request: {} available, up to {} needed (lower max_tokens or n, or add credits)",
-                    available.max(Decimal::ZERO).normalize(),
-                    worst.round_dp(6).normalize()
-                )));
-            }
-        }
-    }
-    let prices = match lookup {
-        Some(PriceLookup::Priced(prices)) => Some(prices),
-        _ => state
-            .prices
-            .as_ref()
-            .and_then(|book| book.last_known(&model)),
-    };
+    let Admitted {
+        body,
+        model,
+        stream,
+        markup,
+        prices,
+        ticket,
+        request_key,
+    } = admission::admit(
+        &caller,
+        &raw,
+        job_id.as_deref(),
+        state.prices.as_ref(),
+        &state.leases,
+    )
+    .await?;
     let settlement = Settlement {
         state: state.clone(),
         caller: caller.clone(),
@@ -261,10 +184,10 @@ pub async fn chat(
         job_id,
         request_key,
         ticket,
-        sent_bytes: body_bytes.len(),
+        sent_bytes: body.len(),
     };
     let response = match client
-        .forward("/v1/chat/completions", caller.expose_key(), body_bytes)
+        .forward("/v1/chat/completions", caller.expose_key(), body)
         .await
     {
         Ok(response) => response,
@@ -423,54 +346,8 @@ async fn pump(
     }
 }
 
-/// A body refused before anything is held or sent.
-fn body_refusal(error: BodyError) -> ApiError {
-    match error {
-        BodyError::Invalid(message) => invalid(message),
-        BodyError::Unbounded(message) => {
-            app::metrics::gateway("unbounded_request");
-            ApiError::bad_request("unbounded_request", message)
-        }
-    }
-}
-
-/// Hard mode holds the worst case at known, fresh prices, or refuses: never at zero.
-fn hard_mode_prices(lookup: Option<PriceLookup>, model: &str) -> Result<TokenPrices, ApiError> {
-    match lookup {
-        Some(PriceLookup::Priced(prices)) => Ok(prices),
-        Some(PriceLookup::Unpriced) => {
-            app::metrics::gateway("model_unpriced");
-            Err(ApiError::bad_request(
-                "model_unpriced",
-                format!(
-                    "LiteLLM has no input and output price for {model:?}, so a hard-budget team cannot call it (set input_cost_per_token and output_cost_per_token in LiteLLM's model_info)"
-                ),
-            ))
-        }
-        Some(PriceLookup::Unavailable { age }) => {
-            app::metrics::gateway("prices_unavailable");
-            let since = age.map_or("never been read".to_owned(), |age| {
-                format!("not been read for {} s", age.as_secs())
-            });
-            Err(ApiError::unavailable(
-                "prices_unavailable",
-                format!(
-                    "LiteLLM's model prices have {since}, so a hard-budget request cannot be bounded; retry shortly"
-                ),
-                RETRY_UNREACHABLE_SECS,
-            ))
-        }
-        None => Err(ApiError::internal(anyhow::anyhow!(
-            "hard mode without a price book"
-        ))),
-    }
-}
-
-/// Retry-After when LiteLLM cannot be reached.
-const RETRY_UNREACHABLE_SECS: u64 = 5;
-
 fn budget_exceeded(message: String) -> ApiError {
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "budget_exceeded", message)
+    admission::budget_exceeded(message).into()
 }
 
 /// LiteLLM's refusal, passed on; its budget refusal becomes ours (429 `budget_exceeded`).

@@ -1,0 +1,187 @@
+//! Admission of a chat call, before anything is sent: the body is checked and normalised (a
+//! boolean `stream`, usage asked for in streams, an output limit every provider honours), the
+//! model checked against the team's, and for a hard-budget team the body's worst case priced and
+//! held from the team's lease. What is admitted is forwarded as is; what is refused changed
+//! nothing.
+
+use domain::Percent;
+use domain::team::BudgetMode;
+use domain::usage::{self as usage, BodyError, TokenPrices};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::leases::{Admission, Leases, Ticket};
+use super::prices::{PriceBook, PriceLookup};
+use crate::error::{AppError, AppResult, ErrorKind};
+use crate::team_keys::TeamCaller;
+
+/// Retry-After when LiteLLM cannot be reached or its prices are stale.
+pub const RETRY_UNREACHABLE_SECS: u64 = 5;
+
+/// A call that may go ahead.
+pub struct Admitted {
+    /// The body to forward, as normalised.
+    pub body: Vec<u8>,
+    pub model: String,
+    pub stream: bool,
+    pub markup: Percent,
+    /// The model's prices, if known (to price usage LiteLLM does not price).
+    pub prices: Option<TokenPrices>,
+    /// The worst case held from the team's lease (hard mode).
+    pub ticket: Option<Ticket>,
+    /// This call's key in budget holds.
+    pub request_key: String,
+}
+
+fn invalid(message: impl Into<String>) -> AppError {
+    AppError::invalid("invalid_request", message)
+}
+
+/// The team's budget does not cover the call (429).
+pub fn budget_exceeded(message: String) -> AppError {
+    AppError::new(ErrorKind::Exhausted, "budget_exceeded", message)
+}
+
+/// Checks, normalises and (hard mode) holds for one chat call of `caller`; `job_id` ties it to
+/// a job. `prices` is absent without LiteLLM.
+pub async fn admit(
+    caller: &TeamCaller,
+    raw: &[u8],
+    job_id: Option<&str>,
+    prices: Option<&PriceBook>,
+    leases: &Leases,
+) -> AppResult<Admitted> {
+    let mut body: Value = serde_json::from_slice(raw)
+        .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
+    let Some(object) = body.as_object_mut() else {
+        return Err(invalid("the body must be a JSON object"));
+    };
+    let model = object
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| invalid("`model` is required"))?
+        .to_owned();
+    if !object.get("messages").is_some_and(Value::is_array) {
+        return Err(invalid("`messages` must be an array"));
+    }
+    // Only a boolean: LiteLLM would read "true" as true and stream an answer we took for JSON.
+    let stream = match object.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) => *stream,
+        Some(_) => return Err(invalid("`stream` must be true or false")),
+    };
+    if object
+        .get("stream_options")
+        .is_some_and(|o| !o.is_object() && !o.is_null())
+    {
+        return Err(invalid("`stream_options` must be an object"));
+    }
+    let hard = caller.budget_mode == BudgetMode::Hard;
+    let (per_choice, choices) = usage::normalize(object).map_err(body_refusal)?;
+    if hard {
+        usage::check_bounded(object).map_err(body_refusal)?;
+    }
+    if stream {
+        // Usage arrives in a final chunk only when asked for: streamed calls are never free.
+        let options = object.entry("stream_options").or_insert_with(|| json!({}));
+        if options.is_null() {
+            *options = json!({});
+        }
+        if let Some(options) = options.as_object_mut() {
+            options.insert("include_usage".into(), json!(true));
+        }
+    }
+    if let Some(job) = job_id {
+        let metadata = object.entry("metadata").or_insert_with(|| json!({}));
+        if let Some(metadata) = metadata.as_object_mut() {
+            metadata.insert("job_id".into(), json!(job));
+        }
+    }
+
+    if !caller.allowed_models.iter().any(|m| m == &model) {
+        crate::metrics::gateway("model_not_allowed");
+        return Err(AppError::new(
+            ErrorKind::Forbidden,
+            "model_not_allowed",
+            format!(
+                "model {model:?} is not in this team's model groups; allowed: {}",
+                caller.allowed_models.join(", ")
+            ),
+        ));
+    }
+    let markup = caller.markup;
+    let lookup = prices.map(|book| book.lookup(&model));
+    let body_bytes = serde_json::to_vec(&body).map_err(AppError::internal)?;
+    let request_key = uuid::Uuid::new_v4().to_string();
+    let mut ticket = None;
+    if hard {
+        let at = hard_mode_prices(lookup, &model)?;
+        let worst = usage::worst_case(per_choice, choices, body_bytes.len()).price(at, markup);
+        match leases.admit(&caller.team_id, worst).await? {
+            Admission::Held(held) => ticket = Some(held),
+            Admission::Refused { available } => {
+                crate::metrics::gateway("budget_exceeded");
+                return Err(budget_exceeded(format!(
+                    "the team's credits do not cover this request: {} available, up to {} needed (lower max_tokens or n, or add credits)",
+                    available.max(Decimal::ZERO).normalize(),
+                    worst.round_dp(6).normalize()
+                )));
+            }
+        }
+    }
+    let known = match lookup {
+        Some(PriceLookup::Priced(known)) => Some(known),
+        _ => prices.and_then(|book| book.last_known(&model)),
+    };
+    Ok(Admitted {
+        body: body_bytes,
+        model,
+        stream,
+        markup,
+        prices: known,
+        ticket,
+        request_key,
+    })
+}
+
+/// A body refused before anything is held or sent.
+fn body_refusal(error: BodyError) -> AppError {
+    match error {
+        BodyError::Invalid(message) => invalid(message),
+        BodyError::Unbounded(message) => {
+            crate::metrics::gateway("unbounded_request");
+            AppError::invalid("unbounded_request", message)
+        }
+    }
+}
+
+/// Hard mode holds the worst case at known, fresh prices, or refuses: never at zero.
+fn hard_mode_prices(lookup: Option<PriceLookup>, model: &str) -> AppResult<TokenPrices> {
+    match lookup {
+        Some(PriceLookup::Priced(prices)) => Ok(prices),
+        Some(PriceLookup::Unpriced) => {
+            crate::metrics::gateway("model_unpriced");
+            Err(AppError::invalid(
+                "model_unpriced",
+                format!(
+                    "LiteLLM has no input and output price for {model:?}, so a hard-budget team cannot call it (set input_cost_per_token and output_cost_per_token in LiteLLM's model_info)"
+                ),
+            ))
+        }
+        Some(PriceLookup::Unavailable { age }) => {
+            crate::metrics::gateway("prices_unavailable");
+            let since = age.map_or("never been read".to_owned(), |age| {
+                format!("not been read for {} s", age.as_secs())
+            });
+            Err(AppError::unavailable(
+                "prices_unavailable",
+                format!(
+                    "LiteLLM's model prices have {since}, so a hard-budget request cannot be bounded; retry shortly"
+                ),
+                RETRY_UNREACHABLE_SECS,
+            ))
+        }
+        None => Err(AppError::internal("hard mode without a price book")),
+    }
+}
