@@ -299,6 +299,33 @@ pub struct TeamCreated {
     pub position: i64,
 }
 
+impl From<&app::teams::CreatedTeam> for TeamCreated {
+    fn from(created: &app::teams::CreatedTeam) -> Self {
+        let team = &created.team;
+        Self {
+            team_id: team.team_id.as_str().to_owned(),
+            organization_id: team.organization_id.as_str().to_owned(),
+            team_alias: team.team_alias.as_str().to_owned(),
+            virtual_key: created.key.expose().to_owned(),
+            key_fingerprint: team.key_fingerprint.as_str().to_owned(),
+            model_groups: team
+                .model_groups
+                .iter()
+                .map(|g| g.as_str().to_owned())
+                .collect(),
+            allowed_models: created.allowed_models.clone(),
+            credits: Amount(team.credits.as_decimal()),
+            remaining_budget: Amount(team.credits.as_decimal()),
+            budget_mode: team.budget_mode.into(),
+            rpm_limit: team.rate_limits.rpm_limit,
+            tpm_limit: team.rate_limits.tpm_limit,
+            markup_percent: Amount(team.markup_percent.as_decimal()),
+            status: "active".to_owned(),
+            position: created.position,
+        }
+    }
+}
+
 impl std::fmt::Debug for TeamCreated {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The virtual key never reaches a log through this type.

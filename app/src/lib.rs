@@ -11,6 +11,7 @@ pub mod lookups;
 pub mod metrics;
 pub mod sync;
 pub mod team_keys;
+pub mod teams;
 pub mod usage;
 pub mod webhooks;
 

@@ -25,7 +25,7 @@ use crate::extract::AppPath;
 use crate::extract::RequestMeta;
 use crate::extract::{AppJson, AppQuery, DecimalText, decimal_json};
 use crate::openapi::ApiErrors;
-use crate::responses::{self, Amount};
+use crate::responses::{self};
 use crate::state::AppState;
 use app::keys::{self, VirtualKey};
 use utoipa_axum::router::OpenApiRouter;
@@ -189,67 +189,32 @@ async fn create(
         Some(raw) => Percent::parse_markup("markup_percent", &raw.0)?,
         None => Percent::ZERO,
     };
-    let key = VirtualKey::generate();
-    let new = NewTeam {
-        team_id: team_id.clone(),
-        organization_id: OrganizationId::parse(&body.organization_id)?,
-        team_alias: TeamAlias::parse(&body.team_alias)?,
-        model_groups: parse_groups(&body.model_groups)?,
-        credits,
-        budget_mode: body.budget_mode.unwrap_or_default(),
-        rate_limits: rate_limits(body.rpm_limit, body.tpm_limit)?,
-        markup_percent,
-        key_fingerprint: key.fingerprint(),
-    };
-    keys::store(&state.pool, &state.vault, team_id.as_str(), &key).await?;
-    let result = run(
-        &state,
-        &admin,
-        &meta,
-        &team_id,
-        TeamCommand::Create(Box::new(new.clone())),
-        OnConflict::Fail,
+    let organization_id = OrganizationId::parse(&body.organization_id)?;
+    let team_alias = TeamAlias::parse(&body.team_alias)?;
+    let model_groups = parse_groups(&body.model_groups)?;
+    let rate_limits = rate_limits(body.rpm_limit, body.tpm_limit)?;
+    let created = app::teams::create(
+        &state.commands,
+        &state.vault,
+        &state.pool,
+        |key_fingerprint| NewTeam {
+            team_id,
+            organization_id,
+            team_alias,
+            model_groups,
+            credits,
+            budget_mode: body.budget_mode.unwrap_or_default(),
+            rate_limits,
+            markup_percent,
+            key_fingerprint,
+        },
+        &meta.for_actor(admin.actor()),
     )
-    .await;
-    let position = match result {
-        Ok(position) => position,
-        Err(error) => {
-            keys::discard(&state.pool, &key).await;
-            return Err(error);
-        }
-    };
-    let group_names: Vec<String> = new
-        .model_groups
-        .iter()
-        .map(|g| g.as_str().to_owned())
-        .collect();
-    let allowed_models = projections::model_groups::models_of(&state.pool, &group_names).await?;
-    tracing::info!(
-        team_id = team_id.as_str(),
-        key_fingerprint = new.key_fingerprint.as_str(),
-        position,
-        "team created"
-    );
+    .await?;
     Ok((
         StatusCode::CREATED,
-        position_header(position),
-        Json(responses::TeamCreated {
-            team_id: team_id.as_str().to_owned(),
-            organization_id: new.organization_id.as_str().to_owned(),
-            team_alias: new.team_alias.as_str().to_owned(),
-            virtual_key: key.expose().to_owned(),
-            key_fingerprint: new.key_fingerprint.as_str().to_owned(),
-            model_groups: group_names,
-            allowed_models,
-            credits: Amount(credits.as_decimal()),
-            remaining_budget: Amount(credits.as_decimal()),
-            budget_mode: new.budget_mode.into(),
-            rpm_limit: new.rate_limits.rpm_limit,
-            tpm_limit: new.rate_limits.tpm_limit,
-            markup_percent: Amount(markup_percent.as_decimal()),
-            status: "active".to_owned(),
-            position,
-        }),
+        position_header(created.position),
+        Json(responses::TeamCreated::from(&created)),
     ))
 }
 

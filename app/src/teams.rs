@@ -1,0 +1,61 @@
+//! Creating a team, which is more than one command: its virtual key is generated here, stored
+//! encrypted before the event that announces its fingerprint, and discarded if that command
+//! fails, so no event ever names a key that was not kept and no kept key outlives a refusal.
+
+use domain::CommandMetadata;
+use domain::team::{KeyFingerprint, NewTeam, Team, TeamCommand};
+use sqlx::PgPool;
+
+use crate::commands::{CommandBus, OnConflict};
+use crate::error::AppResult;
+use crate::keys::{self, Vault, VirtualKey};
+
+/// A created team, with its key (shown this once) and the models its groups allow.
+pub struct CreatedTeam {
+    pub team: NewTeam,
+    pub key: VirtualKey,
+    pub position: i64,
+    pub allowed_models: Vec<String>,
+}
+
+/// Creates the team `build` describes, given the fingerprint of its new key.
+pub async fn create(
+    bus: &CommandBus,
+    vault: &Vault,
+    pool: &PgPool,
+    build: impl FnOnce(KeyFingerprint) -> NewTeam,
+    metadata: &CommandMetadata,
+) -> AppResult<CreatedTeam> {
+    let key = VirtualKey::generate();
+    let team = build(key.fingerprint());
+    keys::store(pool, vault, team.team_id.as_str(), &key).await?;
+    let command = TeamCommand::Create(Box::new(team.clone()));
+    let position = match bus
+        .execute::<Team>(team.team_id.as_str(), command, metadata, OnConflict::Fail)
+        .await
+    {
+        Ok(position) => position,
+        Err(error) => {
+            keys::discard(pool, &key).await;
+            return Err(error);
+        }
+    };
+    let groups: Vec<String> = team
+        .model_groups
+        .iter()
+        .map(|g| g.as_str().to_owned())
+        .collect();
+    let allowed_models = projections::model_groups::models_of(pool, &groups).await?;
+    tracing::info!(
+        team_id = team.team_id.as_str(),
+        key_fingerprint = team.key_fingerprint.as_str(),
+        position,
+        "team created"
+    );
+    Ok(CreatedTeam {
+        team,
+        key,
+        position,
+        allowed_models,
+    })
+}
