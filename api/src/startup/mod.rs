@@ -1,4 +1,10 @@
-//! Building and running the service: database, migrations, HTTP server and consumers.
+//! Building and running the service: the pools (`pools`), the state every handler shares, the
+//! HTTP server, and the background workers (`workers`).
+
+mod pools;
+mod workers;
+
+pub use pools::{connect, connect_unflushed, connect_without_events, ensure_database, migrate};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +15,9 @@ use cqrs_es::persist::PersistedEventStore;
 use domain::model_group::ModelGroupServices;
 use domain::organization::OrganizationServices;
 use domain::team::TeamServices;
+use projections::RunnerConfig;
 use projections::progress::ProgressSignal;
-use projections::{ConsumerRunner, RunnerConfig};
-use secrecy::ExposeSecret;
-use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::PgPool;
 use store::EventNotifier;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -47,72 +50,6 @@ pub struct Application {
     ingestor: Option<SpendLogIngestor>,
     /// Where consumers, the usage writer and maintenance run (see `build_on`).
     background: tokio::runtime::Handle,
-}
-
-/// Creates the database if it does not exist (tolerating a concurrent creator).
-pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
-    if Postgres::database_exists(url)
-        .await
-        .context("connecting to PostgreSQL")?
-    {
-        return Ok(());
-    }
-    tracing::info!("database does not exist; creating it");
-    match Postgres::create_database(url).await {
-        Ok(()) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(()),
-        Err(e) => Err(e).context("creating the database"),
-    }
-}
-
-pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
-    let url = config.database_url.expose_secret();
-    ensure_database(url).await?;
-    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
-    PgPoolOptions::new()
-        .max_connections(config.db_pool_size)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await
-        .context("connecting to the database")
-}
-
-/// A small pool whose commits do not wait for the WAL flush. Only for budget holds: a hold is
-/// a reservation in front of a request, not a record of money; if PostgreSQL itself crashed
-/// and lost the last milliseconds of holds, the requests they guarded failed with it. Usage is
-/// never written through this pool.
-pub async fn connect_unflushed(config: &Config) -> anyhow::Result<PgPool> {
-    // Holds never append events either, so the log's readers need not wait for them.
-    connect_without_events(config, (config.db_pool_size / 2).max(2)).await
-}
-
-/// Connections for work that never appends events, named so (`NO_EVENTS_APPLICATION`) that the
-/// log's readers do not wait for their transactions, and committing without waiting for the WAL
-/// flush. Used by the consumers (one connection each and a spare, so under a burst of commands
-/// they do not queue behind requests; a read model and its checkpoint move in one transaction,
-/// so a lost commit loses both and the batch is applied again) and by the background workers
-/// whose state is operational (LiteLLM sync status, webhook deliveries: a lost last write means
-/// a repeated, idempotent sync or delivery).
-pub async fn connect_without_events(config: &Config, size: u32) -> anyhow::Result<PgPool> {
-    let url = config.database_url.expose_secret();
-    let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
-    PgPoolOptions::new()
-        .max_connections(size)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(
-            options
-                .options([("synchronous_commit", "off")])
-                .application_name(store::event_log::NO_EVENTS_APPLICATION),
-        )
-        .await
-        .context("connecting to the database")
-}
-
-pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    store::MIGRATOR
-        .run(pool)
-        .await
-        .context("running database migrations")
 }
 
 impl Application {
@@ -314,61 +251,20 @@ impl Application {
             ))
             .await?
             .context("listening for event notifications")?;
-        let mut consumers = Vec::new();
-        for projector in app::consumers::all(self.seal_key) {
-            let runner = ConsumerRunner::new(
-                self.consumers_pool.clone(),
-                projector,
-                self.runner_config.clone(),
-                self.state.progress.clone(),
-            );
-            consumers.push(
-                self.background
-                    .spawn(runner.run(notifier.clone(), shutdown.clone())),
-            );
-        }
-        consumers.push(
-            self.background.spawn(
-                self.state
-                    .team_keys
-                    .cache
-                    .clone()
-                    .listen(self.state.pool.clone(), shutdown.clone()),
-            ),
+        let consumers = workers::spawn_all(
+            &self.background,
+            workers::Workers {
+                state: &self.state,
+                notifier,
+                consumers_pool: &self.consumers_pool,
+                background_pool: &self.background_pool,
+                runner_config: &self.runner_config,
+                seal_key: self.seal_key,
+                reconciler: self.reconciler,
+                ingestor: self.ingestor,
+            },
+            &shutdown,
         );
-        consumers.push(
-            self.background.spawn(
-                app::webhooks::Dispatcher::new(
-                    self.background_pool.clone(),
-                    self.state.vault.clone(),
-                )
-                .run(shutdown.clone()),
-            ),
-        );
-        if let Some(prices) = self.state.prices.clone() {
-            consumers.push(
-                self.background
-                    .spawn(prices.run(app::gateway::prices::REFRESH_EVERY, shutdown.clone())),
-            );
-        }
-        if let Some(ingestor) = self.ingestor {
-            consumers.push(self.background.spawn(ingestor.run(shutdown.clone())));
-        }
-        if let Some(reconciler) = self.reconciler {
-            consumers.push(self.background.spawn(reconciler.run(shutdown.clone())));
-        }
-        consumers.push(self.background.spawn(expire_budget_holds(
-            self.state.pool.clone(),
-            shutdown.clone(),
-        )));
-        consumers.push(self.background.spawn(hand_back_idle_leases(
-            self.state.leases.clone(),
-            shutdown.clone(),
-        )));
-        consumers.push(self.background.spawn(purge_expired_state(
-            self.state.pool.clone(),
-            shutdown.clone(),
-        )));
         let address = self.listener.local_addr()?;
         tracing::info!(%address, "saas-api listening");
         let app = routes::router(self.state);
@@ -429,58 +325,6 @@ fn event_store<A: cqrs_es::Aggregate>(
         SNAPSHOT_EVERY,
     )
     .with_upcasters(domain::upcast::for_cqrs())
-}
-
-/// Hourly: idempotency keys past their retention and admin sessions that can no longer be used.
-async fn purge_expired_state(pool: PgPool, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = every.tick() => {
-                match crate::idempotency::purge_expired(&pool).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(purged = n, "expired idempotency keys removed"),
-                    Err(error) => tracing::warn!(%error, "could not purge idempotency keys"),
-                }
-                match crate::panel::session::purge_expired(&pool).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(purged = n, "expired admin sessions removed"),
-                    Err(error) => tracing::warn!(%error, "could not purge admin sessions"),
-                }
-            }
-        }
-    }
-}
-
-/// Releases, every minute, budget holds of requests that never settled (their process died).
-async fn expire_budget_holds(pool: PgPool, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = every.tick() => match projections::budgets::holds::expire(&pool).await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(teams = n, "lapsed budget holds released"),
-                Err(error) => tracing::warn!(%error, "could not release lapsed budget holds"),
-            },
-        }
-    }
-}
-
-/// Hands back budget leases a second after their team's last request, and all at shutdown.
-async fn hand_back_idle_leases(
-    leases: Arc<app::gateway::leases::Leases>,
-    shutdown: CancellationToken,
-) {
-    let mut every = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = every.tick() => leases.hand_back_idle(Duration::from_secs(1)).await,
-        }
-    }
-    leases.hand_back_all().await;
 }
 
 /// Cancels the token on ctrl-c or SIGTERM.
