@@ -1,3 +1,5 @@
+//! The `saas-api` binary: serve (default), migrate, replay, verify, admin, openapi, healthcheck.
+
 use std::io::Write;
 
 use anyhow::Context;

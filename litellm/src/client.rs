@@ -1,3 +1,5 @@
+//! The typed client for LiteLLM's management API, with errors classified once.
+
 use std::time::Duration;
 
 use reqwest::Method;

@@ -1,3 +1,5 @@
+//! Why a LiteLLM call failed, told apart by `error.type` first and the status second.
+
 use thiserror::Error;
 
 /// What went wrong talking to LiteLLM. Messages never contain keys: LiteLLM itself masks them

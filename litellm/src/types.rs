@@ -1,3 +1,5 @@
+//! The shapes of LiteLLM's management API that we send and read.
+
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};

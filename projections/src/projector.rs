@@ -1,3 +1,5 @@
+//! The projector trait every consumer of the log implements, and its error type.
+
 use async_trait::async_trait;
 use sqlx::PgConnection;
 use thiserror::Error;

@@ -1,3 +1,5 @@
+//! The model group aggregate: a named set of LiteLLM model names, checked against its catalog.
+
 use async_trait::async_trait;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};

@@ -1,3 +1,5 @@
+//! The organization aggregate: its state and the rules its commands must pass.
+
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;

@@ -1,3 +1,5 @@
+//! What can be asked of an organization.
+
 use super::values::{LitellmOrganizationId, OrganizationId, OrganizationName};
 
 /// What an admin can ask of an organization. The aggregate id is the organization id.

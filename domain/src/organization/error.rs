@@ -1,3 +1,5 @@
+//! Why an organization command is refused.
+
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -1,3 +1,5 @@
+//! What happened to an organization: the events its stream holds.
+
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 

@@ -1,3 +1,5 @@
+//! An organization's value types, each parsed once at the edge.
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

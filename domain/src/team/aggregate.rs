@@ -1,3 +1,5 @@
+//! The team aggregate: the state folded from its events and the rules its commands must pass.
+
 use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;

@@ -1,3 +1,5 @@
+//! What can be asked of a team: the commands its aggregate decides on, with parsed values.
+
 use crate::model_name::GroupName;
 use crate::money::{Money, Percent};
 use crate::organization::OrganizationId;

@@ -1,3 +1,5 @@
+//! Why a team command is refused.
+
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -1,3 +1,5 @@
+//! What happened to a team: the events its stream holds, in the shape they are stored.
+
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 

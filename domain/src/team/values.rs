@@ -1,3 +1,5 @@
+//! A team's value types, each parsed once at the edge: ids, alias, mode, limits, fingerprint.
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -1,3 +1,5 @@
+//! A team's budget as folded from credits and usage, and the threshold alerts it raises (pure).
+
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use rust_decimal::Decimal;

@@ -1,3 +1,5 @@
+//! A usage record: one LLM call, validated and priced at the team's markup, as stored.
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cqrs_es::DomainEvent;
 use rust_decimal::{Decimal, RoundingStrategy};
