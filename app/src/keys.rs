@@ -159,6 +159,14 @@ pub async fn reveal(
     Ok(VirtualKey(text.into()))
 }
 
+/// The SHA-256 hash (hex) of the key with this fingerprint: how LiteLLM names it.
+pub async fn hash_hex(pool: &PgPool, fingerprint: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("select encode(key_hash, 'hex') from virtual_keys where fingerprint = $1")
+        .bind(fingerprint)
+        .fetch_optional(pool)
+        .await
+}
+
 /// A team's keys that are no longer its current one and that LiteLLM may still hold:
 /// (fingerprint, SHA-256 hash).
 pub async fn rotated_out(

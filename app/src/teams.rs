@@ -1,13 +1,14 @@
-//! Creating a team, which is more than one command: its virtual key is generated here, stored
-//! encrypted before the event that announces its fingerprint, and discarded if that command
-//! fails, so no event ever names a key that was not kept and no kept key outlives a refusal.
+//! Team use cases that are more than one command. Creating a team: its virtual key is generated
+//! here, stored encrypted before the event that announces its fingerprint, and discarded if that
+//! command fails, so no event names a key that was not kept and no kept key outlives a refusal.
+//! Revealing a key: the reveal is recorded first, so there is no reveal without its audit record.
 
 use domain::CommandMetadata;
-use domain::team::{KeyFingerprint, NewTeam, Team, TeamCommand};
+use domain::team::{KeyFingerprint, NewTeam, Team, TeamCommand, TeamId};
 use sqlx::PgPool;
 
 use crate::commands::{CommandBus, OnConflict};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::keys::{self, Vault, VirtualKey};
 
 /// A created team, with its key (shown this once) and the models its groups allow.
@@ -57,5 +58,47 @@ pub async fn create(
         key,
         position,
         allowed_models,
+    })
+}
+
+/// A revealed key and the position of the event that recorded its reveal.
+pub struct RevealedKey {
+    pub key: VirtualKey,
+    pub fingerprint: String,
+    pub position: i64,
+}
+
+/// Records the reveal of the team's current key, then decrypts that key.
+pub async fn reveal_key(
+    bus: &CommandBus,
+    vault: &Vault,
+    pool: &PgPool,
+    team_id: &TeamId,
+    metadata: &CommandMetadata,
+) -> AppResult<RevealedKey> {
+    let position = bus
+        .execute::<Team>(
+            team_id.as_str(),
+            TeamCommand::RecordKeyRevealed,
+            metadata,
+            OnConflict::Retry,
+        )
+        .await?;
+    let payload =
+        store::event_log::newest_payload(pool, "Team", team_id.as_str(), "VirtualKeyRevealed")
+            .await?;
+    let fingerprint = payload
+        .as_ref()
+        .and_then(|p| p["key_fingerprint"].as_str())
+        .ok_or_else(|| AppError::internal("reveal event missing for team"))?
+        .to_owned();
+    let key = keys::reveal(pool, vault, &fingerprint)
+        .await
+        .map_err(AppError::internal)?;
+    tracing::info!(team_id = team_id.as_str(), key_fingerprint = %fingerprint, "virtual key revealed");
+    Ok(RevealedKey {
+        key,
+        fingerprint,
+        position,
     })
 }

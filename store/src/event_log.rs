@@ -255,3 +255,23 @@ pub async fn stream_head(
     .fetch_optional(&mut *conn)
     .await
 }
+
+/// The payload of the newest event of `event_type` in a stream (its variant's fields), if any.
+pub async fn newest_payload(
+    pool: &sqlx::PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    event_type: &str,
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    let payload: Option<Option<serde_json::Value>> = sqlx::query_scalar(
+        "select payload::jsonb -> $3 from events
+          where aggregate_type = $1 and aggregate_id = $2 and event_type = $3
+          order by sequence desc limit 1",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(event_type)
+    .fetch_optional(pool)
+    .await?;
+    Ok(payload.flatten())
+}

@@ -15,3 +15,11 @@ pub use repository::{Cqrs, EventStore};
 
 /// The schema of the event store and every read model, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// The schema versions applied to this database, in order (readiness compares them with
+/// `MIGRATOR`'s).
+pub async fn applied_migrations(pool: &sqlx::PgPool) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("select version from _sqlx_migrations where success order by version")
+        .fetch_all(pool)
+        .await
+}

@@ -30,12 +30,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         )
             .into_response()
     };
-    let applied: Vec<i64> = match sqlx::query_scalar(
-        "select version from _sqlx_migrations where success order by version",
-    )
-    .fetch_all(&state.pool)
-    .await
-    {
+    let applied: Vec<i64> = match store::applied_migrations(&state.pool).await {
         Ok(versions) => versions,
         Err(error) => {
             tracing::warn!(%error, "readiness check failed");

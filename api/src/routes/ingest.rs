@@ -327,12 +327,7 @@ async fn reconciliation(
     let team_recorded = projections::reports::recorded_for_team(&state.pool, &id).await?;
     let key_recorded =
         projections::reports::recorded_for_key(&state.pool, &id, &team.key_fingerprint).await?;
-    let key_hash: Option<String> = sqlx::query_scalar(
-        "select encode(key_hash, 'hex') from virtual_keys where fingerprint = $1",
-    )
-    .bind(&team.key_fingerprint)
-    .fetch_optional(&state.pool)
-    .await?;
+    let key_hash = app::keys::hash_hex(&state.pool, &team.key_fingerprint).await?;
     let litellm_team = client.team_info(&id).await?;
     let litellm_key = match &key_hash {
         Some(hash) => client.key_info(hash).await?,

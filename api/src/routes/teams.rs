@@ -434,30 +434,18 @@ async fn delete_by_method(team: TeamTarget) -> Answer {
     responses((status = 200, description = "The current key (the reveal is audited)", body = Object), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn reveal_key(team: TeamTarget) -> Answer {
-    let position = team
-        .run(TeamCommand::RecordKeyRevealed, OnConflict::Retry)
-        .await?;
-    let payload: Option<Value> = sqlx::query_scalar(
-        "select payload::jsonb -> 'VirtualKeyRevealed' from events
-          where aggregate_type = 'Team' and aggregate_id = $1 and event_type = 'VirtualKeyRevealed'
-          order by sequence desc limit 1",
+    let revealed = app::teams::reveal_key(
+        &team.state.commands,
+        &team.state.vault,
+        &team.state.pool,
+        &team.id,
+        &team.meta.for_actor(team.admin.actor()),
     )
-    .bind(team.id.as_str())
-    .fetch_optional(&team.state.pool)
-    .await?
-    .flatten();
-    let fingerprint = payload
-        .as_ref()
-        .and_then(|p| p["key_fingerprint"].as_str())
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("reveal event missing for team")))?
-        .to_owned();
-    let key = keys::reveal(&team.state.pool, &team.state.vault, &fingerprint)
-        .await
-        .map_err(ApiError::internal)?;
-    tracing::info!(team_id = team.id.as_str(), key_fingerprint = %fingerprint, "virtual key revealed");
-    Ok(team.done(
-        position,
-        json!({"virtual_key": key.expose(), "key_fingerprint": fingerprint}),
+    .await?;
+    Ok(done(
+        &team.id,
+        revealed.position,
+        json!({"virtual_key": revealed.key.expose(), "key_fingerprint": revealed.fingerprint}),
     ))
 }
 

@@ -95,12 +95,7 @@ async fn show(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
 ) -> ApiResult<Json<Value>> {
-    let row: Option<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-        "select url, updated_at from organization_webhooks where organization_id = $1",
-    )
-    .bind(&id)
-    .fetch_optional(&state.pool)
-    .await?;
+    let row = webhooks::current(&state.pool, &id).await?;
     let (url, updated_at) =
         row.ok_or_else(|| ApiError::not_found("webhook_not_found", "no webhook is set"))?;
     Ok(Json(

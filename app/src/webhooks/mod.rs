@@ -70,6 +70,17 @@ pub async fn save(
     Ok(())
 }
 
+/// An organization's webhook URL and when it was last set (never its secret).
+pub async fn current(
+    pool: &PgPool,
+    organization_id: &str,
+) -> Result<Option<(String, chrono::DateTime<chrono::Utc>)>, sqlx::Error> {
+    sqlx::query_as("select url, updated_at from organization_webhooks where organization_id = $1")
+        .bind(organization_id)
+        .fetch_optional(pool)
+        .await
+}
+
 /// Removes an organization's webhook; false if it had none.
 pub async fn remove(pool: &PgPool, organization_id: &str) -> Result<bool, sqlx::Error> {
     let removed = sqlx::query("delete from organization_webhooks where organization_id = $1")
