@@ -2,10 +2,14 @@
 //! what a handler returns or parses (serde) and what the OpenAPI document describes (utoipa), so
 //! the two cannot drift apart.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
+use projections::budgets::{AlertRow, BudgetRow};
 use projections::jobs::JobRow;
 use projections::model_groups::ModelGroupRow;
 use projections::organizations::OrganizationRow;
+use projections::reports::UsageBucket;
 use projections::teams::TeamRow;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -58,7 +62,7 @@ impl From<domain::team::BudgetMode> for BudgetMode {
 
 impl BudgetMode {
     /// The read models store the mode as text; only these two values are ever written.
-    fn stored(text: &str) -> Self {
+    pub fn stored(text: &str) -> Self {
         if text == "soft" {
             Self::Soft
         } else {
@@ -396,4 +400,190 @@ impl From<&JobRow> for Job {
 pub struct JobPage {
     pub jobs: Vec<Job>,
     pub next_cursor: Option<String>,
+}
+
+/// A period as reports state it: `[from, to)`, either end open.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PeriodBounds {
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub from: Option<DateTime<Utc>>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl From<&domain::usage::Period> for PeriodBounds {
+    fn from(period: &domain::usage::Period) -> Self {
+        Self {
+            from: period.from,
+            to: period.to,
+        }
+    }
+}
+
+/// Usage summed over a period: at the team's price and at LiteLLM's cost, with tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageTotals {
+    /// At the team's price (with its markup).
+    pub total_spend: Amount,
+    /// What LiteLLM reported.
+    pub provider_cost: Amount,
+    pub request_count: i64,
+    pub failed_requests: i64,
+    pub total_tokens: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+}
+
+impl From<&UsageBucket> for UsageTotals {
+    fn from(bucket: &UsageBucket) -> Self {
+        Self {
+            total_spend: Amount(bucket.price),
+            provider_cost: Amount(bucket.provider_cost),
+            request_count: bucket.requests,
+            failed_requests: bucket.failed_requests,
+            total_tokens: bucket.total_tokens(),
+            prompt_tokens: bucket.prompt_tokens,
+            completion_tokens: bucket.completion_tokens,
+            cached_tokens: bucket.cached_tokens,
+        }
+    }
+}
+
+/// One model's share of a period's usage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelUsage {
+    pub requests: i64,
+    /// At the team's price.
+    pub cost: Amount,
+    pub provider_cost: Amount,
+    pub tokens: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+}
+
+impl From<&UsageBucket> for ModelUsage {
+    fn from(bucket: &UsageBucket) -> Self {
+        Self {
+            requests: bucket.requests,
+            cost: Amount(bucket.price),
+            provider_cost: Amount(bucket.provider_cost),
+            tokens: bucket.total_tokens(),
+            prompt_tokens: bucket.prompt_tokens,
+            completion_tokens: bucket.completion_tokens,
+            cached_tokens: bucket.cached_tokens,
+        }
+    }
+}
+
+/// Per-model buckets summed into totals and keyed by model.
+pub fn by_model(buckets: &[UsageBucket]) -> (UsageTotals, BTreeMap<String, ModelUsage>) {
+    let mut total = UsageBucket::default();
+    let mut models = BTreeMap::new();
+    for bucket in buckets {
+        total.add(bucket);
+        models.insert(bucket.key.clone(), ModelUsage::from(bucket));
+    }
+    (UsageTotals::from(&total), models)
+}
+
+/// A team's usage in a period by model, with its budget (live, or as of an instant).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamUsage {
+    pub team_id: String,
+    pub organization_id: String,
+    /// Present when the answer is as of an instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub as_of: Option<DateTime<Utc>>,
+    pub period: PeriodBounds,
+    #[serde(flatten)]
+    pub totals: UsageTotals,
+    pub credits: Amount,
+    pub remaining_budget: Amount,
+    /// Spend as a percentage of the credits (null without credits); live answers only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Amount>)]
+    pub percent_used: Option<Option<Amount>>,
+    pub budget_mode: BudgetMode,
+    pub models_used: BTreeMap<String, ModelUsage>,
+}
+
+/// A team's budget as the budget endpoints show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Budget {
+    pub team_id: String,
+    pub credits: Amount,
+    pub spend: Amount,
+    pub remaining: Amount,
+    /// Held by requests in flight (hard mode) until their usage is in `spend`.
+    pub held: Amount,
+    pub percent_used: Option<Amount>,
+    pub budget_mode: BudgetMode,
+    pub credit_level: i64,
+    pub request_count: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_usage_at: Option<DateTime<Utc>>,
+}
+
+impl From<&BudgetRow> for Budget {
+    fn from(row: &BudgetRow) -> Self {
+        let state = row.state();
+        Self {
+            team_id: row.team_id.clone(),
+            credits: Amount(row.credits),
+            spend: Amount(row.spend),
+            remaining: Amount(state.remaining()),
+            held: Amount(row.held),
+            percent_used: state.percent_used().map(Amount),
+            budget_mode: BudgetMode::stored(&row.budget_mode),
+            credit_level: row.credit_level,
+            request_count: row.request_count,
+            last_usage_at: row.last_usage_at,
+        }
+    }
+}
+
+/// A threshold a team's spend crossed (80 % or 100 % of a credit level).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BudgetAlert {
+    pub team_id: String,
+    pub threshold_percent: i32,
+    pub credit_level: i64,
+    pub credits: Amount,
+    pub spend: Amount,
+    pub request_id: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub crossed_at: DateTime<Utc>,
+    pub position: i64,
+}
+
+impl From<&AlertRow> for BudgetAlert {
+    fn from(alert: &AlertRow) -> Self {
+        Self {
+            team_id: alert.team_id.clone(),
+            threshold_percent: alert.threshold_percent,
+            credit_level: alert.credit_level,
+            credits: Amount(alert.credits),
+            spend: Amount(alert.spend),
+            request_id: alert.request_id.clone(),
+            crossed_at: alert.crossed_at,
+            position: alert.position,
+        }
+    }
+}
+
+/// A team's budget and the alerts it raised.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamBudget {
+    #[serde(flatten)]
+    pub budget: Budget,
+    pub alerts: Vec<BudgetAlert>,
+}
+
+/// Threshold alerts, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BudgetAlerts {
+    pub alerts: Vec<BudgetAlert>,
 }

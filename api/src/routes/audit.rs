@@ -7,9 +7,8 @@ use chrono::{DateTime, Utc};
 use domain::team::{TeamAsOf, TeamError, TeamEvent};
 use domain::usage::Period;
 use projections::audit::{self, AuditFilter};
-use projections::reports::UsageBucket;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use store::event_log::{self, StoredEvent};
 
 use crate::auth::Admin;
@@ -17,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::AppPath;
 use crate::extract::{AppQuery, decimal_json};
 use crate::openapi::ApiErrors;
+use crate::responses::Amount;
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -254,31 +254,24 @@ pub(crate) async fn team_usage_as_of(
     id: &str,
     raw: &str,
     period: &Period,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<crate::responses::TeamUsage>> {
     let as_of = instant("as_of", raw)?;
     let events = team_events(state, id).await?;
     let team = team_at(&events, as_of)?;
     let buckets = audit::usage_as_of(&state.pool, id, as_of, period.from, period.to).await?;
-    let mut total = UsageBucket::default();
-    let mut models = Map::new();
-    for bucket in &buckets {
-        total.add(bucket);
-        models.insert(bucket.key.clone(), super::report_shapes::model_json(bucket));
-    }
+    let (totals, models_used) = crate::responses::by_model(&buckets);
     let spend = audit::spend_as_of(&state.pool, id, as_of).await?;
     let credits = team.credits.as_decimal();
-    let mut body = Map::new();
-    body.insert("team_id".into(), json!(id));
-    body.insert("organization_id".into(), json!(team.organization_id));
-    body.insert("as_of".into(), json!(as_of));
-    body.insert(
-        "period".into(),
-        json!({"from": period.from, "to": period.to}),
-    );
-    body.extend(super::report_shapes::totals_json(&total));
-    body.insert("credits".into(), decimal_json(credits));
-    body.insert("remaining_budget".into(), decimal_json(credits - spend));
-    body.insert("budget_mode".into(), json!(team.budget_mode));
-    body.insert("models_used".into(), Value::Object(models));
-    Ok(Json(Value::Object(body)))
+    Ok(Json(crate::responses::TeamUsage {
+        team_id: id.to_owned(),
+        organization_id: team.organization_id.as_str().to_owned(),
+        as_of: Some(as_of),
+        period: period.into(),
+        totals,
+        credits: Amount(credits),
+        remaining_budget: Amount(credits - spend),
+        percent_used: None,
+        budget_mode: team.budget_mode.into(),
+        models_used,
+    }))
 }

@@ -16,13 +16,14 @@ use projections::reports::{self, GroupBy, Scope, UsageBucket, UsageRecordRow};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::report_shapes::{model_json, totals_json};
+use super::report_shapes::totals_json;
 use crate::auth::Admin;
 use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppPath;
 use crate::extract::{AppQuery, decimal_json};
 use crate::openapi::ApiErrors;
+use crate::responses::{self, Amount};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -72,22 +73,6 @@ fn period_json(period: &Period) -> Value {
     json!({"from": period.from, "to": period.to})
 }
 
-pub(crate) fn budget_json(row: &BudgetRow) -> Value {
-    let state = row.state();
-    json!({
-        "team_id": row.team_id,
-        "credits": decimal_json(row.credits),
-        "spend": decimal_json(row.spend),
-        "remaining": decimal_json(state.remaining()),
-        "held": decimal_json(row.held),
-        "percent_used": state.percent_used().map(decimal_json),
-        "budget_mode": row.budget_mode,
-        "credit_level": row.credit_level,
-        "request_count": row.request_count,
-        "last_usage_at": row.last_usage_at,
-    })
-}
-
 async fn team_budget_row(state: &AppState, team_id: &str) -> ApiResult<BudgetRow> {
     budgets::get(&state.pool, team_id)
         .await?
@@ -96,7 +81,7 @@ async fn team_budget_row(state: &AppState, team_id: &str) -> ApiResult<BudgetRow
 
 #[utoipa::path(get, path = "/api/teams/{id}/usage", tag = "usage",
     params(("id" = String, Path, description = "team id"), PeriodParams, super::audit::AsOfParams),
-    responses((status = 200, description = "The team's usage by model and its budget", body = Object), ApiErrors),
+    responses((status = 200, description = "The team's usage by model and its budget", body = responses::TeamUsage), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn team_usage(
     _admin: Admin,
@@ -105,7 +90,7 @@ async fn team_usage(
     AppPath(id): AppPath<String>,
     AppQuery(params): AppQuery<PeriodParams>,
     AppQuery(as_of): AppQuery<super::audit::AsOfParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<responses::TeamUsage>> {
     let period = params.period()?;
     if let Some(raw) = &as_of.as_of {
         return super::audit::team_usage_as_of(&state, &id, raw, &period).await;
@@ -113,30 +98,20 @@ async fn team_usage(
     state.read_after_all(&USAGE_MODELS, read_after).await?;
     let budget = team_budget_row(&state, &id).await?;
     let by_model = reports::usage(&state.pool, Scope::Team(&id), &period, GroupBy::Model).await?;
-    let mut total = UsageBucket::default();
-    let mut models = Map::new();
-    for bucket in &by_model {
-        total.add(bucket);
-        models.insert(bucket.key.clone(), model_json(bucket));
-    }
+    let (totals, models_used) = responses::by_model(&by_model);
     let budget_state = budget.state();
-    let mut body = Map::new();
-    body.insert("team_id".into(), json!(id));
-    body.insert("organization_id".into(), json!(budget.organization_id));
-    body.insert("period".into(), period_json(&period));
-    body.extend(totals_json(&total));
-    body.insert("credits".into(), decimal_json(budget.credits));
-    body.insert(
-        "remaining_budget".into(),
-        decimal_json(budget_state.remaining()),
-    );
-    body.insert(
-        "percent_used".into(),
-        json!(budget_state.percent_used().map(decimal_json)),
-    );
-    body.insert("budget_mode".into(), json!(budget.budget_mode));
-    body.insert("models_used".into(), Value::Object(models));
-    Ok(Json(Value::Object(body)))
+    Ok(Json(responses::TeamUsage {
+        team_id: id,
+        organization_id: budget.organization_id.clone(),
+        as_of: None,
+        period: (&period).into(),
+        totals,
+        credits: Amount(budget.credits),
+        remaining_budget: Amount(budget_state.remaining()),
+        percent_used: Some(budget_state.percent_used().map(Amount)),
+        budget_mode: responses::BudgetMode::stored(&budget.budget_mode),
+        models_used,
+    }))
 }
 
 fn series_json(days: &[chrono::NaiveDate], buckets: Vec<UsageBucket>) -> Vec<Value> {
@@ -179,35 +154,23 @@ async fn team_daily(
 
 #[utoipa::path(get, path = "/api/teams/{id}/budget", tag = "usage",
     params(("id" = String, Path, description = "team id")),
-    responses((status = 200, description = "Credits, spend, held and remaining", body = Object), ApiErrors),
+    responses((status = 200, description = "Credits, spend, held and remaining", body = responses::TeamBudget), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn team_budget(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<responses::TeamBudget>> {
     state
         .read_after(projections::budgets::PROJECTOR, read_after)
         .await?;
     let row = team_budget_row(&state, &id).await?;
     let alerts = budgets::alerts(&state.pool, Some(&id)).await?;
-    let mut body = budget_json(&row);
-    body["alerts"] = Value::Array(alerts.iter().map(alert_json).collect());
-    Ok(Json(body))
-}
-
-fn alert_json(alert: &budgets::AlertRow) -> Value {
-    json!({
-        "team_id": alert.team_id,
-        "threshold_percent": alert.threshold_percent,
-        "credit_level": alert.credit_level,
-        "credits": decimal_json(alert.credits),
-        "spend": decimal_json(alert.spend),
-        "request_id": alert.request_id,
-        "crossed_at": alert.crossed_at,
-        "position": alert.position,
-    })
+    Ok(Json(responses::TeamBudget {
+        budget: responses::Budget::from(&row),
+        alerts: alerts.iter().map(responses::BudgetAlert::from).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -219,21 +182,21 @@ struct AlertParams {
 
 #[utoipa::path(get, path = "/api/budget-alerts", tag = "usage",
     params(AlertParams),
-    responses((status = 200, description = "Threshold and exhaustion alerts", body = Object), ApiErrors),
+    responses((status = 200, description = "Threshold and exhaustion alerts", body = responses::BudgetAlerts), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn alerts(
     _admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
     AppQuery(params): AppQuery<AlertParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<responses::BudgetAlerts>> {
     state
         .read_after(projections::budgets::PROJECTOR, read_after)
         .await?;
     let rows = budgets::alerts(&state.pool, params.team_id.as_deref()).await?;
-    Ok(Json(
-        json!({"alerts": rows.iter().map(alert_json).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(responses::BudgetAlerts {
+        alerts: rows.iter().map(responses::BudgetAlert::from).collect(),
+    }))
 }
 
 async fn require_organization(state: &AppState, id: &str) -> ApiResult<()> {
