@@ -1,6 +1,7 @@
 //! Admin authentication: `X-Admin-Key: <MASTER_KEY>`, compared in constant time, or the admin
 //! panel's session cookie with its CSRF token.
 
+use app::error::ErrorCode;
 use std::time::Instant;
 
 use crate::credentials::{ADMIN_KEY_HEADER, CSRF_HEADER};
@@ -52,7 +53,7 @@ fn from_key(parts: &Parts, state: &AppState, key: &[u8]) -> Result<Admin, ApiErr
             retry_after_secs: Some(wait.as_secs().max(1)),
             ..ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_failed_logins",
+                ErrorCode::TooManyFailedLogins,
                 "too many wrong admin keys from this address; retry after the Retry-After seconds",
             )
         });
@@ -75,7 +76,7 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Admin, ApiError
     let Some(session) = crate::panel::current_session(state, &parts.headers).await? else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "session_expired",
+            ErrorCode::SessionExpired,
             "the admin session has ended; log in again",
         ));
     };
@@ -88,7 +89,7 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Admin, ApiError
     if !reads && !session.csrf_matches(token) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "csrf_failed",
+            ErrorCode::CsrfFailed,
             "missing or wrong X-CSRF-Token for this session; reload the page",
         ));
     }

@@ -2,6 +2,7 @@
 //! until its read model has applied that position (`X-Wait-For-Position` header or
 //! `wait_for_position` query parameter), bounded by `READ_WAIT_TIMEOUT_MS`.
 
+use app::error::ErrorCode;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use projections::progress::{self, Projected};
@@ -36,7 +37,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ReadAfter {
             Some(raw) => match raw.trim().parse::<i64>() {
                 Ok(position) if position > 0 => Ok(Self(Some(position))),
                 _ => Err(ApiError::bad_request(
-                    "invalid_position",
+                    ErrorCode::InvalidPosition,
                     format!("{WAIT_PARAM} must be a positive integer returned by a command"),
                 )),
             },
@@ -77,7 +78,7 @@ impl AppState {
         match outcome {
             Projected::Yes => Ok(()),
             Projected::NotYet => Err(ApiError::unavailable(
-                "projection_lag",
+                ErrorCode::ProjectionLag,
                 format!(
                     "the read model has not reached position {position} within {} ms; retry",
                     self.read_wait_timeout.as_millis()
@@ -85,7 +86,7 @@ impl AppState {
                 1,
             )),
             Projected::UnknownPosition => Err(ApiError::bad_request(
-                "invalid_position",
+                ErrorCode::InvalidPosition,
                 format!("no event has position {position}"),
             )),
         }

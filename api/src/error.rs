@@ -1,16 +1,17 @@
 //! The one HTTP error type: every failure becomes `{"error": {"code", "message"}}` with the
 //! right status, and internal details are logged, never sent.
 
-use app::error::{AppError, ErrorKind};
+use app::error::{AppError, ErrorCode, ErrorKind};
+
+use crate::openapi::{ErrorBody, ErrorDetail};
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub retry_after_secs: Option<u64>,
     /// The cause of a 5xx, for the log only.
@@ -20,7 +21,7 @@ pub struct ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -30,27 +31,27 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unprocessable(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
-    pub fn unavailable(code: &'static str, message: impl Into<String>, retry_after: u64) -> Self {
+    pub fn unavailable(code: ErrorCode, message: impl Into<String>, retry_after: u64) -> Self {
         Self {
             retry_after_secs: Some(retry_after),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
@@ -62,7 +63,7 @@ impl ApiError {
             source: Some(source.into()),
             ..Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
+                ErrorCode::InternalError,
                 "internal error; the request id in the x-request-id header identifies it in the logs",
             )
         }
@@ -74,14 +75,19 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             match &self.source {
                 Some(source) => {
-                    tracing::error!(error = ?source, code = self.code, "request failed")
+                    tracing::error!(error = ?source, code = self.code.as_str(), "request failed")
                 }
                 None => {
-                    tracing::error!(code = self.code, message = %self.message, "request failed")
+                    tracing::error!(code = self.code.as_str(), message = %self.message, "request failed")
                 }
             }
         }
-        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.as_str(),
+                message: self.message,
+            },
+        });
         let mut response = (self.status, body).into_response();
         if let Some(secs) = self.retry_after_secs {
             response

@@ -1,5 +1,6 @@
 //! Extractors that turn bad input into our JSON errors instead of axum's plain-text ones.
 
+use app::error::ErrorCode;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -33,13 +34,13 @@ where
             .map_err(json_rejection)?;
         if !raw.get().starts_with('{') {
             return Err(ApiError::unprocessable(
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 "the request body must be a JSON object",
             ));
         }
         serde_json::from_str(raw.get()).map(Self).map_err(|error| {
             ApiError::unprocessable(
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 format!("Failed to deserialize the JSON body into the target type: {error}"),
             )
         })
@@ -49,9 +50,9 @@ where
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     let status = rejection.status();
     let code = match &rejection {
-        JsonRejection::JsonSyntaxError(_) => "invalid_json",
-        JsonRejection::JsonDataError(_) => "invalid_body",
-        JsonRejection::MissingJsonContentType(_) => "unsupported_media_type",
+        JsonRejection::JsonSyntaxError(_) => ErrorCode::InvalidJson,
+        JsonRejection::JsonDataError(_) => ErrorCode::InvalidBody,
+        JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
         _ => body_rejection_code(status),
     };
     // serde's messages name the field and position, never echo large inputs.
@@ -59,11 +60,11 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// The code of a body that could not be read: too large, or otherwise unusable.
-fn body_rejection_code(status: StatusCode) -> &'static str {
+fn body_rejection_code(status: StatusCode) -> ErrorCode {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        "payload_too_large"
+        ErrorCode::PayloadTooLarge
     } else {
-        "invalid_body"
+        ErrorCode::InvalidBody
     }
 }
 
@@ -86,7 +87,7 @@ where
 }
 
 fn query_rejection(rejection: QueryRejection) -> ApiError {
-    ApiError::bad_request("invalid_query", rejection.body_text())
+    ApiError::bad_request(ErrorCode::InvalidQuery, rejection.body_text())
 }
 
 /// A JSON number (or numeric string) kept as its exact text, so `84.50` never passes through
@@ -162,7 +163,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::bad_request("invalid_path", rejection.body_text())),
+            Err(rejection) => Err(ApiError::bad_request(
+                ErrorCode::InvalidPath,
+                rejection.body_text(),
+            )),
         }
     }
 }
@@ -204,7 +208,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
                         .filter(|v| v.len() <= 200)
                         .ok_or_else(|| {
                             ApiError::bad_request(
-                                "invalid_header",
+                                ErrorCode::InvalidHeader,
                                 format!("{name} must be printable ASCII of at most 200 characters"),
                             )
                         })?;

@@ -3,6 +3,7 @@
 //! through as it arrives (streams chunk by chunk), and recorded in the usage ledger once its
 //! usage is known.
 
+use app::error::ErrorCode;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -151,7 +152,7 @@ pub async fn chat(
 ) -> Result<Response, ApiError> {
     let Some(client) = state.litellm.clone() else {
         return Err(ApiError::unavailable(
-            "litellm_not_configured",
+            ErrorCode::LitellmNotConfigured,
             "LITELLM_MASTER_KEY is not set, so no LLM calls can be forwarded",
             30,
         ));
@@ -196,7 +197,7 @@ pub async fn chat(
             app::metrics::gateway("unreachable");
             // Nothing was forwarded: a retry is safe and will work once LiteLLM is back.
             return Err(ApiError::unavailable(
-                "litellm_unreachable",
+                ErrorCode::LitellmUnreachable,
                 format!("{error}"),
                 RETRY_UNREACHABLE_SECS,
             ));
@@ -231,7 +232,7 @@ pub async fn chat(
                 settlement.abandon().await;
                 return Err(ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    "litellm_unreachable",
+                    ErrorCode::LitellmUnreachable,
                     format!("LiteLLM's answer was cut off: {}", error.without_url()),
                 ));
             }
@@ -242,7 +243,7 @@ pub async fn chat(
             app::metrics::gateway("upstream_error");
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
-                "litellm_bad_answer",
+                ErrorCode::LitellmBadAnswer,
                 "LiteLLM answered with something that is not JSON",
             ));
         };
@@ -361,7 +362,7 @@ fn upstream_error(status: u16, text: &str) -> Response {
     let body = if parsed.is_object() {
         parsed
     } else {
-        json!({"error": {"code": "litellm_error", "message": text.chars().take(500).collect::<String>()}})
+        json!({"error": {"code": ErrorCode::LitellmError.as_str(), "message": text.chars().take(500).collect::<String>()}})
     };
     (status, axum::Json(body)).into_response()
 }

@@ -3,6 +3,7 @@
 //! and body; the same key with another body is a 422; a retry while the first is still running
 //! is a 409. Failed requests store nothing, so they can be retried with the same key.
 
+use app::error::ErrorCode;
 use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
@@ -38,7 +39,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         Ok(key) if !key.is_empty() && key.len() <= 200 => key.to_owned(),
         _ => {
             return ApiError::bad_request(
-                "invalid_idempotency_key",
+                ErrorCode::InvalidIdempotencyKey,
                 "Idempotency-Key must be 1 to 200 printable ASCII characters",
             )
             .into_response();
@@ -63,7 +64,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
         Err(_) => {
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "request body too large",
             )
             .into_response();
@@ -80,19 +81,19 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     match claim(&state.pool, &actor, &key, &request_hash).await {
         Err(error) => ApiError::from(error).into_response(),
         Ok(Claim::Mismatch) => ApiError::unprocessable(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used with a different request; use a new key",
         )
         .into_response(),
         Ok(Claim::Consumed) => ApiError::conflict(
-            "idempotency_key_consumed",
+            ErrorCode::IdempotencyKeyConsumed,
             "a request with this Idempotency-Key took effect but its response was lost (the server stopped); read the resource to see the result",
         )
         .into_response(),
         Ok(Claim::InProgress) => ApiError {
             retry_after_secs: Some(1),
             ..ApiError::conflict(
-                "idempotency_in_progress",
+                ErrorCode::IdempotencyInProgress,
                 "a request with this Idempotency-Key is still running; retry shortly",
             )
         }

@@ -36,21 +36,44 @@ pub const PUSH_TOKEN: &str = "push_token";
 )]
 pub struct ApiDoc;
 
-/// The body of every error response.
-#[derive(ToSchema)]
-#[allow(dead_code)] // documents `ApiError`'s JSON; never built
+/// The body of every error response (`ApiError` answers with exactly this).
+#[derive(serde::Serialize, ToSchema)]
 pub struct ErrorBody {
-    error: ErrorDetail,
+    pub error: ErrorDetail,
 }
 
-#[derive(ToSchema)]
-#[allow(dead_code)]
+/// One error: its code and a message.
+#[derive(serde::Serialize)]
 pub struct ErrorDetail {
-    /// A stable, machine-readable code such as `team_not_found`.
-    code: String,
+    /// A stable, machine-readable code such as `team_not_found` (`app::error::ErrorCode`).
+    pub code: &'static str,
     /// What went wrong, for a person.
-    message: String,
+    pub message: String,
 }
+
+impl utoipa::PartialSchema for ErrorDetail {
+    fn schema() -> RefOr<Schema> {
+        let codes = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(
+                app::error::ErrorCode::ALL.iter().map(|code| code.as_str()),
+            ))
+            .description(Some("A stable, machine-readable code, one per reason"));
+        ObjectBuilder::new()
+            .property("code", codes)
+            .required("code")
+            .property(
+                "message",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("What went wrong, for a person")),
+            )
+            .required("message")
+            .into()
+    }
+}
+
+impl ToSchema for ErrorDetail {}
 
 /// The error responses every operation can give: a JSON error body for any 4xx or 5xx.
 pub struct ApiErrors;

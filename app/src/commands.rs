@@ -3,6 +3,7 @@
 //! that may re-run, maps errors once, counts the outcome, invalidates what the command made
 //! stale, and returns the global position the command wrote at.
 
+use crate::error::ErrorCode;
 use std::sync::Arc;
 
 use cqrs_es::{Aggregate, AggregateError};
@@ -170,11 +171,11 @@ where
     match error {
         AggregateError::UserError(error) => error.into(),
         AggregateError::AggregateConflict => AppError::conflict(
-            "concurrent_modification",
+            ErrorCode::ConcurrentModification,
             "the resource was changed by another request at the same time; retry",
         ),
         AggregateError::DatabaseConnectionError(source) => AppError::unavailable(
-            "database_unavailable",
+            ErrorCode::DatabaseUnavailable,
             "the database is unavailable; retry shortly",
             1,
         )
@@ -204,7 +205,7 @@ fn unique_claim_violation(source: &(dyn std::error::Error + 'static)) -> Option<
     let field = scope.rsplit('.').next().unwrap_or(scope);
     let holder = pg.hint().unwrap_or("another resource");
     Some(AppError::conflict(
-        "duplicate_value",
+        ErrorCode::DuplicateValue,
         format!("{field} is already used by {holder}"),
     ))
 }

@@ -4,6 +4,7 @@
 //! teams read model has applied that event, looks the team up afresh instead of caching it. A
 //! rotated-out, suspended or deleted key is refused from the next request on.
 
+use crate::error::ErrorCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -129,7 +130,7 @@ impl KeyCache {
 }
 
 fn unauthorized(message: &str) -> AppError {
-    AppError::new(ErrorKind::Unauthorized, "unauthorized", message)
+    AppError::new(ErrorKind::Unauthorized, ErrorCode::Unauthorized, message)
 }
 
 /// Key resolution with its cache and the read model it waits on.
@@ -206,7 +207,7 @@ impl TeamKeys {
             settled = projected == projections::progress::Projected::Yes;
             if !settled {
                 return Err(AppError::unavailable(
-                    "projection_lag",
+                    ErrorCode::ProjectionLag,
                     "the team changed a moment ago and is not readable yet; retry",
                     1,
                 ));

@@ -7,6 +7,7 @@ pub mod login_limit;
 mod pages;
 pub mod session;
 
+use app::error::ErrorCode;
 use std::time::Instant;
 
 use axum::extract::rejection::FormRejection;
@@ -235,7 +236,7 @@ async fn logout(
         Some(live) if !live.csrf_matches(&form.csrf) => {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "csrf_failed",
+                ErrorCode::CsrfFailed,
                 "the form's CSRF token does not match the session; reload the page",
             ));
         }
@@ -252,7 +253,7 @@ async fn logout(
 /// The rejection's own text is not echoed: it could quote what was typed into the form.
 fn bad_form(_: FormRejection) -> ApiError {
     ApiError::bad_request(
-        "invalid_form",
+        ErrorCode::InvalidForm,
         "the form could not be read; send it as application/x-www-form-urlencoded",
     )
 }

@@ -1,6 +1,7 @@
 //! The audit trail over HTTP: events with filters and a cursor, a team's history, and a team
 //! (and its usage) as the log stood at an instant.
 
+use app::error::ErrorCode;
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -66,7 +67,7 @@ pub(crate) fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError>
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             ApiError::bad_request(
-                "invalid_time",
+                ErrorCode::InvalidTime,
                 format!("{field} must be an RFC 3339 time such as 2026-10-01T00:00:00Z"),
             )
         })
@@ -82,7 +83,7 @@ impl AuditParams {
         // Positions start at 1: a negative cursor is no page's.
         if after.is_some_and(|p| p < 0) {
             return Err(ApiError::bad_request(
-                "invalid_cursor",
+                ErrorCode::InvalidCursor,
                 "cursor must be a next_cursor value from a previous page",
             ));
         }
@@ -204,7 +205,7 @@ fn team_at(events: &[StoredEvent], as_of: DateTime<Utc>) -> ApiResult<TeamAsOf> 
         .map_err(ApiError::internal)?;
     TeamAsOf::fold(&decoded).ok_or_else(|| {
         ApiError::not_found(
-            "team_not_found",
+            ErrorCode::TeamNotFound,
             format!("the team did not exist yet at {}", as_of.to_rfc3339()),
         )
     })

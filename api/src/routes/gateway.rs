@@ -1,6 +1,7 @@
 //! The team-facing surface: an OpenAI-compatible base URL (`/v1`) and the job API, both
 //! authenticated with the team's virtual key.
 
+use app::error::ErrorCode;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -100,7 +101,7 @@ async fn create_job(
     let metadata = body.metadata.unwrap_or_else(|| json!({}));
     if !metadata.is_object() || metadata.to_string().len() > 16 * 1024 {
         return Err(ApiError::unprocessable(
-            "validation_failed",
+            ErrorCode::ValidationFailed,
             "metadata must be a JSON object of at most 16 KiB",
         ));
     }
@@ -177,11 +178,11 @@ fn optional_body(body: &Bytes) -> ApiResult<Value> {
     match serde_json::from_slice(body) {
         Ok(object @ Value::Object(_)) => Ok(object),
         Ok(_) => Err(ApiError::unprocessable(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "the body must be a JSON object or empty",
         )),
         Err(e) => Err(ApiError::bad_request(
-            "invalid_json",
+            ErrorCode::InvalidJson,
             format!("the body is not valid JSON: {e}"),
         )),
     }
@@ -293,7 +294,10 @@ async fn team_jobs(
     let (limit, after) = params.validate()?;
     state.read_after(read_model::PROJECTOR, read_after).await?;
     if projections::teams::get(&state.pool, &id).await?.is_none() {
-        return Err(ApiError::not_found("team_not_found", "team not found"));
+        return Err(ApiError::not_found(
+            ErrorCode::TeamNotFound,
+            "team not found",
+        ));
     }
     let rows = read_model::of_team(&state.pool, &id, after, limit + 1).await?;
     let (rows, next) = page(rows, limit, |r| r.created_position);

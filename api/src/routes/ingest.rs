@@ -2,6 +2,7 @@
 //! callback, or pulled by the spend-log ingestor (whose progress is shown here); and the
 //! reconciliation of what we recorded with LiteLLM's own counters.
 
+use app::error::ErrorCode;
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
@@ -84,7 +85,7 @@ async fn record(
 ) -> ApiResult<(HeaderMap, Json<Value>)> {
     if body.records.is_empty() || body.records.len() > MAX_RECORDS {
         return Err(ApiError::unprocessable(
-            "validation_failed",
+            ErrorCode::ValidationFailed,
             format!("records must hold 1 to {MAX_RECORDS} items"),
         ));
     }
@@ -143,7 +144,7 @@ async fn record(
     if !problems.is_empty() {
         let shown: Vec<&str> = problems.iter().take(5).map(String::as_str).collect();
         return Err(ApiError::unprocessable(
-            "invalid_usage",
+            ErrorCode::InvalidUsage,
             format!(
                 "{} of the records were refused and nothing was recorded: {}",
                 problems.len(),
@@ -182,7 +183,7 @@ async fn push(
 ) -> ApiResult<Json<Value>> {
     let Some(token) = &state.spend_push_token else {
         return Err(ApiError::not_found(
-            "push_disabled",
+            ErrorCode::PushDisabled,
             "spend push is off; set SPEND_PUSH_TOKEN to turn it on",
         ));
     };
@@ -228,7 +229,12 @@ async fn push(
 }
 
 fn parse_push(body: &[u8]) -> ApiResult<Vec<Value>> {
-    let bad = || ApiError::bad_request("invalid_json", "expected a JSON array, object or NDJSON");
+    let bad = || {
+        ApiError::bad_request(
+            ErrorCode::InvalidJson,
+            "expected a JSON array, object or NDJSON",
+        )
+    };
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Array(items)) => Ok(items),
         Ok(item @ Value::Object(_)) => Ok(vec![item]),
@@ -258,11 +264,11 @@ async fn ingestion_status(_admin: Admin, State(state): State<AppState>) -> ApiRe
 impl From<LitellmError> for ApiError {
     fn from(error: LitellmError) -> Self {
         if error.is_transient() {
-            ApiError::unavailable("litellm_unavailable", format!("{error}"), 5)
+            ApiError::unavailable(ErrorCode::LitellmUnavailable, format!("{error}"), 5)
         } else {
             ApiError::new(
                 axum::http::StatusCode::BAD_GATEWAY,
-                "litellm_error",
+                ErrorCode::LitellmError,
                 format!("{error}"),
             )
         }
@@ -317,10 +323,10 @@ async fn reconciliation(
         .await?;
     let team = projections::teams::get(&state.pool, &id)
         .await?
-        .ok_or_else(|| ApiError::not_found("team_not_found", "team not found"))?;
+        .ok_or_else(|| ApiError::not_found(ErrorCode::TeamNotFound, "team not found"))?;
     let Some(client) = &state.litellm else {
         return Err(ApiError::conflict(
-            "litellm_not_configured",
+            ErrorCode::LitellmNotConfigured,
             "LITELLM_MASTER_KEY is not set, so there is no LiteLLM to compare with",
         ));
     };

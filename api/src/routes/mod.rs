@@ -12,6 +12,7 @@ mod teams;
 mod usage;
 mod webhooks;
 
+use app::error::ErrorCode;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -106,13 +107,13 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("route_not_found", "no such route")
+    ApiError::not_found(ErrorCode::RouteNotFound, "no such route")
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "method not allowed on this route",
     )
 }
@@ -147,7 +148,7 @@ impl ListParams {
         let limit = self.limit.unwrap_or(default);
         if !(1..=max).contains(&limit) {
             return Err(ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 format!("limit must be between 1 and {max}"),
             ));
         }
@@ -157,7 +158,7 @@ impl ListParams {
             .map(|raw| {
                 raw.parse::<i64>().map_err(|_| {
                     ApiError::bad_request(
-                        "invalid_cursor",
+                        ErrorCode::InvalidCursor,
                         "cursor must be a next_cursor value from a previous page",
                     )
                 })

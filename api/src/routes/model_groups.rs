@@ -1,5 +1,6 @@
 //! Model groups: named sets of LiteLLM model names.
 
+use app::error::ErrorCode;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -43,7 +44,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn catalog(_admin: Admin, State(state): State<AppState>) -> ApiResult<Json<Value>> {
     let Some(client) = &state.litellm else {
         return Err(ApiError::conflict(
-            "litellm_not_configured",
+            ErrorCode::LitellmNotConfigured,
             "LITELLM_MASTER_KEY is not set, so there is no LiteLLM catalog to read",
         ));
     };

@@ -1,6 +1,7 @@
 //! Teams: creation with a virtual key, credits, model groups, budget mode, limits, markup,
 //! suspension, key rotation and reveal, deletion; and the read model queries.
 
+use app::error::ErrorCode;
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -148,7 +149,7 @@ struct CreateTeam {
 fn parse_groups(raw: &[String]) -> Result<Vec<GroupName>, ApiError> {
     if raw.len() > 50 {
         return Err(ApiError::unprocessable(
-            "validation_failed",
+            ErrorCode::ValidationFailed,
             "a team may have at most 50 model groups",
         ));
     }
@@ -164,7 +165,7 @@ fn parse_groups(raw: &[String]) -> Result<Vec<GroupName>, ApiError> {
 
 fn rate_limits(rpm: Option<u64>, tpm: Option<u64>) -> Result<RateLimits, ApiError> {
     RateLimits::new(rpm, tpm)
-        .map_err(|message| ApiError::unprocessable("validation_failed", message))
+        .map_err(|message| ApiError::unprocessable(ErrorCode::ValidationFailed, message))
 }
 
 #[utoipa::path(post, path = "/api/teams/create", tag = "teams",
@@ -502,7 +503,7 @@ impl TeamFilter {
             && !["active", "suspended", "deleted"].contains(&status)
         {
             return Err(ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 "status must be active, suspended or deleted",
             ));
         }

@@ -1,6 +1,7 @@
 //! Usage reports: per team, per organization, across teams, daily series, CSV export; and the
 //! budget and threshold alerts that spend drives.
 
+use app::error::ErrorCode;
 use std::convert::Infallible;
 
 use axum::Json;
@@ -59,7 +60,7 @@ struct PeriodParams {
 
 impl From<PeriodError> for ApiError {
     fn from(error: PeriodError) -> Self {
-        ApiError::bad_request("invalid_period", error.to_string())
+        ApiError::bad_request(ErrorCode::InvalidPeriod, error.to_string())
     }
 }
 
@@ -76,7 +77,7 @@ fn period_json(period: &Period) -> Value {
 async fn team_budget_row(state: &AppState, team_id: &str) -> ApiResult<BudgetRow> {
     budgets::get(&state.pool, team_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("team_not_found", "team not found"))
+        .ok_or_else(|| ApiError::not_found(ErrorCode::TeamNotFound, "team not found"))
 }
 
 #[utoipa::path(get, path = "/api/teams/{id}/usage", tag = "usage",
@@ -203,7 +204,9 @@ async fn require_organization(state: &AppState, id: &str) -> ApiResult<()> {
     projections::organizations::get(&state.pool, id)
         .await?
         .map(|_| ())
-        .ok_or_else(|| ApiError::not_found("organization_not_found", "organization not found"))
+        .ok_or_else(|| {
+            ApiError::not_found(ErrorCode::OrganizationNotFound, "organization not found")
+        })
 }
 
 /// One line per team: every team of the scope, those without usage as zeros.
@@ -328,7 +331,7 @@ async fn daily_by_model(
     let scope = match (params.team_id.as_deref(), params.organization_id.as_deref()) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 "give team_id or organization_id, not both",
             ));
         }
@@ -414,7 +417,7 @@ async fn all_teams(
     let limit = params.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             "limit must be between 1 and 1000",
         ));
     }
@@ -423,7 +426,7 @@ async fn all_teams(
         Some("asc") => false,
         Some(_) => {
             return Err(ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 "order must be asc or desc",
             ));
         }
@@ -431,7 +434,7 @@ async fn all_teams(
     let sort = params.sort.as_deref().unwrap_or("spend");
     if !["spend", "requests", "tokens", "team_alias"].contains(&sort) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             "sort must be one of spend, requests, tokens, team_alias",
         ));
     }

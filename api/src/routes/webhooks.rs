@@ -1,5 +1,6 @@
 //! Webhook configuration per organization and the delivery log.
 
+use app::error::ErrorCode;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
@@ -39,7 +40,7 @@ async fn require_organization(state: &AppState, id: &str) -> ApiResult<()> {
     .await?;
     if !fresh {
         return Err(ApiError::unavailable(
-            "projection_lag",
+            ErrorCode::ProjectionLag,
             "the organizations read model is behind; retry shortly",
             1,
         ));
@@ -47,7 +48,7 @@ async fn require_organization(state: &AppState, id: &str) -> ApiResult<()> {
     match projections::organizations::get(&state.pool, id).await? {
         Some(org) if org.deleted_at.is_none() => Ok(()),
         _ => Err(ApiError::not_found(
-            "organization_not_found",
+            ErrorCode::OrganizationNotFound,
             "organization not found",
         )),
     }
@@ -68,11 +69,14 @@ async fn set(
     require_organization(&state, &id).await?;
     let url = body.url.trim();
     let parsed = reqwest::Url::parse(url).map_err(|_| {
-        ApiError::unprocessable("validation_failed", "url must be an absolute http(s) URL")
+        ApiError::unprocessable(
+            ErrorCode::ValidationFailed,
+            "url must be an absolute http(s) URL",
+        )
     })?;
     if !matches!(parsed.scheme(), "http" | "https") || url.len() > 2000 || parsed.host().is_none() {
         return Err(ApiError::unprocessable(
-            "validation_failed",
+            ErrorCode::ValidationFailed,
             "url must be an absolute http(s) URL of at most 2000 characters",
         ));
     }
@@ -97,7 +101,7 @@ async fn show(
 ) -> ApiResult<Json<Value>> {
     let row = webhooks::current(&state.pool, &id).await?;
     let (url, updated_at) =
-        row.ok_or_else(|| ApiError::not_found("webhook_not_found", "no webhook is set"))?;
+        row.ok_or_else(|| ApiError::not_found(ErrorCode::WebhookNotFound, "no webhook is set"))?;
     Ok(Json(
         json!({"organization_id": id, "url": url, "updated_at": updated_at}),
     ))
@@ -114,7 +118,7 @@ async fn remove(
 ) -> ApiResult<Json<Value>> {
     if !webhooks::remove(&state.pool, &id).await? {
         return Err(ApiError::not_found(
-            "webhook_not_found",
+            ErrorCode::WebhookNotFound,
             "no webhook is set",
         ));
     }
@@ -161,7 +165,7 @@ async fn deliveries(
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             "limit must be between 1 and 1000",
         ));
     }
@@ -169,7 +173,7 @@ async fn deliveries(
         && !["pending", "delivered", "dead", "no_webhook"].contains(&status.as_str())
     {
         return Err(ApiError::bad_request(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             "status must be one of pending, delivered, dead, no_webhook",
         ));
     }

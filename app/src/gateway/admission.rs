@@ -4,6 +4,7 @@
 //! held from the team's lease. What is admitted is forwarded as is; what is refused changed
 //! nothing.
 
+use crate::error::ErrorCode;
 use domain::Percent;
 use domain::team::BudgetMode;
 use domain::usage::{self as usage, BodyError, TokenPrices};
@@ -34,12 +35,12 @@ pub struct Admitted {
 }
 
 fn invalid(message: impl Into<String>) -> AppError {
-    AppError::invalid("invalid_request", message)
+    AppError::invalid(ErrorCode::InvalidRequest, message)
 }
 
 /// The team's budget does not cover the call (429).
 pub fn budget_exceeded(message: String) -> AppError {
-    AppError::new(ErrorKind::Exhausted, "budget_exceeded", message)
+    AppError::new(ErrorKind::Exhausted, ErrorCode::BudgetExceeded, message)
 }
 
 /// Checks, normalises and (hard mode) holds for one chat call of `caller`; `job_id` ties it to
@@ -103,7 +104,7 @@ pub async fn admit(
         crate::metrics::gateway("model_not_allowed");
         return Err(AppError::new(
             ErrorKind::Forbidden,
-            "model_not_allowed",
+            ErrorCode::ModelNotAllowed,
             format!(
                 "model {model:?} is not in this team's model groups; allowed: {}",
                 caller.allowed_models.join(", ")
@@ -151,7 +152,7 @@ fn body_refusal(error: BodyError) -> AppError {
         BodyError::Invalid(message) => invalid(message),
         BodyError::Unbounded(message) => {
             crate::metrics::gateway("unbounded_request");
-            AppError::invalid("unbounded_request", message)
+            AppError::invalid(ErrorCode::UnboundedRequest, message)
         }
     }
 }
@@ -163,7 +164,7 @@ fn hard_mode_prices(lookup: Option<PriceLookup>, model: &str) -> AppResult<Token
         Some(PriceLookup::Unpriced) => {
             crate::metrics::gateway("model_unpriced");
             Err(AppError::invalid(
-                "model_unpriced",
+                ErrorCode::ModelUnpriced,
                 format!(
                     "LiteLLM has no input and output price for {model:?}, so a hard-budget team cannot call it (set input_cost_per_token and output_cost_per_token in LiteLLM's model_info)"
                 ),
@@ -175,7 +176,7 @@ fn hard_mode_prices(lookup: Option<PriceLookup>, model: &str) -> AppResult<Token
                 format!("not been read for {} s", age.as_secs())
             });
             Err(AppError::unavailable(
-                "prices_unavailable",
+                ErrorCode::PricesUnavailable,
                 format!(
                     "LiteLLM's model prices have {since}, so a hard-budget request cannot be bounded; retry shortly"
                 ),
