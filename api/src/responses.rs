@@ -587,3 +587,50 @@ pub struct TeamBudget {
 pub struct BudgetAlerts {
     pub alerts: Vec<BudgetAlert>,
 }
+
+/// A command on an existing team done: the team, the position of its event, and what changed.
+#[derive(Serialize, ToSchema)]
+pub struct TeamChanged {
+    pub team_id: String,
+    /// Global position of the command's event (a read-your-writes hint).
+    pub position: i64,
+    #[serde(flatten)]
+    pub change: TeamChange,
+}
+
+/// What a team command changed, in the fields of its answer.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TeamChange {
+    Credits {
+        amount: Amount,
+    },
+    Assigned {
+        assigned: String,
+    },
+    Unassigned {
+        unassigned: String,
+    },
+    BudgetMode {
+        budget_mode: BudgetMode,
+    },
+    /// Both limits are always present (null: no limit), so this shape is told from the others.
+    RateLimits {
+        #[schema(required = true)]
+        rpm_limit: Option<u64>,
+        #[schema(required = true)]
+        tpm_limit: Option<u64>,
+    },
+    Markup {
+        markup_percent: Amount,
+    },
+    /// `active`, `suspended` or `deleted`.
+    Status {
+        status: String,
+    },
+    /// A new or revealed key, shown in full.
+    Key {
+        virtual_key: String,
+        key_fingerprint: String,
+    },
+}

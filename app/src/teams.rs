@@ -1,6 +1,7 @@
 //! Team use cases that are more than one command. Creating a team: its virtual key is generated
 //! here, stored encrypted before the event that announces its fingerprint, and discarded if that
 //! command fails, so no event names a key that was not kept and no kept key outlives a refusal.
+//! Rotating a key: the new key is stored before the event and discarded if the command fails.
 //! Revealing a key: the reveal is recorded first, so there is no reveal without its audit record.
 
 use domain::CommandMetadata;
@@ -101,4 +102,36 @@ pub async fn reveal_key(
         fingerprint,
         position,
     })
+}
+
+/// A team's new key and the position of the rotation.
+pub struct RotatedKey {
+    pub key: VirtualKey,
+    pub position: i64,
+}
+
+/// Gives the team a new key; the old one stops working. Not retried on a conflict: a
+/// concurrent rotation should be seen by the admin.
+pub async fn rotate_key(
+    bus: &CommandBus,
+    vault: &Vault,
+    pool: &PgPool,
+    team_id: &TeamId,
+    metadata: &CommandMetadata,
+) -> AppResult<RotatedKey> {
+    let key = VirtualKey::generate();
+    keys::store(pool, vault, team_id.as_str(), &key).await?;
+    let command = TeamCommand::RotateKey {
+        new_fingerprint: key.fingerprint(),
+    };
+    match bus
+        .execute::<Team>(team_id.as_str(), command, metadata, OnConflict::Fail)
+        .await
+    {
+        Ok(position) => Ok(RotatedKey { key, position }),
+        Err(error) => {
+            keys::discard(pool, &key).await;
+            Err(error)
+        }
+    }
 }

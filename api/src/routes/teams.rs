@@ -24,11 +24,10 @@ use crate::consistency::ReadAfter;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppPath;
 use crate::extract::RequestMeta;
-use crate::extract::{AppJson, AppQuery, DecimalText, decimal_json};
+use crate::extract::{AppJson, AppQuery, DecimalText};
 use crate::openapi::ApiErrors;
-use crate::responses::{self};
+use crate::responses::{self, Amount, TeamChange, TeamChanged};
 use crate::state::AppState;
-use app::keys::{self, VirtualKey};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -97,8 +96,8 @@ impl TeamTarget {
         .await
     }
 
-    fn done(&self, position: i64, extra: Value) -> (HeaderMap, Json<Value>) {
-        done(&self.id, position, extra)
+    fn done(&self, position: i64, change: TeamChange) -> (HeaderMap, Json<TeamChanged>) {
+        done(&self.id, position, change)
     }
 }
 
@@ -122,11 +121,12 @@ async fn run(
     Ok(position)
 }
 
-fn done(id: &TeamId, position: i64, extra: Value) -> (HeaderMap, Json<Value>) {
-    let mut body = json!({"team_id": id.as_str(), "position": position});
-    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
-        body.extend(extra);
-    }
+fn done(id: &TeamId, position: i64, change: TeamChange) -> (HeaderMap, Json<TeamChanged>) {
+    let body = TeamChanged {
+        team_id: id.as_str().to_owned(),
+        position,
+        change,
+    };
     (position_header(position), Json(body))
 }
 
@@ -226,7 +226,7 @@ struct AddCredits {
     reason: Option<String>,
 }
 
-type Answer = ApiResult<(HeaderMap, Json<Value>)>;
+type Answer = ApiResult<(HeaderMap, Json<TeamChanged>)>;
 
 fn reason(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     Ok(raw
@@ -237,7 +237,7 @@ fn reason(raw: Option<&str>) -> Result<Option<String>, ApiError> {
 #[utoipa::path(post, path = "/api/teams/{id}/credits/add", tag = "teams",
     params(("id" = String, Path, description = "team id")),
     request_body = AddCredits,
-    responses((status = 200, description = "Credits added", body = Object), ApiErrors),
+    responses((status = 200, description = "Credits added", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn add_credits(team: TeamTarget, AppJson(body): AppJson<AddCredits>) -> Answer {
     let amount = Money::parse_amount("amount", &body.amount.0)?;
@@ -251,7 +251,9 @@ async fn add_credits(team: TeamTarget, AppJson(body): AppJson<AddCredits>) -> An
         .await?;
     Ok(team.done(
         position,
-        json!({"amount": decimal_json(amount.as_decimal())}),
+        TeamChange::Credits {
+            amount: Amount(amount.as_decimal()),
+        },
     ))
 }
 
@@ -264,7 +266,7 @@ struct GroupBody {
 #[utoipa::path(post, path = "/api/teams/{id}/model-groups/assign", tag = "teams",
     params(("id" = String, Path, description = "team id")),
     request_body = GroupBody,
-    responses((status = 200, description = "Assigned", body = Object), ApiErrors),
+    responses((status = 200, description = "Assigned", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn assign_group(team: TeamTarget, AppJson(body): AppJson<GroupBody>) -> Answer {
     let group = GroupName::parse(&body.group_name)?;
@@ -272,13 +274,18 @@ async fn assign_group(team: TeamTarget, AppJson(body): AppJson<GroupBody>) -> An
         group: group.clone(),
     };
     let position = team.run(command, OnConflict::Retry).await?;
-    Ok(team.done(position, json!({"assigned": group.as_str()})))
+    Ok(team.done(
+        position,
+        TeamChange::Assigned {
+            assigned: group.as_str().to_owned(),
+        },
+    ))
 }
 
 #[utoipa::path(post, path = "/api/teams/{id}/model-groups/unassign", tag = "teams",
     params(("id" = String, Path, description = "team id")),
     request_body = GroupBody,
-    responses((status = 200, description = "Unassigned", body = Object), ApiErrors),
+    responses((status = 200, description = "Unassigned", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn unassign_group(team: TeamTarget, AppJson(body): AppJson<GroupBody>) -> Answer {
     let group = GroupName::parse(&body.group_name)?;
@@ -286,7 +293,12 @@ async fn unassign_group(team: TeamTarget, AppJson(body): AppJson<GroupBody>) -> 
         group: group.clone(),
     };
     let position = team.run(command, OnConflict::Retry).await?;
-    Ok(team.done(position, json!({"unassigned": group.as_str()})))
+    Ok(team.done(
+        position,
+        TeamChange::Unassigned {
+            unassigned: group.as_str().to_owned(),
+        },
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -299,14 +311,19 @@ struct BudgetModeBody {
 #[utoipa::path(post, path = "/api/teams/{id}/budget-mode", tag = "teams",
     params(("id" = String, Path, description = "team id")),
     request_body = BudgetModeBody,
-    responses((status = 200, description = "Set", body = Object), ApiErrors),
+    responses((status = 200, description = "Set", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn set_budget_mode(team: TeamTarget, AppJson(body): AppJson<BudgetModeBody>) -> Answer {
     let command = TeamCommand::SetBudgetMode {
         budget_mode: body.budget_mode,
     };
     let position = team.run(command, OnConflict::Retry).await?;
-    Ok(team.done(position, json!({"budget_mode": body.budget_mode.as_str()})))
+    Ok(team.done(
+        position,
+        TeamChange::BudgetMode {
+            budget_mode: body.budget_mode.into(),
+        },
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -319,7 +336,7 @@ struct RateLimitsBody {
 #[utoipa::path(post, path = "/api/teams/{id}/rate-limits", tag = "teams",
     params(("id" = String, Path, description = "team id")),
     request_body = RateLimitsBody,
-    responses((status = 200, description = "Set", body = Object), ApiErrors),
+    responses((status = 200, description = "Set", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn set_rate_limits(team: TeamTarget, AppJson(body): AppJson<RateLimitsBody>) -> Answer {
     let limits = rate_limits(body.rpm_limit, body.tpm_limit)?;
@@ -333,7 +350,10 @@ async fn set_rate_limits(team: TeamTarget, AppJson(body): AppJson<RateLimitsBody
         .await?;
     Ok(team.done(
         position,
-        json!({"rpm_limit": limits.rpm_limit, "tpm_limit": limits.tpm_limit}),
+        TeamChange::RateLimits {
+            rpm_limit: limits.rpm_limit,
+            tpm_limit: limits.tpm_limit,
+        },
     ))
 }
 
@@ -346,7 +366,7 @@ struct MarkupBody {
 #[utoipa::path(post, path = "/api/teams/{id}/markup", tag = "teams",
     params(("id" = String, Path, description = "team id")),
     request_body = MarkupBody,
-    responses((status = 200, description = "Set", body = Object), ApiErrors),
+    responses((status = 200, description = "Set", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn set_markup(team: TeamTarget, AppJson(body): AppJson<MarkupBody>) -> Answer {
     let markup_percent = Percent::parse_markup("markup_percent", &body.markup_percent.0)?;
@@ -355,7 +375,9 @@ async fn set_markup(team: TeamTarget, AppJson(body): AppJson<MarkupBody>) -> Ans
         .await?;
     Ok(team.done(
         position,
-        json!({"markup_percent": decimal_json(markup_percent.as_decimal())}),
+        TeamChange::Markup {
+            markup_percent: Amount(markup_percent.as_decimal()),
+        },
     ))
 }
 
@@ -368,61 +390,75 @@ struct SuspendBody {
 #[utoipa::path(post, path = "/api/teams/{id}/suspend", tag = "teams",
     params(("id" = String, Path, description = "team id")),
     request_body = SuspendBody,
-    responses((status = 200, description = "Suspended: the key stops working", body = Object), ApiErrors),
+    responses((status = 200, description = "Suspended: the key stops working", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn suspend(team: TeamTarget, AppJson(body): AppJson<SuspendBody>) -> Answer {
     let reason = reason(body.reason.as_deref())?;
     let position = team
         .run(TeamCommand::Suspend { reason }, OnConflict::Retry)
         .await?;
-    Ok(team.done(position, json!({"status": "suspended"})))
+    Ok(team.done(
+        position,
+        TeamChange::Status {
+            status: "suspended".into(),
+        },
+    ))
 }
 
 #[utoipa::path(post, path = "/api/teams/{id}/resume", tag = "teams",
     params(("id" = String, Path, description = "team id")),
-    responses((status = 200, description = "Active again", body = Object), ApiErrors),
+    responses((status = 200, description = "Active again", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn resume(team: TeamTarget) -> Answer {
     let position = team.run(TeamCommand::Resume, OnConflict::Retry).await?;
-    Ok(team.done(position, json!({"status": "active"})))
+    Ok(team.done(
+        position,
+        TeamChange::Status {
+            status: "active".into(),
+        },
+    ))
 }
 
 #[utoipa::path(post, path = "/api/teams/{id}/rotate-key", tag = "teams",
     params(("id" = String, Path, description = "team id")),
-    responses((status = 200, description = "The new key; the old one stops working", body = Object), ApiErrors),
+    responses((status = 200, description = "The new key; the old one stops working", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn rotate_key(team: TeamTarget) -> Answer {
-    let key = VirtualKey::generate();
-    keys::store(&team.state.pool, &team.state.vault, team.id.as_str(), &key).await?;
-    let command = TeamCommand::RotateKey {
-        new_fingerprint: key.fingerprint(),
-    };
-    // Not retried: a conflicting concurrent rotation should be seen by the admin.
-    match team.run(command, OnConflict::Fail).await {
-        Ok(position) => Ok(team.done(
-            position,
-            json!({"virtual_key": key.expose(), "key_fingerprint": key.fingerprint().as_str()}),
-        )),
-        Err(error) => {
-            keys::discard(&team.state.pool, &key).await;
-            Err(error)
-        }
-    }
+    let rotated = app::teams::rotate_key(
+        &team.state.commands,
+        &team.state.vault,
+        &team.state.pool,
+        &team.id,
+        &team.meta.for_actor(team.admin.actor()),
+    )
+    .await?;
+    Ok(team.done(
+        rotated.position,
+        TeamChange::Key {
+            virtual_key: rotated.key.expose().to_owned(),
+            key_fingerprint: rotated.key.fingerprint().as_str().to_owned(),
+        },
+    ))
 }
 
 #[utoipa::path(post, path = "/api/teams/{id}/delete", tag = "teams",
     params(("id" = String, Path, description = "team id")),
-    responses((status = 200, description = "Deleted", body = Object), ApiErrors),
+    responses((status = 200, description = "Deleted", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn delete(team: TeamTarget) -> Answer {
     let position = team.run(TeamCommand::Delete, OnConflict::Fail).await?;
-    Ok(team.done(position, json!({"status": "deleted"})))
+    Ok(team.done(
+        position,
+        TeamChange::Status {
+            status: "deleted".into(),
+        },
+    ))
 }
 
 /// `DELETE /api/teams/{id}`: the same command as `POST .../delete`.
 #[utoipa::path(delete, path = "/api/teams/{id}", tag = "teams",
     params(("id" = String, Path, description = "team id")),
-    responses((status = 200, description = "Deleted", body = Object), ApiErrors),
+    responses((status = 200, description = "Deleted", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn delete_by_method(team: TeamTarget) -> Answer {
     delete(team).await
@@ -432,7 +468,7 @@ async fn delete_by_method(team: TeamTarget) -> Answer {
 /// there is no reveal without an audit trail.
 #[utoipa::path(get, path = "/api/teams/{id}/virtual-key", tag = "teams",
     params(("id" = String, Path, description = "team id")),
-    responses((status = 200, description = "The current key (the reveal is audited)", body = Object), ApiErrors),
+    responses((status = 200, description = "The current key (the reveal is audited)", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn reveal_key(team: TeamTarget) -> Answer {
     let revealed = app::teams::reveal_key(
@@ -446,7 +482,10 @@ async fn reveal_key(team: TeamTarget) -> Answer {
     Ok(done(
         &team.id,
         revealed.position,
-        json!({"virtual_key": revealed.key.expose(), "key_fingerprint": revealed.fingerprint}),
+        TeamChange::Key {
+            virtual_key: revealed.key.expose().to_owned(),
+            key_fingerprint: revealed.fingerprint,
+        },
     ))
 }
 
