@@ -61,13 +61,9 @@ impl From<domain::team::BudgetMode> for BudgetMode {
 }
 
 impl BudgetMode {
-    /// The read models store the mode as text; only these two values are ever written.
+    /// A mode as a read model stores it (text).
     pub fn stored(text: &str) -> Self {
-        if text == "soft" {
-            Self::Soft
-        } else {
-            Self::Hard
-        }
+        domain::team::BudgetMode::from_stored(text).into()
     }
 }
 

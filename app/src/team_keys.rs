@@ -170,12 +170,7 @@ impl TeamKeys {
             key_fingerprint: row.fingerprint,
             key: key.to_owned().into(),
             allowed_models: row.allowed_models,
-            // The read model holds only "hard" or "soft"; anything else is held to the credits.
-            budget_mode: if row.budget_mode == BudgetMode::Soft.as_str() {
-                BudgetMode::Soft
-            } else {
-                BudgetMode::Hard
-            },
+            budget_mode: BudgetMode::from_stored(&row.budget_mode),
             markup: Percent::from_stored(row.markup_percent),
         })
     }

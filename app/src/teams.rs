@@ -20,6 +20,27 @@ pub struct CreatedTeam {
     pub allowed_models: Vec<String>,
 }
 
+/// Stores `key` for the team, then runs `command`, whose event announces the key's fingerprint
+/// (not retried on a conflict); the key is discarded if the command fails.
+async fn announce_key(
+    bus: &CommandBus,
+    vault: &Vault,
+    pool: &PgPool,
+    team_id: &TeamId,
+    key: &VirtualKey,
+    command: TeamCommand,
+    metadata: &CommandMetadata,
+) -> AppResult<i64> {
+    keys::store(pool, vault, team_id.as_str(), key).await?;
+    let outcome = bus
+        .execute::<Team>(team_id.as_str(), command, metadata, OnConflict::Fail)
+        .await;
+    if outcome.is_err() {
+        keys::discard(pool, key).await;
+    }
+    outcome
+}
+
 /// Creates the team `build` describes, given the fingerprint of its new key.
 pub async fn create(
     bus: &CommandBus,
@@ -30,18 +51,8 @@ pub async fn create(
 ) -> AppResult<CreatedTeam> {
     let key = VirtualKey::generate();
     let team = build(key.fingerprint());
-    keys::store(pool, vault, team.team_id.as_str(), &key).await?;
     let command = TeamCommand::Create(Box::new(team.clone()));
-    let position = match bus
-        .execute::<Team>(team.team_id.as_str(), command, metadata, OnConflict::Fail)
-        .await
-    {
-        Ok(position) => position,
-        Err(error) => {
-            keys::discard(pool, &key).await;
-            return Err(error);
-        }
-    };
+    let position = announce_key(bus, vault, pool, &team.team_id, &key, command, metadata).await?;
     let groups: Vec<String> = team
         .model_groups
         .iter()
@@ -120,18 +131,9 @@ pub async fn rotate_key(
     metadata: &CommandMetadata,
 ) -> AppResult<RotatedKey> {
     let key = VirtualKey::generate();
-    keys::store(pool, vault, team_id.as_str(), &key).await?;
     let command = TeamCommand::RotateKey {
         new_fingerprint: key.fingerprint(),
     };
-    match bus
-        .execute::<Team>(team_id.as_str(), command, metadata, OnConflict::Fail)
-        .await
-    {
-        Ok(position) => Ok(RotatedKey { key, position }),
-        Err(error) => {
-            keys::discard(pool, &key).await;
-            Err(error)
-        }
-    }
+    let position = announce_key(bus, vault, pool, team_id, &key, command, metadata).await?;
+    Ok(RotatedKey { key, position })
 }

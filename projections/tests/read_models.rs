@@ -247,16 +247,15 @@ async fn budgets_release_the_part_of_a_hold_each_recorded_request_took() -> anyh
     );
 
     // Two requests admitted from that lease (worst case 2 each) cost 0.5 and 1.25.
-    let mut first = usage("team-a", "r1", "0.5", "0");
-    first.hold = Some(HoldPart {
-        key: "lease-1".into(),
-        amount: Some(money("2")),
-    });
-    let mut second = usage("team-a", "r2", "1.25", "0");
-    second.hold = Some(HoldPart {
-        key: "lease-1".into(),
-        amount: Some(money("2")),
-    });
+    let taking_two = |mut record: UsageRecord| {
+        record.hold = Some(HoldPart {
+            key: "lease-1".into(),
+            amount: Some(money("2")),
+        });
+        record
+    };
+    let first = taking_two(usage("team-a", "r1", "0.5", "0"));
+    let second = taking_two(usage("team-a", "r2", "1.25", "0"));
     record(pool, vec![first, second]).await?;
     project(pool, budgets.clone()).await?;
 

@@ -1,9 +1,18 @@
 //! Per-consumer checkpoints. A consumer locks its row for the length of a batch, so two
 //! processes never apply the same events, and moves it in the batch's own transaction.
 
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::event_log::{LogPosition, parse_xid};
+
+/// Where a checkpoint row (`tx_id` as text, `last_position`) stands.
+fn position_of(row: &PgRow) -> Result<LogPosition, sqlx::Error> {
+    Ok(LogPosition {
+        tx_id: parse_xid(row.try_get("tx_id")?)?,
+        position: row.try_get("last_position")?,
+    })
+}
 
 /// Creates the consumer's row if this is its first run.
 pub async fn register(pool: &PgPool, consumer: &str) -> Result<(), sqlx::Error> {
@@ -29,13 +38,7 @@ pub async fn claim(
     .bind(consumer)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|row| {
-        Ok(LogPosition {
-            tx_id: parse_xid(row.try_get("tx_id")?)?,
-            position: row.try_get("last_position")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(position_of).transpose()
 }
 
 /// Moves the checkpoint from `from` to `to`. A compare-and-set on top of the row lock: if the
@@ -75,29 +78,20 @@ pub async fn current(pool: &PgPool, consumer: &str) -> Result<Option<LogPosition
     .bind(consumer)
     .fetch_optional(pool)
     .await?;
-    row.map(|row| {
-        Ok(LogPosition {
-            tx_id: parse_xid(row.try_get("tx_id")?)?,
-            position: row.try_get("last_position")?,
-        })
-    })
-    .transpose()
+    row.as_ref().map(position_of).transpose()
 }
 
 /// Locks the consumer's row (a live runner skips a locked checkpoint, so it pauses) and reads
 /// where it stands; the lock lasts until `conn`'s transaction ends. For rebuild's swap.
 pub async fn lock(conn: &mut PgConnection, consumer: &str) -> Result<LogPosition, sqlx::Error> {
-    let (tx_text, position): (String, i64) = sqlx::query_as(
-        "select last_tx_id::text, last_position from consumer_checkpoints
+    let row = sqlx::query(
+        "select last_tx_id::text as tx_id, last_position from consumer_checkpoints
           where consumer_name = $1 for update",
     )
     .bind(consumer)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(LogPosition {
-        tx_id: parse_xid(tx_text)?,
-        position,
-    })
+    position_of(&row)
 }
 
 /// Sets the checkpoint outright, with how many events the consumer has applied (a rebuilt read

@@ -96,6 +96,11 @@ impl TeamTarget {
         .await
     }
 
+    /// The metadata the team's commands record (the admin as actor).
+    fn metadata(&self) -> domain::CommandMetadata {
+        self.meta.for_actor(self.admin.actor())
+    }
+
     fn done(&self, position: i64, change: TeamChange) -> (HeaderMap, Json<TeamChanged>) {
         done(&self.id, position, change)
     }
@@ -429,7 +434,7 @@ async fn rotate_key(team: TeamTarget) -> Answer {
         &team.state.vault,
         &team.state.pool,
         &team.id,
-        &team.meta.for_actor(team.admin.actor()),
+        &team.metadata(),
     )
     .await?;
     Ok(team.done(
@@ -476,7 +481,7 @@ async fn reveal_key(team: TeamTarget) -> Answer {
         &team.state.vault,
         &team.state.pool,
         &team.id,
-        &team.meta.for_actor(team.admin.actor()),
+        &team.metadata(),
     )
     .await?;
     Ok(done(

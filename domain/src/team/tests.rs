@@ -354,3 +354,11 @@ fn commands_on_an_unknown_team_are_refused() {
         })
         .then_expect_error(TeamError::NotFound);
 }
+
+#[test]
+fn stored_budget_modes_read_back_and_anything_else_is_hard() {
+    assert_eq!(BudgetMode::from_stored("soft"), BudgetMode::Soft);
+    assert_eq!(BudgetMode::from_stored("hard"), BudgetMode::Hard);
+    assert_eq!(BudgetMode::from_stored("Soft"), BudgetMode::Hard);
+    assert_eq!(BudgetMode::from_stored(""), BudgetMode::Hard);
+}

@@ -48,6 +48,16 @@ pub enum BudgetMode {
 }
 
 impl BudgetMode {
+    /// A mode read back from a read model, which holds only `as_str` values; anything else is
+    /// held to the credits.
+    pub fn from_stored(text: &str) -> Self {
+        if text == Self::Soft.as_str() {
+            Self::Soft
+        } else {
+            Self::Hard
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Hard => "hard",
