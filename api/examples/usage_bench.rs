@@ -144,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
         background_nice: 0,
         prices_max_age: Duration::from_secs(300),
         estimate_grace: Duration::ZERO,
+        edge: api::config::EdgeConfig::default(),
         dev_mode: false,
     };
     let app = Application::build(config).await?;

@@ -40,33 +40,61 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// `X-Admin-Key`: wrong keys count against the client address like failed panel logins.
+/// The verified actor of a request, without counting or logging a failure (the handler's own
+/// extractor does that once): the admin (key or live panel session with its CSRF token) or
+/// `team:<id>` for a team's virtual key. `None` for anything unauthenticated.
+pub async fn verified_actor(parts: &Parts, state: &AppState) -> Option<String> {
+    if let Some(value) = parts.headers.get(ADMIN_KEY_HEADER) {
+        return state
+            .admin_key
+            .matches(value.as_bytes())
+            .then(|| state.admin_key.actor());
+    }
+    if crate::panel::session::cookie(&parts.headers, crate::panel::session::SESSION_COOKIE)
+        .is_some()
+    {
+        return from_session(parts, state)
+            .await
+            .ok()
+            .map(|admin| admin.actor);
+    }
+    let key = crate::credentials::bearer(&parts.headers)?.trim();
+    if key.is_empty() {
+        return None;
+    }
+    let caller = state.team_keys.resolve(key).await.ok()?;
+    Some(format!("team:{}", caller.team_id))
+}
+
+/// `X-Admin-Key`: the key is verified first, so the right key is never refused; wrong keys
+/// count against the client address like failed panel logins, and past the limit are 429.
 fn from_key(parts: &Parts, state: &AppState, key: &[u8]) -> Result<Admin, ApiError> {
-    let client = crate::panel::login_limit::client_address(&parts.extensions);
-    let now = Instant::now();
-    if let Err(wait) = state.login_limiter.check(client, now) {
+    if state.admin_key.matches(key) {
+        return Ok(Admin {
+            actor: state.admin_key.actor(),
+        });
+    }
+    let client = state.client_address(parts);
+    if let Err(wait) = state.login_limiter.failed(client, Instant::now()) {
         tracing::warn!(
             ?client,
             "admin key refused: too many wrong keys from this address"
         );
-        return Err(ApiError {
-            retry_after_secs: Some(wait.as_secs().max(1)),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::TooManyFailedLogins,
-                "too many wrong admin keys from this address; retry after the Retry-After seconds",
-            )
-        });
+        return Err(too_many_failures(wait));
     }
-    if state.admin_key.matches(key) {
-        state.login_limiter.succeeded(client);
-        Ok(Admin {
-            actor: state.admin_key.actor(),
-        })
-    } else {
-        state.login_limiter.failed(client, now);
-        tracing::warn!(?client, "request with a wrong admin key");
-        Err(ApiError::unauthorized("invalid admin key"))
+    tracing::warn!(?client, "request with a wrong admin key");
+    Err(ApiError::unauthorized("invalid admin key"))
+}
+
+/// 429 with the seconds left in the address's window.
+pub fn too_many_failures(wait: std::time::Duration) -> ApiError {
+    ApiError {
+        retry_after_secs: Some(wait.as_secs().max(1)),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyFailedLogins,
+            "too many wrong admin keys from this address; retry after the Retry-After seconds",
+        )
     }
 }
 

@@ -61,7 +61,105 @@ pub struct Config {
     /// How long a stream that ended without usage waits for LiteLLM's own spend row before
     /// its estimate is recorded.
     pub estimate_grace: Duration,
+    /// What the HTTP edge enforces: timeouts, trusted proxies, the metrics token, webhooks.
+    pub edge: EdgeConfig,
     pub dev_mode: bool,
+}
+
+/// The HTTP edge's protections, each configurable with a safe default.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    /// Peers whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`: addresses or CIDRs).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A client must send a request's headers within this (`HTTP_HEADER_TIMEOUT_SECS`).
+    pub header_timeout: Duration,
+    /// ...and its body within this (`HTTP_BODY_TIMEOUT_SECS`).
+    pub body_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed (`HTTP_IDLE_TIMEOUT_SECS`).
+    pub idle_timeout: Duration,
+    /// Bearer token `/metrics` requires (`METRICS_TOKEN`); open without it.
+    pub metrics_token: Option<SecretString>,
+    /// Webhooks may target loopback, private and link-local addresses
+    /// (`WEBHOOK_ALLOW_PRIVATE_ADDRESSES`; on in dev mode only).
+    pub allow_private_webhooks: bool,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            metrics_token: None,
+            allow_private_webhooks: false,
+        }
+    }
+}
+
+impl EdgeConfig {
+    fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+        dev_mode: bool,
+    ) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let secs = |name: &'static str, default: Duration| {
+            let value = parse_number(get(name), name, default.as_secs())?;
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "must be at least 1 second".into(),
+                });
+            }
+            Ok(Duration::from_secs(value))
+        };
+        let trusted_proxies = get("TRUSTED_PROXIES")
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|entry| {
+                        entry
+                            .parse::<ipnet::IpNet>()
+                            .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                            .map_err(|_| ConfigError::Invalid {
+                                name: "TRUSTED_PROXIES",
+                                reason: format!("not an address or CIDR: {entry:?}"),
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let metrics_token = get("METRICS_TOKEN");
+        if let Some(token) = &metrics_token
+            && is_placeholder(token)
+        {
+            return Err(ConfigError::Invalid {
+                name: "METRICS_TOKEN",
+                reason: "looks like a placeholder or is shorter than 16 characters".into(),
+            });
+        }
+        let allow_private_webhooks = match get("WEBHOOK_ALLOW_PRIVATE_ADDRESSES").as_deref() {
+            None => dev_mode,
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "WEBHOOK_ALLOW_PRIVATE_ADDRESSES",
+                    reason: format!("expected true or false, got {other:?}"),
+                });
+            }
+        };
+        Ok(Self {
+            trusted_proxies,
+            header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", defaults.header_timeout)?,
+            body_timeout: secs("HTTP_BODY_TIMEOUT_SECS", defaults.body_timeout)?,
+            idle_timeout: secs("HTTP_IDLE_TIMEOUT_SECS", defaults.idle_timeout)?,
+            metrics_token: metrics_token.map(SecretString::from),
+            allow_private_webhooks,
+        })
+    }
 }
 
 /// Spend ingestion from LiteLLM (`/spend/logs/v2` polling and the `generic_api` push).
@@ -220,6 +318,7 @@ impl Config {
             "ADMIN_FAILURES_PER_MINUTE",
             crate::panel::login_limit::MAX_FAILURES,
         )?;
+        let edge = EdgeConfig::from_lookup(get, dev_mode)?;
 
         if dev_mode {
             let (keys, created) = dev_keys::load_or_create(dev_keys_file)
@@ -242,6 +341,7 @@ impl Config {
                 background_nice,
                 prices_max_age,
                 estimate_grace,
+                edge,
                 dev_mode: true,
             };
             return Ok((config, created.then_some(keys)));
@@ -273,6 +373,7 @@ impl Config {
             background_nice,
             prices_max_age,
             estimate_grace,
+            edge,
             dev_mode: false,
         };
         Ok((config, None))

@@ -53,10 +53,32 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonSyntaxError(_) => ErrorCode::InvalidJson,
         JsonRejection::JsonDataError(_) => ErrorCode::InvalidBody,
         JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
-        _ => body_rejection_code(status),
+        _ => {
+            if let Some(timed_out) = body_timed_out(&rejection) {
+                return timed_out;
+            }
+            body_rejection_code(status)
+        }
     };
     // serde's messages name the field and position, never echo large inputs.
     ApiError::new(status, code, rejection.body_text())
+}
+
+/// 408 when reading the body failed because it did not arrive in time (see
+/// `startup::server::deadline_body`).
+pub fn body_timed_out(error: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<BodyTimedOut>() {
+            return Some(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::RequestBodyTimeout,
+                "the request body did not arrive in time",
+            ));
+        }
+        cause = error.source();
+    }
+    None
 }
 
 /// The code of a body that could not be read: too large, or otherwise unusable.
@@ -143,6 +165,9 @@ where
             .await
             .map(Self)
             .map_err(|rejection| {
+                if let Some(timed_out) = body_timed_out(&rejection) {
+                    return timed_out;
+                }
                 let status = rejection.status();
                 ApiError::new(status, body_rejection_code(status), rejection.body_text())
             })
@@ -223,3 +248,24 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
         })
     }
 }
+
+/// A request whose body has not arrived in full within the deadline fails as it is read
+/// (408), so a client trickling bytes cannot hold a connection.
+pub fn deadline_body(body: axum::body::Body, timeout: std::time::Duration) -> axum::body::Body {
+    use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let frames = body.into_data_stream();
+    let stream = futures::stream::unfold(Some(frames), move |frames| async move {
+        let mut frames = frames?;
+        match tokio::time::timeout_at(deadline, frames.next()).await {
+            Ok(Some(frame)) => Some((frame, Some(frames))),
+            Ok(None) => None,
+            Err(_) => Some((Err(axum::Error::new(BodyTimedOut)), None)),
+        }
+    });
+    axum::body::Body::from_stream(stream)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within the deadline")]
+pub struct BodyTimedOut;

@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use crate::credentials::ADMIN_KEY_HEADER;
 use crate::error::ApiError;
 use crate::extract::BODY_LIMIT_BYTES;
 use crate::state::AppState;
@@ -45,29 +44,25 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             .into_response();
         }
     };
-    // Keys are scoped to the credential that sent them (the admin key or a team's key).
-    let actor = request
-        .headers()
-        .get(ADMIN_KEY_HEADER)
-        .map(|v| hex(&Sha256::digest(v.as_bytes())[..8]))
-        .or_else(|| {
-            request
-                .headers()
-                .get("authorization")
-                .map(|v| format!("bearer:{}", hex(&Sha256::digest(v.as_bytes())[..8])))
-        })
-        .unwrap_or_else(|| "anonymous".to_owned());
-
+    // Nothing is read, stored or replayed before the caller is authenticated; the record is
+    // scoped to the verified actor (the admin key's fingerprint changes with the key, so a
+    // rotation also retires its records), and its encryption is bound to that scope.
     let (parts, body) = request.into_parts();
+    let Some(actor) = crate::auth::verified_actor(&parts, &state).await else {
+        return next.run(Request::from_parts(parts, body)).await;
+    };
     let bytes = match to_bytes(body, BODY_LIMIT_BYTES).await {
         Ok(bytes) => bytes,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                "request body too large",
-            )
-            .into_response();
+        Err(error) => {
+            return crate::extract::body_timed_out(&error)
+                .unwrap_or_else(|| {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        ErrorCode::PayloadTooLarge,
+                        "request body too large",
+                    )
+                })
+                .into_response();
         }
     };
     let mut hasher = Sha256::new();
@@ -102,7 +97,7 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
             nonce,
             ciphertext,
             status,
-        }) => match state.vault.decrypt(&nonce, &ciphertext, key.as_bytes()) {
+        }) => match state.vault.decrypt(&nonce, &ciphertext, &binding(&actor, &key)) {
             Ok(body) => replay(status, body),
             Err(error) => ApiError::internal(error).into_response(),
         },
@@ -233,7 +228,7 @@ async fn finish(state: &AppState, actor: &str, key: &str, response: Response) ->
         return ApiError::internal(anyhow::anyhow!("response body could not be buffered"))
             .into_response();
     };
-    let (nonce, ciphertext) = state.vault.encrypt(&bytes, key.as_bytes());
+    let (nonce, ciphertext) = state.vault.encrypt(&bytes, &binding(actor, key));
     if let Err(error) = sqlx::query(
         "update idempotency_keys set status = $3, nonce = $4, response = $5 where actor = $1 and key = $2",
     )
@@ -263,8 +258,10 @@ fn replay(status: u16, body: Vec<u8>) -> Response {
     response
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// What a stored answer's encryption is bound to: its scope and key, so a row moved to another
+/// scope does not decrypt.
+pub fn binding(actor: &str, key: &str) -> Vec<u8> {
+    [actor.as_bytes(), b"\0", key.as_bytes()].concat()
 }
 
 /// Deletes records older than the retention period.

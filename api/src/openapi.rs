@@ -15,6 +15,7 @@ pub const ADMIN_KEY: &str = "admin_key";
 pub const ADMIN_SESSION: &str = "admin_session";
 pub const TEAM_KEY: &str = "team_key";
 pub const PUSH_TOKEN: &str = "push_token";
+pub const METRICS_TOKEN: &str = "metrics_token";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -130,6 +131,17 @@ impl Modify for SecuritySchemes {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("The team's virtual key"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            METRICS_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "METRICS_TOKEN, when it is set (otherwise /metrics is open)",
+                    ))
                     .build(),
             ),
         );

@@ -44,4 +44,23 @@ pub struct AppState {
     pub prices: Option<app::gateway::prices::PriceBook>,
     /// Failed admin panel logins per client address.
     pub login_limiter: Arc<crate::panel::login_limit::LoginLimiter>,
+    /// Peers whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// Digest of `METRICS_TOKEN`; `/metrics` is open without it.
+    pub metrics_token: Option<Arc<AdminKey>>,
+    /// A request's body must arrive within this.
+    pub body_timeout: Duration,
+    /// Webhooks may target loopback, private and link-local addresses (development only).
+    pub allow_private_webhooks: bool,
+}
+
+impl AppState {
+    /// The client address failures are counted against (see `login_limit::client_address`).
+    pub fn client_address(&self, parts: &axum::http::request::Parts) -> Option<std::net::IpAddr> {
+        crate::panel::login_limit::client_address(
+            &parts.extensions,
+            &parts.headers,
+            &self.trusted_proxies,
+        )
+    }
 }

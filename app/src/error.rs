@@ -104,6 +104,7 @@ error_codes! {
     OrganizationHasTeams => "organization_has_teams",
     OrganizationNotFound => "organization_not_found",
     PayloadTooLarge => "payload_too_large",
+    RequestBodyTimeout => "request_body_timeout",
     PricesUnavailable => "prices_unavailable",
     ProjectionLag => "projection_lag",
     PushDisabled => "push_disabled",

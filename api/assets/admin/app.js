@@ -561,7 +561,7 @@ async function teamPage(id) {
       fact('Requests', usage.request_count)),
     deleted ? h('p', { class: 'notice info' }, 'This team is deleted; its history and usage stay for the record.') : [
       section('Virtual key', keyArea, actionButton('Reveal key', 'secondary', async () => {
-        const revealed = await api('GET', `/api/teams/${enc(id)}/virtual-key`);
+        const revealed = await api('POST', `/api/teams/${enc(id)}/virtual-key`);
         keyArea.replaceChildren(keyBox(revealed.virtual_key), h('p', { class: 'muted' }, 'This reveal is recorded in the audit trail.'));
       })),
       section('Add credits', form([field('Amount (USD)', 'amount', { required: true, inputmode: 'decimal', placeholder: '100.00' }), field('Reason (optional)', 'reason')],

@@ -158,23 +158,6 @@ async fn login(
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, ApiError> {
     let Form(form) = form.map_err(bad_form)?;
-    let client = login_limit::client_address(&extensions);
-    let now = Instant::now();
-    if let Err(wait) = state.login_limiter.check(client, now) {
-        let seconds = wait.as_secs().max(1);
-        tracing::warn!(?client, "admin login refused: too many failed attempts");
-        let mut response = login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(pages::Notice::Error(format!(
-                "Too many failed logins from this address. Try again in {seconds} s."
-            ))),
-            &headers,
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        return Ok(response);
-    }
     let expected = session::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
     let csrf_ok: bool = expected.as_bytes().ct_eq(form.csrf.as_bytes()).into();
     if expected.is_empty() || !csrf_ok {
@@ -186,8 +169,24 @@ async fn login(
             &headers,
         ));
     }
+    // The right key is never refused; wrong ones count, and past the limit wait.
     if form.master_key.is_empty() || !state.admin_key.matches(form.master_key.as_bytes()) {
-        state.login_limiter.failed(client, now);
+        let client = login_limit::client_address(&extensions, &headers, &state.trusted_proxies);
+        if let Err(wait) = state.login_limiter.failed(client, Instant::now()) {
+            let seconds = wait.as_secs().max(1);
+            tracing::warn!(?client, "admin login refused: too many failed attempts");
+            let mut response = login_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(pages::Notice::Error(format!(
+                    "Too many failed logins from this address. Try again in {seconds} s."
+                ))),
+                &headers,
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            return Ok(response);
+        }
         tracing::warn!(?client, "admin login with a wrong key");
         return Ok(login_page(
             StatusCode::UNAUTHORIZED,
@@ -197,7 +196,6 @@ async fn login(
             &headers,
         ));
     }
-    state.login_limiter.succeeded(client);
     let actor = state.admin_key.actor();
     let token = session::create(&state.pool, &actor).await?;
     tracing::info!(%actor, "admin logged in to the panel");

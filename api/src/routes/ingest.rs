@@ -171,6 +171,31 @@ async fn record(
     ))
 }
 
+/// Proof that the request carries `SPEND_PUSH_TOKEN`. An extractor of the request's head, so
+/// the token is checked before any of the (up to 16 MiB) body is read.
+struct Pusher;
+
+impl axum::extract::FromRequestParts<AppState> for Pusher {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let Some(token) = &state.spend_push_token else {
+            return Err(ApiError::not_found(
+                ErrorCode::PushDisabled,
+                "spend push is off; set SPEND_PUSH_TOKEN to turn it on",
+            ));
+        };
+        let presented = crate::credentials::bearer(&parts.headers).unwrap_or_default();
+        if !token.matches(presented.as_bytes()) {
+            return Err(ApiError::unauthorized("invalid push token"));
+        }
+        Ok(Pusher)
+    }
+}
+
 /// LiteLLM's `generic_api` callback: a JSON array of logged requests (or one, or NDJSON).
 #[utoipa::path(post, path = "/api/litellm/spend-push", tag = "usage",
     request_body(content = Value, description = "A JSON array or object of logged requests, or NDJSON", content_type = "application/json"),
@@ -178,19 +203,9 @@ async fn record(
     security(("push_token" = [])))]
 async fn push(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _pusher: Pusher,
     AppBytes(body): AppBytes,
 ) -> ApiResult<Json<Value>> {
-    let Some(token) = &state.spend_push_token else {
-        return Err(ApiError::not_found(
-            ErrorCode::PushDisabled,
-            "spend push is off; set SPEND_PUSH_TOKEN to turn it on",
-        ));
-    };
-    let presented = crate::credentials::bearer(&headers).unwrap_or_default();
-    if !token.matches(presented.as_bytes()) {
-        return Err(ApiError::unauthorized("invalid push token"));
-    }
     let items = parse_push(&body)?;
     let mut batch = Vec::with_capacity(items.len());
     let mut unreadable = 0;

@@ -471,7 +471,7 @@ async fn delete_by_method(team: TeamTarget) -> Answer {
 
 /// Reveals the team's current key. The reveal is recorded (with its fingerprint) first, so
 /// there is no reveal without an audit trail.
-#[utoipa::path(get, path = "/api/teams/{id}/virtual-key", tag = "teams",
+#[utoipa::path(post, path = "/api/teams/{id}/virtual-key", tag = "teams",
     params(("id" = String, Path, description = "team id")),
     responses((status = 200, description = "The current key (the reveal is audited)", body = TeamChanged), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]

@@ -2,6 +2,7 @@
 //! HTTP server, and the background workers (`workers`).
 
 mod pools;
+mod server;
 mod workers;
 
 pub use pools::{connect, connect_unflushed, connect_without_events, ensure_database, migrate};
@@ -50,6 +51,7 @@ pub struct Application {
     ingestor: Option<SpendLogIngestor>,
     /// Where consumers, the usage writer and maintenance run (see `build_on`).
     background: tokio::runtime::Handle,
+    header_timeout: Duration,
 }
 
 impl Application {
@@ -178,6 +180,14 @@ impl Application {
                 .push_token
                 .as_ref()
                 .map(|token| Arc::new(AdminKey::new(token))),
+            trusted_proxies: config.edge.trusted_proxies.clone().into(),
+            metrics_token: config
+                .edge
+                .metrics_token
+                .as_ref()
+                .map(|token| Arc::new(AdminKey::new(token))),
+            body_timeout: config.edge.body_timeout,
+            allow_private_webhooks: config.edge.allow_private_webhooks,
         };
         // Hard-budget calls need prices: read them once before serving (bounded, so a LiteLLM
         // that is down does not hold the start; the background refresh keeps trying).
@@ -230,6 +240,7 @@ impl Application {
             reconciler,
             ingestor,
             background,
+            header_timeout: config.edge.header_timeout,
         })
     }
 
@@ -268,13 +279,7 @@ impl Application {
         let address = self.listener.local_addr()?;
         tracing::info!(%address, "saas-api listening");
         let app = routes::router(self.state);
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("HTTP server failed")?;
+        server::serve(self.listener, app, self.header_timeout, shutdown.clone()).await;
         shutdown.cancel();
         for consumer in consumers {
             let _ = consumer.await;

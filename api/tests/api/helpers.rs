@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use api::config::{Config, LogFormat, SpendIngestConfig};
+use api::config::{Config, EdgeConfig, LogFormat, SpendIngestConfig};
 use api::startup::Application;
 use litellm::double::LitellmDouble;
 use reqwest::{RequestBuilder, Response};
@@ -52,6 +52,11 @@ pub fn test_config(database_url: &str) -> Config {
         background_nice: 0,
         prices_max_age: Duration::from_secs(300),
         estimate_grace: Duration::ZERO,
+        // The tests' webhook receivers listen on loopback.
+        edge: EdgeConfig {
+            allow_private_webhooks: true,
+            ..EdgeConfig::default()
+        },
         dev_mode: false,
     }
 }

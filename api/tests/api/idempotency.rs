@@ -156,12 +156,14 @@ async fn keys_are_scoped_to_the_credential_and_bad_keys_are_refused() {
 #[tokio::test]
 async fn a_key_abandoned_by_a_crash_is_recovered_safely() {
     let app = app_with_team_x().await;
+    // Records are scoped to the verified actor: `admin:` and the key's fingerprint.
     let actor = {
         use sha2::{Digest, Sha256};
-        Sha256::digest(MASTER_KEY.as_bytes())[..8]
+        let fingerprint = Sha256::digest(MASTER_KEY.as_bytes())[..6]
             .iter()
             .map(|b| format!("{b:02x}"))
-            .collect::<String>()
+            .collect::<String>();
+        format!("admin:{fingerprint}")
     };
     let body = json!({"amount": 7});
     let hash = {
@@ -214,5 +216,67 @@ async fn a_key_abandoned_by_a_crash_is_recovered_safely() {
     assert_eq!(
         added, 1,
         "only the retry of the request that never committed added credits"
+    );
+}
+
+#[tokio::test]
+async fn stored_answers_do_not_outlive_a_master_key_rotation() {
+    let app = app_with_team_x().await;
+    let first = post_with_key(
+        &app,
+        "/api/teams/team_x/credits/add",
+        "pay-rotate",
+        json!({"amount": 10}),
+    )
+    .await;
+    assert_eq!(first.status(), 200);
+    let database_url = app.database_url.clone();
+    app.stop().await;
+
+    const NEW_KEY: &str = "mk-rotated-5e7a9c1b3d5f7a9c1b3d";
+    let app = crate::helpers::spawn_app_with_database(&database_url, |c| {
+        c.master_key = NEW_KEY.to_owned().into();
+    })
+    .await;
+    // The old key is refused before anything is replayed.
+    let old = post_with_key(
+        &app,
+        "/api/teams/team_x/credits/add",
+        "pay-rotate",
+        json!({"amount": 10}),
+    )
+    .await;
+    assert!(old.headers().get("idempotent-replayed").is_none());
+    assert_error(old, 401, "unauthorized").await;
+    // The new key's request with the same idempotency key is a new request.
+    let fresh = app
+        .client
+        .post(app.url("/api/teams/team_x/credits/add"))
+        .header("x-admin-key", NEW_KEY)
+        .header("idempotency-key", "pay-rotate")
+        .json(&json!({"amount": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 200);
+    assert!(fresh.headers().get("idempotent-replayed").is_none());
+    let position = fresh.json::<Value>().await.unwrap()["position"]
+        .as_i64()
+        .unwrap();
+    let team: Value = app
+        .client
+        .get(app.url("/api/teams/team_x"))
+        .header("x-admin-key", NEW_KEY)
+        .header("x-wait-for-position", position.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::helpers::dec(&team["credits"]),
+        crate::helpers::dec(&json!("20")),
+        "{team}"
     );
 }

@@ -290,7 +290,7 @@ async fn a_wrong_key_or_a_forged_login_form_opens_no_session() {
 }
 
 #[tokio::test]
-async fn failed_logins_are_limited_even_for_the_right_key_until_the_window_ends() {
+async fn failed_logins_are_limited_but_the_right_key_still_logs_in() {
     let app = spawn_app().await;
     let mut browser = Browser::new();
     for attempt in 0..5 {
@@ -299,7 +299,8 @@ async fn failed_logins_are_limited_even_for_the_right_key_until_the_window_ends(
             .await;
         assert_eq!(response.status(), 401);
     }
-    let response = browser.login(&app, MASTER_KEY).await;
+    // A sixth wrong key from the address waits for the window's end...
+    let response = browser.login(&app, "mk-guess-000000000000000000099").await;
     assert_eq!(response.status(), 429);
     let wait: u64 = response.headers()["retry-after"]
         .to_str()
@@ -316,6 +317,15 @@ async fn failed_logins_are_limited_even_for_the_right_key_until_the_window_ends(
     );
     assert!(
         !browser
+            .cookies
+            .iter()
+            .any(|(k, _)| k == "saas_admin_session")
+    );
+    // ...but someone else's guesses from the same address do not lock the admin out.
+    let response = browser.login(&app, MASTER_KEY).await;
+    assert_eq!(response.status(), 303);
+    assert!(
+        browser
             .cookies
             .iter()
             .any(|(k, _)| k == "saas_admin_session")
@@ -576,4 +586,112 @@ async fn litellms_catalog_is_listed_for_picking_models() {
         .await
         .unwrap();
     assert_error(response, 409, "litellm_not_configured").await;
+}
+
+#[tokio::test]
+async fn revealing_a_key_is_a_post_that_needs_the_sessions_csrf_token() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    app.team(crate::helpers::TeamSpec::new("team_reveal", "10"))
+        .await;
+    let mut browser = Browser::new();
+    browser.login(&app, MASTER_KEY).await;
+    let csrf = browser.csrf(&app).await;
+    let before = app.event_count().await;
+
+    // What another site's page could make the browser do: a GET (an image tag), or a POST
+    // without the token.
+    let response = browser
+        .get(&app, "/api/teams/team_reveal/virtual-key")
+        .await;
+    assert_error(response, 405, "method_not_allowed").await;
+    let response = browser
+        .api_post(&app, "/api/teams/team_reveal/virtual-key", None, json!({}))
+        .await;
+    assert_error(response, 403, "csrf_failed").await;
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "a refused reveal is not recorded"
+    );
+
+    let response = browser
+        .api_post(
+            &app,
+            "/api/teams/team_reveal/virtual-key",
+            Some(&csrf),
+            json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["virtual_key"].as_str().unwrap().starts_with("sk-"),
+        "{body}"
+    );
+    assert_eq!(
+        app.event_count().await,
+        before + 1,
+        "the reveal is recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_panel_sessions_idempotent_answer_is_never_replayed_to_anyone_unauthenticated() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let mut browser = Browser::new();
+    browser.login(&app, MASTER_KEY).await;
+    let csrf = browser.csrf(&app).await;
+    let body = json!({"organization_id": "org_acme", "team_id": "team_idem",
+        "team_alias": "Idem", "model_groups": ["gpt"], "credits": "5"});
+    let as_the_session = || {
+        browser
+            .client
+            .post(app.url("/api/teams/create"))
+            .header("cookie", browser.cookie_header())
+            .header("x-csrf-token", &csrf)
+            .header("idempotency-key", "create-team-idem")
+            .json(&body)
+            .send()
+    };
+    let created = as_the_session().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let key = created.json::<Value>().await.unwrap()["virtual_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Same key, path and body, with a forged session or none at all: refused, nothing stored.
+    for cookie in [Some("saas_admin_session=forged-session-token"), None] {
+        let mut request = app
+            .client
+            .post(app.url("/api/teams/create"))
+            .header("idempotency-key", "create-team-idem")
+            .json(&body);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        assert!(response.headers().get("idempotent-replayed").is_none());
+        let refused = assert_error(
+            response,
+            401,
+            if cookie.is_some() {
+                "session_expired"
+            } else {
+                "unauthorized"
+            },
+        )
+        .await;
+        assert!(!refused.to_string().contains(&key));
+    }
+    // The session itself gets its answer again.
+    let replayed = as_the_session().await.unwrap();
+    assert_eq!(replayed.status(), 201);
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        replayed.json::<Value>().await.unwrap()["virtual_key"],
+        key.as_str()
+    );
 }

@@ -327,7 +327,7 @@ async fn settings_suspension_rotation_reveal_and_deletion() {
     assert_ne!(rotated["key_fingerprint"], created["key_fingerprint"]);
 
     let (status, revealed) = app
-        .get_json("/api/teams/team_support/virtual-key", None)
+        .post_json("/api/teams/team_support/virtual-key", json!({}))
         .await;
     assert_eq!(status, 200);
     assert_eq!(revealed["virtual_key"], new_key);
