@@ -73,10 +73,9 @@ pub struct EdgeConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// A client must send a request's headers within this (`HTTP_HEADER_TIMEOUT_SECS`).
     pub header_timeout: Duration,
-    /// ...and its body within this (`HTTP_BODY_TIMEOUT_SECS`).
+    /// ...and its body within this (`HTTP_BODY_TIMEOUT_SECS`). The header deadline also
+    /// closes a kept-alive connection that sends no next request within it.
     pub body_timeout: Duration,
-    /// A kept-alive connection with no request for this long is closed (`HTTP_IDLE_TIMEOUT_SECS`).
-    pub idle_timeout: Duration,
     /// Bearer token `/metrics` requires (`METRICS_TOKEN`); open without it.
     pub metrics_token: Option<SecretString>,
     /// Webhooks may target loopback, private and link-local addresses
@@ -90,7 +89,6 @@ impl Default for EdgeConfig {
             trusted_proxies: Vec::new(),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(75),
             metrics_token: None,
             allow_private_webhooks: false,
         }
@@ -155,7 +153,6 @@ impl EdgeConfig {
             trusted_proxies,
             header_timeout: secs("HTTP_HEADER_TIMEOUT_SECS", defaults.header_timeout)?,
             body_timeout: secs("HTTP_BODY_TIMEOUT_SECS", defaults.body_timeout)?,
-            idle_timeout: secs("HTTP_IDLE_TIMEOUT_SECS", defaults.idle_timeout)?,
             metrics_token: metrics_token.map(SecretString::from),
             allow_private_webhooks,
         })

@@ -72,12 +72,48 @@ pub struct KeyCache {
     inner: Arc<Mutex<Inner>>,
 }
 
-impl KeyCache {
-    pub fn invalidate(&self, team_id: &str, position: i64) {
-        if team_id == "ModelGroup" {
-            // Allowed models of any team may have changed.
-            return self.flush();
+/// What a `saas_team_changed` notification says changed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TeamChange {
+    /// One team, by an event at this position.
+    Team { team_id: String, position: i64 },
+    /// A model group: any team's allowed models may have changed.
+    Groups,
+    /// A payload this version cannot read (a newer writer): treat it as anything.
+    Unreadable,
+}
+
+impl TeamChange {
+    /// `team <position> <id>` or `groups <position>` (see the migration that writes them).
+    pub fn parse(payload: &str) -> Self {
+        let mut parts = payload.splitn(3, ' ');
+        match (
+            parts.next(),
+            parts.next().map(str::parse::<i64>),
+            parts.next(),
+        ) {
+            (Some("team"), Some(Ok(position)), Some(team_id)) if !team_id.is_empty() => {
+                Self::Team {
+                    team_id: team_id.to_owned(),
+                    position,
+                }
+            }
+            (Some("groups"), Some(Ok(_)), None) => Self::Groups,
+            _ => Self::Unreadable,
         }
+    }
+}
+
+impl KeyCache {
+    /// Applies one notification.
+    pub fn changed(&self, change: TeamChange) {
+        match change {
+            TeamChange::Team { team_id, position } => self.invalidate(&team_id, position),
+            TeamChange::Groups | TeamChange::Unreadable => self.flush(),
+        }
+    }
+
+    pub fn invalidate(&self, team_id: &str, position: i64) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.keys.retain(|_, row| row.team_id != team_id);
         let pending = inner.pending.entry(team_id.to_owned()).or_insert(position);
@@ -110,12 +146,7 @@ impl KeyCache {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 received = listener.try_recv() => match received {
-                    Ok(Some(note)) => {
-                        let mut parts = note.payload().splitn(2, ' ');
-                        let team = parts.next().unwrap_or_default();
-                        let position = parts.next().and_then(|p| p.parse().ok()).unwrap_or(i64::MAX);
-                        self.invalidate(team, position);
-                    }
+                    Ok(Some(note)) => self.changed(TeamChange::parse(note.payload())),
                     // The connection dropped (and is being re-made): anything may have been missed.
                     Ok(None) => self.flush(),
                     Err(error) => {
@@ -240,5 +271,31 @@ impl TeamKeys {
 impl TeamCaller {
     pub fn expose_key(&self) -> &str {
         self.key.expose_secret()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_team_named_like_the_groups_signal_is_still_one_team() {
+        for team_id in ["ModelGroup", "groups", "team"] {
+            let change = TeamChange::parse(&format!("team 42 {team_id}"));
+            assert_eq!(
+                change,
+                TeamChange::Team {
+                    team_id: team_id.to_owned(),
+                    position: 42
+                }
+            );
+            let cache = KeyCache::default();
+            cache.changed(change);
+            // Its lookups wait for the read model to reach the event (a flush would not).
+            let inner = cache.inner.lock().unwrap();
+            assert_eq!(inner.pending.get(team_id), Some(&42));
+        }
+        assert_eq!(TeamChange::parse("groups 7"), TeamChange::Groups);
+        assert_eq!(TeamChange::parse("ModelGroup 7"), TeamChange::Unreadable);
     }
 }

@@ -510,26 +510,37 @@ const CSV_HEADER: [&str; 17] = [
 ];
 
 fn csv_line(writer: &mut csv::Writer<Vec<u8>>, r: &UsageRecordRow) -> csv::Result<()> {
+    let text = |value: &str| as_text(value).into_owned();
     writer.write_record([
-        r.request_id.as_str(),
-        &r.occurred_at
+        text(&r.request_id),
+        r.occurred_at
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        &r.team_id,
-        &r.organization_id,
-        r.key_fingerprint.as_deref().unwrap_or(""),
-        &r.model,
-        r.provider_model.as_deref().unwrap_or(""),
-        &r.status,
-        &r.prompt_tokens.to_string(),
-        &r.completion_tokens.to_string(),
-        &r.cached_tokens.to_string(),
-        &(r.prompt_tokens + r.completion_tokens).to_string(),
-        &r.provider_cost.normalize().to_string(),
-        &r.price.normalize().to_string(),
-        &r.latency_ms.map(|l| l.to_string()).unwrap_or_default(),
-        r.job_id.as_deref().unwrap_or(""),
-        &r.source,
+        text(&r.team_id),
+        text(&r.organization_id),
+        text(r.key_fingerprint.as_deref().unwrap_or("")),
+        text(&r.model),
+        text(r.provider_model.as_deref().unwrap_or("")),
+        text(&r.status),
+        r.prompt_tokens.to_string(),
+        r.completion_tokens.to_string(),
+        r.cached_tokens.to_string(),
+        (r.prompt_tokens + r.completion_tokens).to_string(),
+        r.provider_cost.normalize().to_string(),
+        r.price.normalize().to_string(),
+        r.latency_ms.map(|l| l.to_string()).unwrap_or_default(),
+        text(r.job_id.as_deref().unwrap_or("")),
+        text(&r.source),
     ])
+}
+
+/// Text a client can set (request and job ids, model names) that a spreadsheet would run as a
+/// formula gets a leading `'`, which spreadsheets show as text (OWASP's advice for CSV).
+fn as_text(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}").into()
+    } else {
+        value.into()
+    }
 }
 
 /// Streams the records of a period as CSV; memory stays flat however many there are.

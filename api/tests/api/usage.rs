@@ -529,3 +529,49 @@ async fn a_batch_with_a_bad_record_records_nothing() {
     assert_eq!(status, 422);
     assert_eq!(app.event_count().await, before, "nothing was written");
 }
+
+#[tokio::test]
+async fn the_csv_export_neutralises_text_a_spreadsheet_would_run_as_a_formula() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    create_team(&app, "team_csv", "org_acme", "100", "0").await;
+    let mut hostile = record(
+        "=HYPERLINK(\"http://evil.example\")",
+        "team_csv",
+        "gpt-4o",
+        "0.01",
+        "2026-11-02T10:00:00Z",
+    );
+    hostile["job_id"] = json!("@SUM(A1:A9)");
+    hostile["provider_model"] = json!("+cmd|' /C calc'!A0");
+    let mut tabbed = record("-2+3", "team_csv", "gpt-4o", "0.01", "2026-11-02T11:00:00Z");
+    tabbed["provider_model"] = json!("-1+1");
+    let (status, body) = post_records(&app, vec![hostile, tabbed]).await;
+    assert_eq!(status, 200, "{body}");
+    let text = app
+        .admin_get("/api/usage/records.csv?organization_id=org_acme&from=2026-11-02&to=2026-11-02")
+        .header("x-wait-for-position", body["position"].to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut cells = 0;
+    for line in text.lines().skip(1) {
+        for cell in line.split(',') {
+            let cell = cell.trim_start_matches('"');
+            cells += 1;
+            assert!(
+                // Every number the export writes is non-negative: a leading '-' is text.
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a cell a spreadsheet would evaluate: {cell:?} in {line:?}"
+            );
+        }
+    }
+    assert!(cells > 0, "{text}");
+    // What was sent is still there, behind the quote that makes it text.
+    assert!(text.contains("'=HYPERLINK"), "{text}");
+    assert!(text.contains("'@SUM(A1:A9)"), "{text}");
+    assert!(text.contains("'-1+1") && text.contains("'-2+3"), "{text}");
+}
