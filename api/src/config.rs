@@ -431,7 +431,8 @@ pub fn is_placeholder(key: &str) -> bool {
     key.chars().count() < 16 || distinct < 6 || TELLS.iter().any(|tell| lower.contains(tell))
 }
 
-fn decode_encryption_key(raw: &str) -> Option<[u8; 32]> {
+/// The 32 bytes of a base64 `ENCRYPTION_KEY`, if it is one.
+pub fn decode_encryption_key(raw: &str) -> Option<[u8; 32]> {
     BASE64.decode(raw.trim()).ok()?.try_into().ok()
 }
 

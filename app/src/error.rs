@@ -105,6 +105,7 @@ error_codes! {
     OrganizationNotFound => "organization_not_found",
     PayloadTooLarge => "payload_too_large",
     RequestBodyTimeout => "request_body_timeout",
+    WebhookDestinationRefused => "webhook_destination_refused",
     PricesUnavailable => "prices_unavailable",
     ProjectionLag => "projection_lag",
     PushDisabled => "push_disabled",

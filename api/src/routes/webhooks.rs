@@ -80,6 +80,16 @@ async fn set(
             "url must be an absolute http(s) URL of at most 2000 characters",
         ));
     }
+    if !state.allow_private_webhooks
+        && let Some(why) = webhooks::destination::refusal(&parsed).await
+    {
+        return Err(ApiError::unprocessable(
+            ErrorCode::WebhookDestinationRefused,
+            format!(
+                "webhooks are delivered to public addresses only, and {why}; set WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true for development"
+            ),
+        ));
+    }
     let secret = webhooks::generate_secret();
     webhooks::save(&state.pool, &state.vault, &id, url, &secret).await?;
     Ok(Json(json!({

@@ -54,8 +54,12 @@ pub(super) fn spawn_all(
     );
     consumers.push(
         background.spawn(
-            app::webhooks::Dispatcher::new(w.background_pool.clone(), w.state.vault.clone())
-                .run(shutdown.clone()),
+            app::webhooks::Dispatcher::new(
+                w.background_pool.clone(),
+                w.state.vault.clone(),
+                w.state.allow_private_webhooks,
+            )
+            .run(shutdown.clone()),
         ),
     );
     if let Some(prices) = w.state.prices.clone() {

@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub const MASTER_KEY: &str = "mk-test-8c1f0e9a7b6d5c4e3f2a1b0c";
+pub const ENCRYPTION_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var("TEST_LOG").is_ok() {
@@ -35,9 +36,7 @@ pub fn test_config(database_url: &str) -> Config {
     Config {
         database_url: database_url.to_owned().into(),
         master_key: MASTER_KEY.to_owned().into(),
-        encryption_key: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-            .to_owned()
-            .into(),
+        encryption_key: ENCRYPTION_KEY.to_owned().into(),
         host: [127, 0, 0, 1].into(),
         port: 0,
         litellm_proxy_url: "http://127.0.0.1:9".into(),

@@ -201,3 +201,68 @@ async fn webhook_configuration_is_validated() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn webhooks_never_reach_private_addresses_unless_allowed() {
+    let app = crate::helpers::spawn_app_with(|c| c.edge.allow_private_webhooks = false).await;
+    app.seed_catalog().await;
+    let (url, hook) = receiver().await;
+    let port = url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/hook")
+        .to_owned();
+    // Refused when set: loopback, the cloud metadata address, private ranges, this machine.
+    for url in [
+        url.clone(),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+        "http://10.0.0.5/hook".to_owned(),
+        "http://[::1]/hook".to_owned(),
+        format!("http://localhost:{port}/hook"),
+    ] {
+        let response = app
+            .admin_post("/api/organizations/org_acme/webhook")
+            .json(&json!({"url": url}))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 422, "webhook_destination_refused").await;
+    }
+    // A URL that passed when it was set (a name re-pointed since, or set by an earlier
+    // release) is checked again when delivered: by the address the name resolves to, and by
+    // the address written in it.
+    let (status, _) = app
+        .post_json(
+            "/api/teams/create",
+            json!({"organization_id": "org_acme", "team_id": "team_p", "team_alias": "p", "credits": 10}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let vault = app::keys::Vault::new(
+        api::config::decode_encryption_key(crate::helpers::ENCRYPTION_KEY).unwrap(),
+    );
+    for (url, request, cost) in [
+        (format!("http://localhost:{port}/hook"), "p-1", "8.5"),
+        (url.clone(), "p-2", "2"),
+    ] {
+        app::webhooks::save(&app.pool, &vault, "org_acme", &url, "whsec_test")
+            .await
+            .unwrap();
+        spend(&app, request, "team_p", cost).await;
+        let expected = if request == "p-1" { 1 } else { 2 };
+        let rows = deliveries(&app, |rows| {
+            rows.len() == expected
+                && rows[0]["attempts"].as_i64().unwrap_or(0) >= 1
+                && rows[0]["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("public address"))
+        })
+        .await;
+        assert!(rows.iter().all(|r| r["status"] != "delivered"), "{rows:?}");
+    }
+    assert!(
+        hook.seen.lock().unwrap().is_empty(),
+        "nothing reached the private receiver"
+    );
+}

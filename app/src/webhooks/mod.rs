@@ -8,6 +8,7 @@
 //! hour) for up to `MAX_ATTEMPTS`, then the delivery is `dead`.
 
 pub mod alerts;
+pub mod destination;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,21 +108,28 @@ pub struct Dispatcher {
     vault: Arc<Vault>,
     http: reqwest::Client,
     poll: Duration,
+    allow_private: bool,
 }
 
 impl Dispatcher {
-    pub fn new(pool: PgPool, vault: Arc<Vault>) -> Self {
-        let http = reqwest::Client::builder()
+    /// `allow_private` lets deliveries reach loopback and private addresses (development).
+    pub fn new(pool: PgPool, vault: Arc<Vault>, allow_private: bool) -> Self {
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(3))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+            .redirect(reqwest::redirect::Policy::none());
+        if !allow_private {
+            builder = builder.dns_resolver(destination::PublicOnly);
+        }
+        // Failing to build is failing closed: the default client has the same limits missing,
+        // so refuse to deliver rather than deliver unchecked.
+        let http = builder.build().expect("the webhook HTTP client builds");
         Self {
             pool,
             vault,
             http,
             poll: Duration::from_millis(250),
+            allow_private,
         }
     }
 
@@ -214,6 +222,17 @@ impl Dispatcher {
             .decrypt(nonce, secret, &aad(&due.organization_id))
             .map_err(|_| (None, "the webhook secret cannot be decrypted".to_owned()))?;
         let secret = String::from_utf8(secret).map_err(|_| (None, "bad secret".to_owned()))?;
+        if !self.allow_private {
+            // Names are checked by the resolver; an address in the URL itself is checked here.
+            let literal = reqwest::Url::parse(url).ok().and_then(|u| match u.host() {
+                Some(url::Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
+                Some(url::Host::Ipv6(v6)) => Some(std::net::IpAddr::V6(v6)),
+                _ => None,
+            });
+            if let Some(address) = literal.filter(|a| !destination::is_public(*a)) {
+                return Err((None, format!("refused: {address} is not a public address")));
+            }
+        }
         let body = serde_json::to_vec(&due.payload).map_err(|e| (None, e.to_string()))?;
         let timestamp = chrono::Utc::now().timestamp();
         let response = self
@@ -225,7 +244,7 @@ impl Dispatcher {
             .body(body)
             .send()
             .await
-            .map_err(|e| (None, e.without_url().to_string()))?;
+            .map_err(|e| (None, with_causes(&e.without_url())))?;
         let status = response.status().as_u16();
         if response.status().is_success() {
             Ok(status)
@@ -233,6 +252,19 @@ impl Dispatcher {
             Err((Some(status), format!("the receiver answered {status}")))
         }
     }
+}
+
+/// An error and what caused it, on one line (reqwest puts the reason, such as a refused
+/// address, in the causes).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
 }
 
 #[cfg(test)]
