@@ -386,11 +386,7 @@ impl Config {
     /// does, never in the database). Rotating ENCRYPTION_KEY starts a new seal key: seals made
     /// before verify only with the old one.
     pub fn seal_key(&self) -> [u8; 32] {
-        use hmac::{Hmac, Mac};
-        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.encryption_key_bytes())
-            .expect("HMAC takes any key length");
-        mac.update(b"saas-litellm event seals v1");
-        mac.finalize().into_bytes().into()
+        seal_key_of(&self.encryption_key_bytes())
     }
 }
 
@@ -429,6 +425,30 @@ pub fn is_placeholder(key: &str) -> bool {
         chars.len()
     };
     key.chars().count() < 16 || distinct < 6 || TELLS.iter().any(|tell| lower.contains(tell))
+}
+
+/// The seal key derived from an `ENCRYPTION_KEY`'s bytes.
+pub fn seal_key_of(encryption_key: &[u8; 32]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(encryption_key)
+        .expect("HMAC takes any key length");
+    mac.update(b"saas-litellm event seals v1");
+    mac.finalize().into_bytes().into()
+}
+
+/// `ENCRYPTION_KEY_OLD`: the key an `ENCRYPTION_KEY` rotation moves away from, if set.
+pub fn old_encryption_key() -> Result<Option<[u8; 32]>, ConfigError> {
+    match std::env::var("ENCRYPTION_KEY_OLD") {
+        Ok(raw) if !raw.trim().is_empty() => {
+            decode_encryption_key(raw.trim())
+                .map(Some)
+                .ok_or(ConfigError::Invalid {
+                    name: "ENCRYPTION_KEY_OLD",
+                    reason: "must be 32 bytes encoded in base64".into(),
+                })
+        }
+        _ => Ok(None),
+    }
 }
 
 /// The 32 bytes of a base64 `ENCRYPTION_KEY`, if it is one.

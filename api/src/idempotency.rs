@@ -264,6 +264,38 @@ pub fn binding(actor: &str, key: &str) -> Vec<u8> {
     [actor.as_bytes(), b"\0", key.as_bytes()].concat()
 }
 
+/// Re-encrypts every stored answer under the new `ENCRYPTION_KEY`.
+pub async fn rotate_all(
+    tx: &mut sqlx::PgConnection,
+    rotation: &app::keys::Rotation<'_>,
+) -> Result<app::keys::Rotated, app::keys::RevealError> {
+    let rows: Vec<(String, String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "select actor, key, nonce, response from idempotency_keys
+          where response is not null and nonce is not null for update",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut done = app::keys::Rotated::default();
+    for (actor, key, nonce, response) in rows {
+        match rotation.reseal(&nonce, &response, &binding(&actor, &key))? {
+            Some((nonce, response)) => {
+                sqlx::query(
+                    "update idempotency_keys set nonce = $3, response = $4 where actor = $1 and key = $2",
+                )
+                .bind(&actor)
+                .bind(&key)
+                .bind(nonce)
+                .bind(response)
+                .execute(&mut *tx)
+                .await?;
+                done.reencrypted += 1;
+            }
+            None => done.already_new += 1,
+        }
+    }
+    Ok(done)
+}
+
 /// Deletes records older than the retention period.
 pub async fn purge_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
     let result = sqlx::query(

@@ -39,6 +39,10 @@ enum Command {
         #[arg(long)]
         chain: bool,
     },
+    /// Re-encrypt every stored secret (virtual keys, webhook secrets, stored idempotent
+    /// answers) from ENCRYPTION_KEY_OLD to ENCRYPTION_KEY, in one transaction. Stop the
+    /// service first; keys are read from the environment, never from the command line.
+    RotateEncryptionKey,
     /// Call the admin API of a running service (for scripts): orgs, groups, teams, usage.
     Admin(Box<api::admin_cli::AdminArgs>),
     /// Print the OpenAPI 3.1 document of every route (the one served at /openapi.json).
@@ -118,6 +122,14 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
             tracing::info!("verified: no difference found");
+        }
+        Command::RotateEncryptionKey => {
+            let old = api::config::old_encryption_key()?
+                .context("set ENCRYPTION_KEY_OLD to the key being replaced")?;
+            let pool = startup::connect(&config).await?;
+            startup::migrate(&pool).await?;
+            api::maintenance::rotate_encryption_key(&pool, old, config.encryption_key_bytes())
+                .await?;
         }
         Command::Serve => {
             let background =

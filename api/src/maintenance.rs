@@ -209,7 +209,12 @@ pub async fn verify(
 
 /// Checks the event log's hash chains and seals; true if nothing was tampered with.
 pub async fn verify_chain(pool: &PgPool, config: &crate::config::Config) -> anyhow::Result<bool> {
-    let report = projections::seals::verify_chain(pool, &config.seal_key()).await?;
+    // Seals made before an `ENCRYPTION_KEY` rotation verify with the old key.
+    let mut keys = vec![config.seal_key()];
+    if let Some(old) = crate::config::old_encryption_key()? {
+        keys.push(crate::config::seal_key_of(&old));
+    }
+    let report = projections::seals::verify_chain(pool, &keys).await?;
     if report.is_intact() {
         tracing::info!(
             events = report.events,
@@ -226,4 +231,46 @@ pub async fn verify_chain(pool: &PgPool, config: &crate::config::Config) -> anyh
         );
     }
     Ok(report.is_intact())
+}
+
+/// What `rotate_encryption_key` re-encrypted, per table.
+#[derive(Debug, Default)]
+pub struct KeyRotation {
+    pub virtual_keys: app::keys::Rotated,
+    pub webhook_secrets: app::keys::Rotated,
+    pub idempotent_answers: app::keys::Rotated,
+}
+
+/// Moves every stored secret from the `old` to the `new` `ENCRYPTION_KEY` in one transaction
+/// (all or nothing). Run it with the service stopped, then start the service with the new
+/// key; seals made under the old key keep verifying with `ENCRYPTION_KEY_OLD` set.
+pub async fn rotate_encryption_key(
+    pool: &PgPool,
+    old: [u8; 32],
+    new: [u8; 32],
+) -> anyhow::Result<KeyRotation> {
+    anyhow::ensure!(old != new, "the old and new ENCRYPTION_KEY are the same");
+    let (old, new) = (app::keys::Vault::new(old), app::keys::Vault::new(new));
+    let rotation = app::keys::Rotation {
+        old: &old,
+        new: &new,
+    };
+    let mut tx = pool.begin().await?;
+    let done = KeyRotation {
+        virtual_keys: app::keys::rotate_all(&mut tx, &rotation)
+            .await
+            .context("virtual keys")?,
+        webhook_secrets: app::webhooks::rotate_all(&mut tx, &rotation)
+            .await
+            .context("webhook secrets")?,
+        idempotent_answers: crate::idempotency::rotate_all(&mut tx, &rotation)
+            .await
+            .context("stored idempotent answers")?,
+    };
+    tx.commit().await?;
+    tracing::info!(
+        ?done,
+        "stored secrets re-encrypted under the new ENCRYPTION_KEY"
+    );
+    Ok(done)
 }

@@ -66,6 +66,72 @@ impl Vault {
     }
 }
 
+/// An `ENCRYPTION_KEY` rotation: every stored secret is decrypted with the old key and
+/// encrypted with the new one. Rows already under the new key are left alone, so a rotation
+/// that stopped half way can be run again.
+pub struct Rotation<'a> {
+    pub old: &'a Vault,
+    pub new: &'a Vault,
+}
+
+/// A secret as stored: nonce and ciphertext.
+pub type Sealed = (Vec<u8>, Vec<u8>);
+
+/// What one rotation did to one table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Rotated {
+    pub reencrypted: u64,
+    pub already_new: u64,
+}
+
+impl Rotation<'_> {
+    /// The row's secret under the new key, or `None` if it is under the new key already.
+    /// Neither key opening it is an error: the row is damaged or under a third key.
+    pub fn reseal(
+        &self,
+        nonce: &[u8],
+        ciphertext: &[u8],
+        associated: &[u8],
+    ) -> Result<Option<Sealed>, DecryptError> {
+        match self.old.decrypt(nonce, ciphertext, associated) {
+            Ok(plaintext) => Ok(Some(self.new.encrypt(&plaintext, associated))),
+            Err(_) => self
+                .new
+                .decrypt(nonce, ciphertext, associated)
+                .map(|_| None),
+        }
+    }
+}
+
+/// Re-encrypts every stored virtual key (their associated data is the fingerprint).
+pub async fn rotate_all(
+    tx: &mut sqlx::PgConnection,
+    rotation: &Rotation<'_>,
+) -> Result<Rotated, RevealError> {
+    let rows: Vec<(String, Vec<u8>, Vec<u8>)> =
+        sqlx::query_as("select fingerprint, nonce, ciphertext from virtual_keys for update")
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut done = Rotated::default();
+    for (fingerprint, nonce, ciphertext) in rows {
+        match rotation.reseal(&nonce, &ciphertext, fingerprint.as_bytes())? {
+            Some((nonce, ciphertext)) => {
+                sqlx::query(
+                    "update virtual_keys set nonce = $2, ciphertext = $3 where fingerprint = $1",
+                )
+                .bind(&fingerprint)
+                .bind(nonce)
+                .bind(ciphertext)
+                .execute(&mut *tx)
+                .await?;
+                done.reencrypted += 1;
+            }
+            None => done.already_new += 1,
+        }
+    }
+    Ok(done)
+}
+
 /// A team's virtual key. Debug and Display never show it.
 #[derive(Clone)]
 pub struct VirtualKey(SecretString);

@@ -144,8 +144,9 @@ impl ChainReport {
 
 const SAMPLE: usize = 20;
 
-/// Checks every event's link and every seal.
-pub async fn verify_chain(pool: &PgPool, key: &[u8; 32]) -> Result<ChainReport, sqlx::Error> {
+/// Checks every event's link and every seal. A seal is intact if it was made with any of
+/// `keys` (the current seal key and, after an `ENCRYPTION_KEY` rotation, the old one).
+pub async fn verify_chain(pool: &PgPool, keys: &[[u8; 32]]) -> Result<ChainReport, sqlx::Error> {
     let mut report = ChainReport {
         events: sqlx::query_scalar("select count(*) from events")
             .fetch_one(pool)
@@ -202,8 +203,11 @@ pub async fn verify_chain(pool: &PgPool, key: &[u8; 32]) -> Result<ChainReport, 
         .bind(to.position)
         .fetch_all(&mut *conn)
         .await?;
-        let expected = mac_of(key, &previous_mac, from, to, &events);
-        let intact = from == previous_to && events.len() == count as usize && expected == mac;
+        let intact = from == previous_to
+            && events.len() == count as usize
+            && keys
+                .iter()
+                .any(|key| mac_of(key, &previous_mac, from, to, &events) == mac);
         if !intact && report.broken_seals.len() < SAMPLE {
             report.broken_seals.push(seal_id);
         }

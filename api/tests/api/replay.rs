@@ -191,7 +191,7 @@ async fn sealed_report(app: &TestApp) -> projections::seals::ChainReport {
     let key = test_config(&app.database_url).seal_key();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let report = projections::seals::verify_chain(&app.pool, &key)
+        let report = projections::seals::verify_chain(&app.pool, &[key])
             .await
             .unwrap();
         if report.unsealed == 0 {
@@ -244,7 +244,7 @@ async fn the_chain_finds_an_edited_event_even_with_its_hash_recomputed() {
         ),
     )
     .await;
-    let report = projections::seals::verify_chain(&app.pool, &key)
+    let report = projections::seals::verify_chain(&app.pool, &[key])
         .await
         .unwrap();
     assert_eq!(report.broken_links, [credits_added], "{report:?}");
@@ -260,7 +260,7 @@ async fn the_chain_finds_an_edited_event_even_with_its_hash_recomputed() {
            end loop; end $$",
     )
     .await;
-    let report = projections::seals::verify_chain(&app.pool, &key)
+    let report = projections::seals::verify_chain(&app.pool, &[key])
         .await
         .unwrap();
     assert!(report.broken_links.is_empty(), "{report:?}");
@@ -280,7 +280,7 @@ async fn the_chain_finds_deleted_and_reordered_events() {
         "delete from events where aggregate_type = 'Usage' and aggregate_id = 'req_7'",
     )
     .await;
-    let report = projections::seals::verify_chain(&app.pool, &key)
+    let report = projections::seals::verify_chain(&app.pool, &[key])
         .await
         .unwrap();
     assert!(report.broken_links.is_empty(), "{report:?}");
@@ -296,7 +296,7 @@ async fn the_chain_finds_deleted_and_reordered_events() {
           where aggregate_type = 'Team' and aggregate_id = 'team_1' and sequence = 2",
     )
     .await;
-    let report = projections::seals::verify_chain(&app.pool, &key)
+    let report = projections::seals::verify_chain(&app.pool, &[key])
         .await
         .unwrap();
     assert!(!report.is_intact(), "{report:?}");
@@ -351,4 +351,92 @@ async fn an_event_stored_in_an_older_shape_still_replays() {
     // A replay reads it the same way.
     let diffs = api::maintenance::verify(&app.pool, None).await.unwrap();
     assert!(diffs.is_empty(), "{diffs:?}");
+}
+
+#[tokio::test]
+async fn rotating_the_encryption_key_keeps_every_secret_and_every_seal() {
+    const NEW_KEY: &str = "ISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+P0A=";
+    let app = crate::helpers::spawn_app().await;
+    app.seed_catalog().await;
+    let team = app
+        .team(crate::helpers::TeamSpec::new("team_rot", "5"))
+        .await;
+    let (status, hook) = app
+        .post_json(
+            "/api/organizations/org_acme/webhook",
+            json!({"url": "http://127.0.0.1:9/hook"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{hook}");
+    let idempotent = app
+        .admin_post("/api/teams/team_rot/credits/add")
+        .header("idempotency-key", "rotate-1")
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(idempotent.status(), 200);
+    let answer: Value = idempotent.json().await.unwrap();
+    let old_seals = sealed_report(&app).await;
+    assert!(old_seals.seals > 0, "{old_seals:?}");
+    let database_url = app.database_url.clone();
+    app.stop().await;
+
+    let decode = |raw| api::config::decode_encryption_key(raw).unwrap();
+    let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
+    let rotate = || {
+        api::maintenance::rotate_encryption_key(
+            &pool,
+            decode(crate::helpers::ENCRYPTION_KEY),
+            decode(NEW_KEY),
+        )
+    };
+    let done = rotate().await.unwrap();
+    assert_eq!(done.virtual_keys.reencrypted, 1);
+    assert_eq!(done.webhook_secrets.reencrypted, 1);
+    assert_eq!(done.idempotent_answers.reencrypted, 1);
+    // Running it again (it stopped half way, say) changes nothing and fails nothing.
+    let again = rotate().await.unwrap();
+    assert_eq!(again.virtual_keys.reencrypted, 0);
+    assert_eq!(again.virtual_keys.already_new, 1);
+
+    let app = crate::helpers::spawn_app_with_database(&database_url, |c| {
+        c.encryption_key = NEW_KEY.to_owned().into();
+    })
+    .await;
+    // The key reveals as it was; the stored answer replays; the webhook secret decrypts.
+    let (status, revealed) = app
+        .post_json("/api/teams/team_rot/virtual-key", json!({}))
+        .await;
+    assert_eq!(status, 200, "{revealed}");
+    assert_eq!(revealed["virtual_key"], team.key.as_str());
+    let replayed = app
+        .admin_post("/api/teams/team_rot/credits/add")
+        .header("idempotency-key", "rotate-1")
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    assert_eq!(replayed.json::<Value>().await.unwrap(), answer);
+    let (nonce, secret): (Vec<u8>, Vec<u8>) =
+        sqlx::query_as("select nonce, secret from organization_webhooks")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let vault = app::keys::Vault::new(decode(NEW_KEY));
+    let plain = vault.decrypt(&nonce, &secret, b"webhook:org_acme").unwrap();
+    assert_eq!(plain, hook["secret"].as_str().unwrap().as_bytes());
+
+    // Seals made before verify with the old key beside the new one, and only so.
+    let new_seal = api::config::seal_key_of(&decode(NEW_KEY));
+    let old_seal = api::config::seal_key_of(&decode(crate::helpers::ENCRYPTION_KEY));
+    let both = projections::seals::verify_chain(&pool, &[new_seal, old_seal])
+        .await
+        .unwrap();
+    assert!(both.is_intact(), "{both:?}");
+    let new_only = projections::seals::verify_chain(&pool, &[new_seal])
+        .await
+        .unwrap();
+    assert!(!new_only.broken_seals.is_empty(), "{new_only:?}");
 }

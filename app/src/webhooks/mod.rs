@@ -49,6 +49,36 @@ fn aad(organization_id: &str) -> Vec<u8> {
     format!("webhook:{organization_id}").into_bytes()
 }
 
+/// Re-encrypts every webhook signing secret under the new `ENCRYPTION_KEY`.
+pub async fn rotate_all(
+    tx: &mut sqlx::PgConnection,
+    rotation: &crate::keys::Rotation<'_>,
+) -> Result<crate::keys::Rotated, crate::keys::RevealError> {
+    let rows: Vec<(String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "select organization_id, nonce, secret from organization_webhooks for update",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut done = crate::keys::Rotated::default();
+    for (organization_id, nonce, secret) in rows {
+        match rotation.reseal(&nonce, &secret, &aad(&organization_id))? {
+            Some((nonce, secret)) => {
+                sqlx::query(
+                    "update organization_webhooks set nonce = $2, secret = $3 where organization_id = $1",
+                )
+                .bind(&organization_id)
+                .bind(nonce)
+                .bind(secret)
+                .execute(&mut *tx)
+                .await?;
+                done.reencrypted += 1;
+            }
+            None => done.already_new += 1,
+        }
+    }
+    Ok(done)
+}
+
 pub async fn save(
     pool: &PgPool,
     vault: &Vault,
