@@ -111,7 +111,7 @@ fn tokens(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Inserts the records (a request id already there is skipped) and, with `daily`, adds the
+/// Inserts the records (a team's request id already there is skipped) and, with `daily`, adds the
 /// inserted ones to the roll-ups.
 async fn insert(
     tx: &mut PgConnection,
@@ -151,7 +151,7 @@ async fn insert(
              select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                  $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[], $11::numeric[], $12::text[],
                  $13::bigint[], $14::timestamptz[], $15::text[], $16::text[], $17::bigint[])
-             on conflict (request_id) do nothing";
+             on conflict (team_id, request_id) do nothing";
     let sql = if daily {
         format!(
             "with ins as ({rows} returning *)

@@ -277,7 +277,7 @@ async fn the_chain_finds_deleted_and_reordered_events() {
     // A usage record (a stream of one event) vanishes: only the seals can tell.
     tamper(
         &app,
-        "delete from events where aggregate_type = 'Usage' and aggregate_id = 'req_7'",
+        "delete from events where aggregate_type = 'Usage' and aggregate_id = 'team_1:req_7'",
     )
     .await;
     let report = projections::seals::verify_chain(&app.pool, &[key])

@@ -575,3 +575,115 @@ async fn the_csv_export_neutralises_text_a_spreadsheet_would_run_as_a_formula() 
     assert!(text.contains("'@SUM(A1:A9)"), "{text}");
     assert!(text.contains("'-1+1") && text.contains("'-2+3"), "{text}");
 }
+
+#[tokio::test]
+async fn two_teams_calls_with_the_same_provider_id_are_both_billed() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    create_team(&app, "team_one", "org_acme", "100", "0").await;
+    create_team(&app, "team_two", "org_acme", "100", "0").await;
+    // A provider (a self-hosted model server, say) that answers every call with one id.
+    let (status, body) = post_records(
+        &app,
+        vec![
+            record(
+                "chatcmpl-fixed",
+                "team_one",
+                "gpt-4o",
+                "1.25",
+                "2026-11-02T10:00:00Z",
+            ),
+            record(
+                "chatcmpl-fixed",
+                "team_two",
+                "gpt-4o",
+                "2.50",
+                "2026-11-02T10:00:01Z",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["recorded"], 2, "{body}");
+    let position = body["position"].as_i64().unwrap();
+    for (team, spend) in [("team_one", "1.25"), ("team_two", "2.50")] {
+        let (_, usage) = app
+            .get_json(
+                &format!("/api/teams/{team}/usage?from=2026-11-02&to=2026-11-02"),
+                Some(position),
+            )
+            .await;
+        assert_eq!(
+            dec(&usage["total_spend"]),
+            dec(&json!(spend)),
+            "{team}: {usage}"
+        );
+    }
+    // The same team reporting the same id again is still one call.
+    let (_, again) = post_records(
+        &app,
+        vec![record(
+            "chatcmpl-fixed",
+            "team_two",
+            "gpt-4o",
+            "2.50",
+            "2026-11-02T10:00:01Z",
+        )],
+    )
+    .await;
+    assert_eq!(again["recorded"], 0, "{again}");
+    assert_eq!(again["duplicates"], 1, "{again}");
+}
+
+#[tokio::test]
+async fn a_call_recorded_before_the_upgrade_under_its_request_id_alone_is_not_billed_again() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    create_team(&app, "team_old", "org_acme", "100", "0").await;
+    create_team(&app, "team_new", "org_acme", "100", "0").await;
+    // What a release before team-scoped usage streams wrote, and what its migration noted.
+    let v1 = json!({"UsageRecorded": {"request_id": "chatcmpl-legacy", "team_id": "team_old",
+        "organization_id": "org_acme", "key_fingerprint": null, "model": "gpt-4o",
+        "provider_model": null, "prompt_tokens": 10, "completion_tokens": 5, "cached_tokens": 0,
+        "provider_cost": "0.5", "markup_percent": "0", "price": "0.5", "status": "success",
+        "latency_ms": 80, "occurred_at": "2026-11-02T09:00:00Z", "job_id": null,
+        "source": "spend_logs"}});
+    sqlx::query(
+        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         values ('Usage', 'chatcmpl-legacy', 1, 'UsageRecorded', '1.0', $1, '{}')",
+    )
+    .bind(v1)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("insert into usage_identity_legacy values (true)")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    // LiteLLM's spend log re-read after the upgrade: the same team's call is a duplicate...
+    let (status, body) = post_records(
+        &app,
+        vec![
+            record(
+                "chatcmpl-legacy",
+                "team_old",
+                "gpt-4o",
+                "0.5",
+                "2026-11-02T09:00:00Z",
+            ),
+            record(
+                "chatcmpl-legacy",
+                "team_new",
+                "gpt-4o",
+                "0.75",
+                "2026-11-02T09:00:00Z",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // ...and another team's call with the same id is its own.
+    assert_eq!(body["duplicates"], 1, "{body}");
+    assert_eq!(body["recorded"], 1, "{body}");
+}

@@ -79,7 +79,7 @@ async fn write(
             Ok((_, mut opened)) => {
                 for pending in batch.drain(..) {
                     // LiteLLM's push recorded it first, without our hold: give its part back.
-                    if !opened.remove(pending.record.request_id.as_str())
+                    if !opened.remove(&pending.record.stream_id())
                         && let Some(ticket) = &pending.ticket
                     {
                         leases

@@ -3,6 +3,7 @@
 //! the request id. A request id already recorded is skipped by the event store itself.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use domain::CommandMetadata;
@@ -89,11 +90,16 @@ const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 #[derive(Clone)]
 pub struct Ledger {
     pool: PgPool,
+    /// Whether usage streams from before team scoping exist (see `legacy_streams`).
+    legacy: Arc<OnceLock<bool>>,
 }
 
 impl Ledger {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            legacy: Arc::default(),
+        }
     }
 
     /// Attributes and validates a batch; writes nothing.
@@ -142,7 +148,7 @@ impl Ledger {
             let request_id = incoming.input.request_id.clone();
             match to_record(incoming.input, team, fingerprint, now) {
                 Ok(record) => {
-                    if seen.insert(record.request_id.as_str().to_owned()) {
+                    if seen.insert(record.stream_id()) {
                         prepared.records.push(record);
                     } else {
                         prepared.repeated += 1;
@@ -169,21 +175,25 @@ impl Ledger {
         Ok(appended)
     }
 
-    /// Appends records each with its own metadata (as JSON text); also returns the request ids
-    /// that were new.
+    /// Appends records each with its own metadata (as JSON text); also returns the stream ids
+    /// (`UsageRecord::stream_id`) that were new.
     pub async fn append_each<'a>(
         &self,
         records: impl Iterator<Item = (&'a UsageRecord, String)>,
     ) -> Result<(Appended, HashSet<String>), anyhow::Error> {
-        let mut sources: Vec<(&str, UsageSource)> = Vec::new();
+        let records: Vec<(&UsageRecord, String)> = records.collect();
+        let legacy = self.recorded_before_team_scoping(&records).await?;
+        let mut sources: Vec<(String, UsageSource)> = Vec::new();
         let events = records
+            .iter()
+            .filter(|(record, _)| !legacy.contains(&record.stream_id()))
             .map(|(record, meta)| {
-                sources.push((record.request_id.as_str(), record.source));
+                sources.push((record.stream_id(), record.source));
                 StreamStart::with_metadata_text(
                     USAGE_AGGREGATE,
-                    record.request_id.as_str().to_owned(),
-                    &UsageEvent::UsageRecorded(record.clone()),
-                    meta,
+                    record.stream_id(),
+                    &UsageEvent::UsageRecorded((*record).clone()),
+                    meta.clone(),
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -199,7 +209,7 @@ impl Ledger {
         ] {
             let recorded = sources
                 .iter()
-                .filter(|(id, s)| *s == source && opened.contains(*id))
+                .filter(|(id, s)| *s == source && opened.contains(id))
                 .count();
             if recorded > 0 {
                 crate::metrics::usage_recorded(source.as_str(), recorded);
@@ -208,11 +218,52 @@ impl Ledger {
         Ok((
             Appended {
                 recorded: opened.len(),
-                duplicates: events.len() - opened.len(),
+                duplicates: records.len() - opened.len(),
                 last_position: appended.last_position,
             },
             opened,
         ))
+    }
+
+    /// Records already in the log under their request id alone (written before usage streams
+    /// were scoped by team, migration 20261202000002) by the same team: duplicates, not new
+    /// calls, so spend ingestion re-reading across an upgrade does not bill twice.
+    async fn recorded_before_team_scoping(
+        &self,
+        records: &[(&UsageRecord, String)],
+    ) -> Result<HashSet<String>, sqlx::Error> {
+        if !self.legacy_streams().await? {
+            return Ok(HashSet::new());
+        }
+        let ids: Vec<&str> = records.iter().map(|(r, _)| r.request_id.as_str()).collect();
+        let found: Vec<(String, Option<String>)> = sqlx::query_as(
+            "select aggregate_id, payload -> 'UsageRecorded' ->> 'team_id' from events
+              where aggregate_type = $1 and sequence = 1 and aggregate_id = any($2)",
+        )
+        .bind(USAGE_AGGREGATE)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|(request_id, team)| {
+                team.map(|team| domain::usage::stream_id(&team, &request_id))
+            })
+            .filter(|id| records.iter().any(|(r, _)| &r.stream_id() == id))
+            .collect())
+    }
+
+    /// Whether the log holds usage streams named by request id alone (read once: none are
+    /// written any more, so the answer only ever changes from yes to no by a new database).
+    async fn legacy_streams(&self) -> Result<bool, sqlx::Error> {
+        if let Some(known) = self.legacy.get() {
+            return Ok(*known);
+        }
+        let exists: bool = sqlx::query_scalar("select exists(select 1 from usage_identity_legacy)")
+            .fetch_one(&self.pool)
+            .await?;
+        let _ = self.legacy.set(exists);
+        Ok(exists)
     }
 
     async fn teams_by_key(

@@ -11,7 +11,7 @@ pub use budget::{BUDGET_ALERT_AGGREGATE, BudgetEvent, BudgetState, THRESHOLDS, a
 pub use period::{DayRange, Period, PeriodError, PeriodPlan};
 pub use record::{
     HoldPart, RequestId, USAGE_AGGREGATE, USAGE_RECORDED_VERSION, UsageError, UsageEvent,
-    UsageInput, UsageRecord, UsageSource, UsageStatus, price_of,
+    UsageInput, UsageRecord, UsageSource, UsageStatus, price_of, stream_id,
 };
 pub use worst_case::{
     BodyError, DEFAULT_MAX_TOKENS, MAX_CHOICES, MAX_TOKENS_LIMIT, TokenPrices, WorstCase,

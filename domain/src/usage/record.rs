@@ -127,6 +127,11 @@ pub struct UsageInput {
     pub source: UsageSource,
 }
 
+/// The stream of the usage of `request_id` by `team_id` (see `UsageRecord::stream_id`).
+pub fn stream_id(team_id: &str, request_id: &str) -> String {
+    format!("{team_id}:{request_id}")
+}
+
 /// One recorded request, priced for the team. The price is fixed when recorded, so a later
 /// markup change never rewrites history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +178,14 @@ pub fn price_of(provider_cost: Money, markup: Percent) -> Money {
 }
 
 impl UsageRecord {
+    /// The record's identity, its stream in the log: the team and the request id together.
+    /// Providers' ids are unique per provider account at best (some servers reuse them), so the
+    /// request id alone would let one team's call hide another's. Team ids hold no `:`, so the
+    /// first `:` ends the team.
+    pub fn stream_id(&self) -> String {
+        stream_id(self.team_id.as_str(), self.request_id.as_str())
+    }
+
     /// Validates `input` and prices it for the team it belongs to. `now` bounds future times.
     pub fn new(
         input: UsageInput,
