@@ -62,7 +62,7 @@ pub async fn track(request: Request, next: Next) -> Response {
         (status = 200, description = "Prometheus text format (consumer lag counted up to 10,000 events)", body = String, content_type = "text/plain"),
         crate::openapi::ApiErrors,
     ),
-    security(("metrics_token" = [])))]
+    security((), ("metrics_token" = [])))]
 pub async fn render(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
