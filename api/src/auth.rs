@@ -28,6 +28,9 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(Verified::Admin(admin)) = parts.extensions.get::<Verified>() {
+            return Ok(admin.clone());
+        }
         if let Some(value) = parts.headers.get(ADMIN_KEY_HEADER) {
             return from_key(parts, state, value.as_bytes());
         }
@@ -40,30 +43,46 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// The verified actor of a request, without counting or logging a failure (the handler's own
-/// extractor does that once): the admin (key or live panel session with its CSRF token) or
-/// `team:<id>` for a team's virtual key. `None` for anything unauthenticated.
-pub async fn verified_actor(parts: &Parts, state: &AppState) -> Option<String> {
+/// A caller verified before the handler ran (by the idempotency middleware), kept in the
+/// request's extensions so the handler's extractor does not verify it again (a panel session
+/// is a database update). Only the server puts it there.
+#[derive(Clone)]
+pub enum Verified {
+    Admin(Admin),
+    Team(app::team_keys::TeamCaller),
+}
+
+impl Verified {
+    /// Whom an idempotency record belongs to: `admin:<key fingerprint>` or `team:<id>`.
+    pub fn actor(&self) -> String {
+        match self {
+            Verified::Admin(admin) => admin.actor.clone(),
+            Verified::Team(caller) => format!("team:{}", caller.team_id),
+        }
+    }
+}
+
+/// The verified caller of a request, without counting or logging a failure (the handler's own
+/// extractor does that once): the admin (key, or live panel session with its CSRF token) or a
+/// team (its virtual key). `None` for anything unauthenticated.
+pub async fn verify(parts: &Parts, state: &AppState) -> Option<Verified> {
     if let Some(value) = parts.headers.get(ADMIN_KEY_HEADER) {
-        return state
-            .admin_key
-            .matches(value.as_bytes())
-            .then(|| state.admin_key.actor());
+        return state.admin_key.matches(value.as_bytes()).then(|| {
+            Verified::Admin(Admin {
+                actor: state.admin_key.actor(),
+            })
+        });
     }
     if crate::panel::session::cookie(&parts.headers, crate::panel::session::SESSION_COOKIE)
         .is_some()
     {
-        return from_session(parts, state)
-            .await
-            .ok()
-            .map(|admin| admin.actor);
+        return from_session(parts, state).await.ok().map(Verified::Admin);
     }
     let key = crate::credentials::bearer(&parts.headers)?.trim();
     if key.is_empty() {
         return None;
     }
-    let caller = state.team_keys.resolve(key).await.ok()?;
-    Some(format!("team:{}", caller.team_id))
+    state.team_keys.resolve(key).await.ok().map(Verified::Team)
 }
 
 /// `X-Admin-Key`: the key is verified first, so the right key is never refused; wrong keys
@@ -87,7 +106,7 @@ fn from_key(parts: &Parts, state: &AppState, key: &[u8]) -> Result<Admin, ApiErr
 }
 
 /// 429 with the seconds left in the address's window.
-pub fn too_many_failures(wait: std::time::Duration) -> ApiError {
+fn too_many_failures(wait: std::time::Duration) -> ApiError {
     ApiError {
         retry_after_secs: Some(wait.as_secs().max(1)),
         ..ApiError::new(

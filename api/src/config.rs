@@ -440,7 +440,7 @@ pub fn seal_key_of(encryption_key: &[u8; 32]) -> [u8; 32] {
 pub fn old_encryption_key() -> Result<Option<[u8; 32]>, ConfigError> {
     match std::env::var("ENCRYPTION_KEY_OLD") {
         Ok(raw) if !raw.trim().is_empty() => {
-            decode_encryption_key(raw.trim())
+            decode_encryption_key(&raw)
                 .map(Some)
                 .ok_or(ConfigError::Invalid {
                     name: "ENCRYPTION_KEY_OLD",

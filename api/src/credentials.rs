@@ -38,6 +38,12 @@ impl AdminKey {
         let candidate: [u8; 32] = Sha256::digest(candidate).into();
         self.digest.ct_eq(&candidate).into()
     }
+
+    /// Whether the request's `Authorization: Bearer` token is this secret (the push and
+    /// metrics tokens).
+    pub fn is_bearer_of(&self, headers: &axum::http::HeaderMap) -> bool {
+        self.matches(bearer(headers).unwrap_or_default().as_bytes())
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header (team keys, LiteLLM's push).

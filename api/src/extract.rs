@@ -65,7 +65,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// 408 when reading the body failed because it did not arrive in time (see
-/// `startup::server::deadline_body`).
+/// `deadline_body`).
 pub fn body_timed_out(error: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
     let mut cause = Some(error);
     while let Some(error) = cause {

@@ -47,10 +47,12 @@ pub async fn middleware(State(state): State<AppState>, request: Request, next: N
     // Nothing is read, stored or replayed before the caller is authenticated; the record is
     // scoped to the verified actor (the admin key's fingerprint changes with the key, so a
     // rotation also retires its records), and its encryption is bound to that scope.
-    let (parts, body) = request.into_parts();
-    let Some(actor) = crate::auth::verified_actor(&parts, &state).await else {
+    let (mut parts, body) = request.into_parts();
+    let Some(verified) = crate::auth::verify(&parts, &state).await else {
         return next.run(Request::from_parts(parts, body)).await;
     };
+    let actor = verified.actor();
+    parts.extensions.insert(verified);
     let bytes = match to_bytes(body, BODY_LIMIT_BYTES).await {
         Ok(bytes) => bytes,
         Err(error) => {
@@ -275,23 +277,21 @@ pub async fn rotate_all(
     )
     .fetch_all(&mut *tx)
     .await?;
-    let mut done = app::keys::Rotated::default();
-    for (actor, key, nonce, response) in rows {
-        match rotation.reseal(&nonce, &response, &binding(&actor, &key))? {
-            Some((nonce, response)) => {
-                sqlx::query(
-                    "update idempotency_keys set nonce = $3, response = $4 where actor = $1 and key = $2",
-                )
-                .bind(&actor)
-                .bind(&key)
-                .bind(nonce)
-                .bind(response)
-                .execute(&mut *tx)
-                .await?;
-                done.reencrypted += 1;
-            }
-            None => done.already_new += 1,
-        }
+    let (changed, done) =
+        rotation.reseal_all(rows.into_iter().map(|(actor, key, nonce, response)| {
+            let associated = binding(&actor, &key);
+            ((actor, key), associated, nonce, response)
+        }))?;
+    for ((actor, key), (nonce, response)) in changed {
+        sqlx::query(
+            "update idempotency_keys set nonce = $3, response = $4 where actor = $1 and key = $2",
+        )
+        .bind(&actor)
+        .bind(&key)
+        .bind(nonce)
+        .bind(response)
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(done)
 }

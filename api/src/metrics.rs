@@ -67,13 +67,12 @@ pub async fn render(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
-    if let Some(token) = &state.metrics_token {
-        let presented = crate::credentials::bearer(&headers).unwrap_or_default();
-        if !token.matches(presented.as_bytes()) {
-            return Err(crate::error::ApiError::unauthorized(
-                "/metrics needs `Authorization: Bearer <METRICS_TOKEN>`",
-            ));
-        }
+    if let Some(token) = &state.metrics_token
+        && !token.is_bearer_of(&headers)
+    {
+        return Err(crate::error::ApiError::unauthorized(
+            "/metrics needs `Authorization: Bearer <METRICS_TOKEN>`",
+        ));
     }
     // Counted up to a cap, as `/ready` counts: a lagging system costs a scrape no more.
     for lag in projections::progress::lag(&state.pool).await? {

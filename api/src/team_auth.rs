@@ -15,6 +15,11 @@ impl FromRequestParts<AppState> for Team {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(crate::auth::Verified::Team(caller)) =
+            parts.extensions.get::<crate::auth::Verified>()
+        {
+            return Ok(Team(caller.clone()));
+        }
         let key = crate::credentials::bearer(&parts.headers)
             .map(str::trim)
             .filter(|k| !k.is_empty())

@@ -101,6 +101,27 @@ impl Rotation<'_> {
                 .map(|_| None),
         }
     }
+
+    /// Reseals a table's rows, each given as (its key, associated data, nonce, ciphertext):
+    /// the rows to write back with their new secret, and the counts. Writing is left to the
+    /// table's owner.
+    pub fn reseal_all<K>(
+        &self,
+        rows: impl IntoIterator<Item = (K, Vec<u8>, Vec<u8>, Vec<u8>)>,
+    ) -> Result<(Vec<(K, Sealed)>, Rotated), DecryptError> {
+        let mut changed = Vec::new();
+        let mut done = Rotated::default();
+        for (key, associated, nonce, ciphertext) in rows {
+            match self.reseal(&nonce, &ciphertext, &associated)? {
+                Some(sealed) => {
+                    changed.push((key, sealed));
+                    done.reencrypted += 1;
+                }
+                None => done.already_new += 1,
+            }
+        }
+        Ok((changed, done))
+    }
 }
 
 /// Re-encrypts every stored virtual key (their associated data is the fingerprint).
@@ -112,22 +133,18 @@ pub async fn rotate_all(
         sqlx::query_as("select fingerprint, nonce, ciphertext from virtual_keys for update")
             .fetch_all(&mut *tx)
             .await?;
-    let mut done = Rotated::default();
-    for (fingerprint, nonce, ciphertext) in rows {
-        match rotation.reseal(&nonce, &ciphertext, fingerprint.as_bytes())? {
-            Some((nonce, ciphertext)) => {
-                sqlx::query(
-                    "update virtual_keys set nonce = $2, ciphertext = $3 where fingerprint = $1",
-                )
-                .bind(&fingerprint)
-                .bind(nonce)
-                .bind(ciphertext)
-                .execute(&mut *tx)
-                .await?;
-                done.reencrypted += 1;
-            }
-            None => done.already_new += 1,
-        }
+    let (changed, done) =
+        rotation.reseal_all(rows.into_iter().map(|(fingerprint, nonce, ct)| {
+            let associated = fingerprint.clone().into_bytes();
+            (fingerprint, associated, nonce, ct)
+        }))?;
+    for (fingerprint, (nonce, ciphertext)) in changed {
+        sqlx::query("update virtual_keys set nonce = $2, ciphertext = $3 where fingerprint = $1")
+            .bind(&fingerprint)
+            .bind(nonce)
+            .bind(ciphertext)
+            .execute(&mut *tx)
+            .await?;
     }
     Ok(done)
 }

@@ -188,8 +188,7 @@ impl axum::extract::FromRequestParts<AppState> for Pusher {
                 "spend push is off; set SPEND_PUSH_TOKEN to turn it on",
             ));
         };
-        let presented = crate::credentials::bearer(&parts.headers).unwrap_or_default();
-        if !token.matches(presented.as_bytes()) {
+        if !token.is_bearer_of(&parts.headers) {
             return Err(ApiError::unauthorized("invalid push token"));
         }
         Ok(Pusher)

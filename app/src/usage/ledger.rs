@@ -181,17 +181,20 @@ impl Ledger {
         &self,
         records: impl Iterator<Item = (&'a UsageRecord, String)>,
     ) -> Result<(Appended, HashSet<String>), anyhow::Error> {
-        let records: Vec<(&UsageRecord, String)> = records.collect();
+        // Each record's stream id, computed once.
+        let records: Vec<(&UsageRecord, String, String)> = records
+            .map(|(record, meta)| (record, record.stream_id(), meta))
+            .collect();
         let legacy = self.recorded_before_team_scoping(&records).await?;
-        let mut sources: Vec<(String, UsageSource)> = Vec::new();
+        let mut sources: Vec<(&str, UsageSource)> = Vec::new();
         let events = records
             .iter()
-            .filter(|(record, _)| !legacy.contains(&record.stream_id()))
-            .map(|(record, meta)| {
-                sources.push((record.stream_id(), record.source));
+            .filter(|(_, stream, _)| !legacy.contains(stream))
+            .map(|(record, stream, meta)| {
+                sources.push((stream.as_str(), record.source));
                 StreamStart::with_metadata_text(
                     USAGE_AGGREGATE,
-                    record.stream_id(),
+                    stream.clone(),
                     &UsageEvent::UsageRecorded((*record).clone()),
                     meta.clone(),
                 )
@@ -209,7 +212,7 @@ impl Ledger {
         ] {
             let recorded = sources
                 .iter()
-                .filter(|(id, s)| *s == source && opened.contains(id))
+                .filter(|(id, s)| *s == source && opened.contains(*id))
                 .count();
             if recorded > 0 {
                 crate::metrics::usage_recorded(source.as_str(), recorded);
@@ -230,12 +233,15 @@ impl Ledger {
     /// calls, so spend ingestion re-reading across an upgrade does not bill twice.
     async fn recorded_before_team_scoping(
         &self,
-        records: &[(&UsageRecord, String)],
+        records: &[(&UsageRecord, String, String)],
     ) -> Result<HashSet<String>, sqlx::Error> {
         if !self.legacy_streams().await? {
             return Ok(HashSet::new());
         }
-        let ids: Vec<&str> = records.iter().map(|(r, _)| r.request_id.as_str()).collect();
+        let ids: Vec<&str> = records
+            .iter()
+            .map(|(r, _, _)| r.request_id.as_str())
+            .collect();
         let found: Vec<(String, Option<String>)> = sqlx::query_as(
             "select aggregate_id, payload -> 'UsageRecorded' ->> 'team_id' from events
               where aggregate_type = $1 and sequence = 1 and aggregate_id = any($2)",
@@ -244,12 +250,14 @@ impl Ledger {
         .bind(&ids)
         .fetch_all(&self.pool)
         .await?;
+        // An old stream is this batch's record only if its team is the record's team.
+        let streams: HashSet<&str> = records.iter().map(|(_, s, _)| s.as_str()).collect();
         Ok(found
             .into_iter()
             .filter_map(|(request_id, team)| {
                 team.map(|team| domain::usage::stream_id(&team, &request_id))
             })
-            .filter(|id| records.iter().any(|(r, _)| &r.stream_id() == id))
+            .filter(|id| streams.contains(id.as_str()))
             .collect())
     }
 

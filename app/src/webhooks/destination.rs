@@ -40,14 +40,22 @@ pub fn is_public(address: IpAddr) -> bool {
     }
 }
 
+/// The address written in a URL's host, if it is one rather than a name (names go through
+/// `PublicOnly` at delivery; addresses never reach a resolver).
+pub fn literal_address(url: &reqwest::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
+}
+
 /// Why a URL's destination is refused, or `None` when it may be used. Names are resolved;
 /// a name that does not resolve now is left to the delivery-time check.
 pub async fn refusal(url: &reqwest::Url) -> Option<String> {
-    let host = url.host()?;
     let port = url.port_or_known_default().unwrap_or(443);
-    let addresses: Vec<IpAddr> = match host {
-        url::Host::Ipv4(v4) => vec![IpAddr::V4(v4)],
-        url::Host::Ipv6(v6) => vec![IpAddr::V6(v6)],
+    let addresses: Vec<IpAddr> = match url.host()? {
+        url::Host::Ipv4(_) | url::Host::Ipv6(_) => literal_address(url).into_iter().collect(),
         url::Host::Domain(name) => {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             if name == "localhost" || name.ends_with(".localhost") {

@@ -59,22 +59,20 @@ pub async fn rotate_all(
     )
     .fetch_all(&mut *tx)
     .await?;
-    let mut done = crate::keys::Rotated::default();
-    for (organization_id, nonce, secret) in rows {
-        match rotation.reseal(&nonce, &secret, &aad(&organization_id))? {
-            Some((nonce, secret)) => {
-                sqlx::query(
-                    "update organization_webhooks set nonce = $2, secret = $3 where organization_id = $1",
-                )
-                .bind(&organization_id)
-                .bind(nonce)
-                .bind(secret)
-                .execute(&mut *tx)
-                .await?;
-                done.reencrypted += 1;
-            }
-            None => done.already_new += 1,
-        }
+    let (changed, done) =
+        rotation.reseal_all(rows.into_iter().map(|(organization_id, nonce, secret)| {
+            let associated = aad(&organization_id);
+            (organization_id, associated, nonce, secret)
+        }))?;
+    for (organization_id, (nonce, secret)) in changed {
+        sqlx::query(
+            "update organization_webhooks set nonce = $2, secret = $3 where organization_id = $1",
+        )
+        .bind(&organization_id)
+        .bind(nonce)
+        .bind(secret)
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(done)
 }
@@ -254,11 +252,9 @@ impl Dispatcher {
         let secret = String::from_utf8(secret).map_err(|_| (None, "bad secret".to_owned()))?;
         if !self.allow_private {
             // Names are checked by the resolver; an address in the URL itself is checked here.
-            let literal = reqwest::Url::parse(url).ok().and_then(|u| match u.host() {
-                Some(url::Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
-                Some(url::Host::Ipv6(v6)) => Some(std::net::IpAddr::V6(v6)),
-                _ => None,
-            });
+            let literal = reqwest::Url::parse(url)
+                .ok()
+                .and_then(|u| destination::literal_address(&u));
             if let Some(address) = literal.filter(|a| !destination::is_public(*a)) {
                 return Err((None, format!("refused: {address} is not a public address")));
             }
@@ -274,7 +270,8 @@ impl Dispatcher {
             .body(body)
             .send()
             .await
-            .map_err(|e| (None, with_causes(&e.without_url())))?;
+            // `{:#}` adds the causes, where reqwest puts the reason (such as a refused address).
+            .map_err(|e| (None, format!("{:#}", anyhow::Error::new(e.without_url()))))?;
         let status = response.status().as_u16();
         if response.status().is_success() {
             Ok(status)
@@ -282,19 +279,6 @@ impl Dispatcher {
             Err((Some(status), format!("the receiver answered {status}")))
         }
     }
-}
-
-/// An error and what caused it, on one line (reqwest puts the reason, such as a refused
-/// address, in the causes).
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        text.push_str(": ");
-        text.push_str(&error.to_string());
-        cause = error.source();
-    }
-    text
 }
 
 #[cfg(test)]
