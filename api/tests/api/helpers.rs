@@ -139,6 +139,29 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Writes an event as an earlier release stored it, past the application (upcasting and
+    /// upgrade tests).
+    pub async fn insert_raw_event(&self, aggregate_type: &str, aggregate_id: &str, payload: Value) {
+        sqlx::query(
+            "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                 payload, metadata)
+             values ($1, $2, 1, $3, '1.0', $4, '{}')",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(
+            payload
+                .as_object()
+                .and_then(|o| o.keys().next())
+                .expect("an externally tagged event")
+                .clone(),
+        )
+        .bind(&payload)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
     pub async fn event_count(&self) -> i64 {
         sqlx::query_scalar("select count(*) from events")
             .fetch_one(&self.pool)
@@ -200,7 +223,20 @@ impl TestApp {
 
     /// GET as admin, waiting for `position` when given.
     pub async fn get_json(&self, path: &str, position: Option<i64>) -> (u16, Value) {
-        let mut request = self.admin_get(path);
+        self.get_json_as(MASTER_KEY, path, position).await
+    }
+
+    /// GET with this admin key (a rotated one, say), waiting for `position` when given.
+    pub async fn get_json_as(
+        &self,
+        admin_key: &str,
+        path: &str,
+        position: Option<i64>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .get(self.url(path))
+            .header("x-admin-key", admin_key);
         if let Some(position) = position {
             request = request.header("x-wait-for-position", position.to_string());
         }

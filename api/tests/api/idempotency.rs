@@ -263,17 +263,9 @@ async fn stored_answers_do_not_outlive_a_master_key_rotation() {
     let position = fresh.json::<Value>().await.unwrap()["position"]
         .as_i64()
         .unwrap();
-    let team: Value = app
-        .client
-        .get(app.url("/api/teams/team_x"))
-        .header("x-admin-key", NEW_KEY)
-        .header("x-wait-for-position", position.to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, team) = app
+        .get_json_as(NEW_KEY, "/api/teams/team_x", Some(position))
+        .await;
     assert_eq!(
         crate::helpers::dec(&team["credits"]),
         crate::helpers::dec(&json!("20")),

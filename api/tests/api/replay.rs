@@ -325,15 +325,7 @@ async fn an_event_stored_in_an_older_shape_still_replays() {
         "provider_cost": "0.25", "markup_percent": "20", "price": "0.3", "status": "success",
         "latency_ms": 80, "occurred_at": Utc::now(), "job_id": null, "source": "gateway",
         "hold_key": "req-old"}});
-    sqlx::query(
-        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                             payload, metadata)
-         values ('Usage', 'chatcmpl-old', 1, 'UsageRecorded', '1.0', $1, '{}')",
-    )
-    .bind(v1)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    app.insert_raw_event("Usage", "chatcmpl-old", v1).await;
     let budget = app
         .get_until(
             "/api/teams/team_1/budget",
@@ -353,6 +345,16 @@ async fn an_event_stored_in_an_older_shape_still_replays() {
     assert!(diffs.is_empty(), "{diffs:?}");
 }
 
+/// One credit for `team_rot`, under one Idempotency-Key whoever sends it when.
+async fn add_one_credit_once(app: &TestApp) -> reqwest::Response {
+    app.admin_post("/api/teams/team_rot/credits/add")
+        .header("idempotency-key", "rotate-1")
+        .json(&json!({"amount": 1}))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn rotating_the_encryption_key_keeps_every_secret_and_every_seal() {
     const NEW_KEY: &str = "ISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+P0A=";
@@ -368,13 +370,7 @@ async fn rotating_the_encryption_key_keeps_every_secret_and_every_seal() {
         )
         .await;
     assert_eq!(status, 200, "{hook}");
-    let idempotent = app
-        .admin_post("/api/teams/team_rot/credits/add")
-        .header("idempotency-key", "rotate-1")
-        .json(&json!({"amount": 1}))
-        .send()
-        .await
-        .unwrap();
+    let idempotent = add_one_credit_once(&app).await;
     assert_eq!(idempotent.status(), 200);
     let answer: Value = idempotent.json().await.unwrap();
     let old_seals = sealed_report(&app).await;
@@ -410,13 +406,7 @@ async fn rotating_the_encryption_key_keeps_every_secret_and_every_seal() {
         .await;
     assert_eq!(status, 200, "{revealed}");
     assert_eq!(revealed["virtual_key"], team.key.as_str());
-    let replayed = app
-        .admin_post("/api/teams/team_rot/credits/add")
-        .header("idempotency-key", "rotate-1")
-        .json(&json!({"amount": 1}))
-        .send()
-        .await
-        .unwrap();
+    let replayed = add_one_credit_once(&app).await;
     assert_eq!(replayed.headers()["idempotent-replayed"], "true");
     assert_eq!(replayed.json::<Value>().await.unwrap(), answer);
     let (nonce, secret): (Vec<u8>, Vec<u8>) =

@@ -583,23 +583,12 @@ async fn two_teams_calls_with_the_same_provider_id_are_both_billed() {
     create_team(&app, "team_one", "org_acme", "100", "0").await;
     create_team(&app, "team_two", "org_acme", "100", "0").await;
     // A provider (a self-hosted model server, say) that answers every call with one id.
+    let fixed = |team, cost, at| record("chatcmpl-fixed", team, "gpt-4o", cost, at);
     let (status, body) = post_records(
         &app,
         vec![
-            record(
-                "chatcmpl-fixed",
-                "team_one",
-                "gpt-4o",
-                "1.25",
-                "2026-11-02T10:00:00Z",
-            ),
-            record(
-                "chatcmpl-fixed",
-                "team_two",
-                "gpt-4o",
-                "2.50",
-                "2026-11-02T10:00:01Z",
-            ),
+            fixed("team_one", "1.25", "2026-11-02T10:00:00Z"),
+            fixed("team_two", "2.50", "2026-11-02T10:00:01Z"),
         ],
     )
     .await;
@@ -622,13 +611,7 @@ async fn two_teams_calls_with_the_same_provider_id_are_both_billed() {
     // The same team reporting the same id again is still one call.
     let (_, again) = post_records(
         &app,
-        vec![record(
-            "chatcmpl-fixed",
-            "team_two",
-            "gpt-4o",
-            "2.50",
-            "2026-11-02T10:00:01Z",
-        )],
+        vec![fixed("team_two", "2.50", "2026-11-02T10:00:01Z")],
     )
     .await;
     assert_eq!(again["recorded"], 0, "{again}");
@@ -648,15 +631,7 @@ async fn a_call_recorded_before_the_upgrade_under_its_request_id_alone_is_not_bi
         "provider_cost": "0.5", "markup_percent": "0", "price": "0.5", "status": "success",
         "latency_ms": 80, "occurred_at": "2026-11-02T09:00:00Z", "job_id": null,
         "source": "spend_logs"}});
-    sqlx::query(
-        "insert into events (aggregate_type, aggregate_id, sequence, event_type, event_version,
-                             payload, metadata)
-         values ('Usage', 'chatcmpl-legacy', 1, 'UsageRecorded', '1.0', $1, '{}')",
-    )
-    .bind(v1)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    app.insert_raw_event("Usage", "chatcmpl-legacy", v1).await;
     sqlx::query("insert into usage_identity_legacy values (true)")
         .execute(&app.pool)
         .await

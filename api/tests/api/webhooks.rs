@@ -51,6 +51,15 @@ async fn receiver() -> (String, Receiver) {
     (url, state)
 }
 
+/// Sets `org_acme`'s webhook URL.
+async fn set_webhook(app: &TestApp, url: &str) -> reqwest::Response {
+    app.admin_post("/api/organizations/org_acme/webhook")
+        .json(&json!({"url": url}))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn spend(app: &TestApp, request_id: &str, team: &str, cost: &str) {
     let (status, body) = app
         .post_json(
@@ -159,12 +168,7 @@ async fn webhook_configuration_is_validated() {
     let app = spawn_app().await;
     app.seed_catalog().await;
     for url in ["not a url", "ftp://example.test/x", "/relative"] {
-        let response = app
-            .admin_post("/api/organizations/org_acme/webhook")
-            .json(&json!({"url": url}))
-            .send()
-            .await
-            .unwrap();
+        let response = set_webhook(&app, url).await;
         assert_error(response, 422, "validation_failed").await;
     }
     let response = app
@@ -221,24 +225,14 @@ async fn webhooks_never_reach_private_addresses_unless_allowed() {
         "http://[::1]/hook".to_owned(),
         format!("http://localhost:{port}/hook"),
     ] {
-        let response = app
-            .admin_post("/api/organizations/org_acme/webhook")
-            .json(&json!({"url": url}))
-            .send()
-            .await
-            .unwrap();
+        let response = set_webhook(&app, &url).await;
         assert_error(response, 422, "webhook_destination_refused").await;
     }
     // A URL that passed when it was set (a name re-pointed since, or set by an earlier
     // release) is checked again when delivered: by the address the name resolves to, and by
     // the address written in it.
-    let (status, _) = app
-        .post_json(
-            "/api/teams/create",
-            json!({"organization_id": "org_acme", "team_id": "team_p", "team_alias": "p", "credits": 10}),
-        )
+    app.team(crate::helpers::TeamSpec::new("team_p", "10"))
         .await;
-    assert_eq!(status, 201);
     let vault = app::keys::Vault::new(
         api::config::decode_encryption_key(crate::helpers::ENCRYPTION_KEY).unwrap(),
     );
