@@ -104,6 +104,7 @@ fn incoming(team_id: &str, n: u64, at: chrono::DateTime<Utc>) -> Incoming {
             source: UsageSource::Api,
         },
         key_hash: None,
+        call_id: None,
         team_id: Some(team_id.to_owned()),
     }
 }
@@ -147,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
         edge: api::config::EdgeConfig::default(),
         dev_mode: false,
     };
+    let call_ids = config.call_ids()?;
     let app = Application::build(config).await?;
     let bench = Bench {
         base: format!("http://127.0.0.1:{}", app.port()),
@@ -212,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
     let ingestor = SpendLogIngestor::new(
         bench.pool.clone(),
         client,
+        call_ids,
         IngestSettings {
             lookback: Duration::from_secs(3 * 24 * 3600),
             ..IngestSettings::default()

@@ -388,6 +388,17 @@ impl Config {
     pub fn seal_key(&self) -> [u8; 32] {
         seal_key_of(&self.encryption_key_bytes())
     }
+
+    /// Signs and recognises the gateway's call ids: a key derived from ENCRYPTION_KEY, and
+    /// during a rotation from ENCRYPTION_KEY_OLD too, so rows of calls made just before the
+    /// restart are still matched to their records.
+    pub fn call_ids(&self) -> Result<app::usage::CallIds, ConfigError> {
+        let of = |key: &[u8; 32]| derived_key(key, b"saas-litellm call ids v1");
+        Ok(app::usage::CallIds::new(
+            of(&self.encryption_key_bytes()),
+            old_encryption_key()?.as_ref().map(of),
+        ))
+    }
 }
 
 fn parse_number<T: std::str::FromStr>(
@@ -429,10 +440,15 @@ pub fn is_placeholder(key: &str) -> bool {
 
 /// The seal key derived from an `ENCRYPTION_KEY`'s bytes.
 pub fn seal_key_of(encryption_key: &[u8; 32]) -> [u8; 32] {
+    derived_key(encryption_key, b"saas-litellm event seals v1")
+}
+
+/// A key for one purpose, derived from an `ENCRYPTION_KEY`'s bytes and the purpose's label.
+fn derived_key(encryption_key: &[u8; 32], label: &[u8]) -> [u8; 32] {
     use hmac::{Hmac, Mac};
     let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(encryption_key)
         .expect("HMAC takes any key length");
-    mac.update(b"saas-litellm event seals v1");
+    mac.update(label);
     mac.finalize().into_bytes().into()
 }
 

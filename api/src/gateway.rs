@@ -40,7 +40,8 @@ struct Settlement {
     started_at: DateTime<Utc>,
     started: Instant,
     job_id: Option<String>,
-    request_key: String,
+    /// Sent to LiteLLM and the record's identity (see `app::usage::call_ids`).
+    call_id: String,
     ticket: Option<Ticket>,
     /// Bytes of the body sent, for a prompt estimate.
     sent_bytes: usize,
@@ -52,9 +53,8 @@ impl Settlement {
     fn finish(self, answer: &Value) {
         match answer.get("usage").filter(|u| u.is_object()) {
             Some(usage) => {
-                let id = answer["id"].as_str().map(str::to_owned);
                 let model = answer["model"].as_str().map(str::to_owned);
-                self.settle(id, model, usage.clone(), UsageSource::Gateway);
+                self.settle(model, usage.clone(), UsageSource::Gateway);
             }
             None => self.estimate(&SseTap::of_answer(answer)),
         }
@@ -62,23 +62,25 @@ impl Settlement {
 
     /// A call that ended without the provider's usage: the prompt (about four bytes a
     /// token) and the completion forwarded, at the model's price, so no output is free. It is
-    /// recorded after a grace, under the request's id: if LiteLLM's own row of the request was
-    /// pushed or pulled meanwhile, that one is the record and the estimate changes nothing.
+    /// recorded after a grace, under the call's id: if LiteLLM's own row of the call was pushed
+    /// or pulled meanwhile, that one is the record and the estimate changes nothing.
     fn estimate(self, tap: &SseTap) {
         let usage = json!({
             "prompt_tokens": (self.sent_bytes as u64).div_ceil(4),
             "completion_tokens": tap.estimated_completion_tokens(),
         });
         tracing::warn!(team_id = %self.caller.team_id, "stream ended without usage; an estimate follows unless LiteLLM reports it");
-        let (id, model) = (tap.id.clone(), tap.model.clone());
+        let model = tap.model.clone();
         let grace = self.state.estimate_grace;
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            self.settle(id, model, usage, UsageSource::GatewayEstimate);
+            self.settle(model, usage, UsageSource::GatewayEstimate);
         });
     }
 
-    fn settle(self, id: Option<String>, model: Option<String>, usage: Value, source: UsageSource) {
+    /// Records under the call id, never the provider's response id: a provider may hand two
+    /// calls the same one.
+    fn settle(self, model: Option<String>, usage: Value, source: UsageSource) {
         let prompt_tokens = usage["prompt_tokens"].as_u64().unwrap_or(0);
         let completion_tokens = usage["completion_tokens"].as_u64().unwrap_or(0);
         let cached_tokens = usage["prompt_tokens_details"]["cached_tokens"]
@@ -94,7 +96,7 @@ impl Settlement {
             .or(computed)
             .unwrap_or_default();
         let input = UsageInput {
-            request_id: id.unwrap_or_else(|| self.request_key.clone()),
+            request_id: self.call_id.clone(),
             model: self.model.clone(),
             provider_model: model,
             prompt_tokens,
@@ -164,13 +166,14 @@ pub async fn chat(
         markup,
         prices,
         ticket,
-        request_key,
+        call_id,
     } = admission::admit(
         &caller,
         &raw,
         job_id.as_deref(),
         state.prices.as_ref(),
         &state.leases,
+        &state.call_ids,
     )
     .await?;
     let settlement = Settlement {
@@ -183,12 +186,12 @@ pub async fn chat(
         started_at: Utc::now(),
         started: Instant::now(),
         job_id,
-        request_key,
+        call_id: call_id.clone(),
         ticket,
         sent_bytes: body.len(),
     };
     let response = match client
-        .forward("/v1/chat/completions", caller.expose_key(), body)
+        .forward("/v1/chat/completions", caller.expose_key(), &call_id, body)
         .await
     {
         Ok(response) => response,
@@ -340,8 +343,8 @@ async fn pump(
     }
     match tap.usage.take() {
         Some(usage) => {
-            let (id, model) = (tap.id.take(), tap.model.take());
-            settlement.settle(id, model, usage, UsageSource::Gateway);
+            let model = tap.model.take();
+            settlement.settle(model, usage, UsageSource::Gateway);
         }
         None => settlement.estimate(&tap),
     }

@@ -52,6 +52,8 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// Webhooks may target loopback, private and link-local addresses (development only).
     pub allow_private_webhooks: bool,
+    /// Issues the call id each gateway call is sent with and recognises it in LiteLLM's rows.
+    pub call_ids: app::usage::CallIds,
 }
 
 impl AppState {

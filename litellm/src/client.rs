@@ -90,16 +90,19 @@ impl LitellmClient {
 
     /// Forwards an LLM call (e.g. `/v1/chat/completions`) with a team's virtual key and hands
     /// back LiteLLM's response as it starts, so a stream can be passed on chunk by chunk.
+    /// LiteLLM logs the call under `call_id` (`x-litellm-call-id`).
     pub async fn forward(
         &self,
         path: &str,
         virtual_key: &str,
+        call_id: &str,
         body: Vec<u8>,
     ) -> Result<reqwest::Response, LitellmError> {
         self.llm_http
             .post(format!("{}{path}", self.config.base_url))
             .bearer_auth(virtual_key)
             .header("content-type", "application/json")
+            .header("x-litellm-call-id", call_id)
             .body(body)
             .send()
             .await

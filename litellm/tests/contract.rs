@@ -131,6 +131,36 @@ impl Target {
         (status, retry, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A chat completion sent with `x-litellm-call-id: call_id`: (status, the call id header
+    /// answered, body).
+    async fn chat_as(
+        &self,
+        key: &str,
+        call_id: &str,
+        content: &str,
+        model: &str,
+    ) -> (u16, String, Value) {
+        let body = json!({"model": model, "max_tokens": 10,
+                          "messages": [{"role": "user", "content": content}]});
+        let response = self
+            .http
+            .post(format!("{}/v1/chat/completions", self.url))
+            .bearer_auth(key)
+            .header("x-litellm-call-id", call_id)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let echoed = response
+            .headers()
+            .get("x-litellm-call-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, echoed, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// The spend-log rows of a team so far.
     async fn spend_rows(&self, team_id: &str) -> Vec<Value> {
         let now = spend_log_window();
@@ -368,4 +398,65 @@ async fn request_validation_errors_have_fastapis_shape() {
         .collect();
     assert!(fields.contains(&&json!("max_budget")), "{body}");
     assert!(fields.contains(&&json!("team_id")), "{body}");
+}
+
+/// saas-api sends each gateway call with its own call id and records it under that id; this
+/// is what makes that work: LiteLLM takes a caller's `x-litellm-call-id` as given, answers with
+/// it, and files it in the spend row (top level and metadata) beside the provider's response
+/// id, the row's `request_id`. A response id the provider repeats keeps ONE row (the first),
+/// though both calls are served and billed; a refused call ignores the caller's call id.
+#[tokio::test]
+async fn a_callers_call_id_is_kept_beside_the_providers_response_id() {
+    let t = target().await;
+    let (team_id, key) = t.team(json!({"models": ["fake-gpt"]})).await;
+    let repeated = unique("chatcmpl-repeated").replace('-', "_");
+    let content = format!("[id:{repeated}]");
+    let first = unique("call-a");
+    let second = unique("call-b");
+    let served = eventually(20, async || {
+        let (status, echoed, answer) = t.chat_as(&key, &first, &content, "fake-gpt").await;
+        (status == 200).then_some((echoed, answer))
+    })
+    .await
+    .expect("the team's key never worked");
+    assert_eq!(served.0, first, "the call id is answered as given");
+    assert_eq!(served.1["id"], repeated.as_str(), "{}", served.1);
+    let (status, echoed, answer) = t.chat_as(&key, &second, &content, "fake-gpt").await;
+    assert_eq!(
+        (status, echoed.as_str()),
+        (200, second.as_str()),
+        "{answer}"
+    );
+    assert_eq!(answer["id"], repeated.as_str());
+    let refused = unique("call-refused");
+    let (status, echoed, answer) = t.chat_as(&key, &refused, "hi", "fake-gpt-2").await;
+    assert_eq!((status, echoed.as_str()), (403, ""), "{answer}");
+
+    // Both calls' spend reaches the team's counter; the refusal's row comes with them.
+    let rows = eventually(40, async || {
+        let (_, info) = t.get(&format!("/team/info?team_id={team_id}")).await;
+        let rows = t.spend_rows(&team_id).await;
+        let one_call = rows
+            .iter()
+            .find(|r| r["status"] == "success")
+            .and_then(|r| r["spend"].as_f64())?;
+        let team_spend = info["team_info"]["spend"].as_f64()?;
+        let both = (team_spend - 2.0 * one_call).abs() < 1e-9 && one_call > 0.0;
+        (both && rows.len() == 2).then_some(rows)
+    })
+    .await
+    .expect("the spend of both calls and the refusal's row never came");
+    let row = rows
+        .iter()
+        .find(|r| r["status"] == "success")
+        .expect("a row of a served call");
+    assert_eq!(row["litellm_call_id"], first.as_str(), "{row}");
+    assert_eq!(row["request_id"], repeated.as_str(), "{row}");
+    assert_eq!(row["metadata"]["litellm_call_id"], first.as_str(), "{row}");
+    let failure = rows.iter().find(|r| r["status"] == "failure").unwrap();
+    assert_ne!(failure["litellm_call_id"], refused.as_str(), "{failure}");
+    assert_eq!(
+        failure["request_id"], failure["litellm_call_id"],
+        "{failure}"
+    );
 }

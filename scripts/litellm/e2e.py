@@ -191,9 +191,10 @@ with urllib.request.urlopen(request, timeout=30) as response:
 rows = [line.split(",") for line in exported.splitlines()[1:]]
 ids = {row[0] for row in rows}
 sources = sorted(row[-1] for row in rows)
-if ids != {i for i, _ in calls}:
-    fail(f"CSV export holds {ids}, expected the response ids {[i for i, _ in calls]}")
-print("ok   the CSV export lists LiteLLM's request ids")
+# A direct call is known by LiteLLM's request id and a digest of its call id.
+if {i.split("~")[0] for i in ids} != {i for i, _ in calls} or len(ids) != len(calls):
+    fail(f"CSV export holds {ids}, expected the response ids {[i for i, _ in calls]} with call id digests")
+print("ok   the CSV export lists LiteLLM's request ids (with their call ids' digests)")
 # Both paths saw the requests (push and pull race); whichever came second changed nothing.
 if not set(sources) <= {"push", "spend_logs"}:
     fail(f"unexpected sources {sources}")
@@ -255,6 +256,30 @@ for _ in range(6):
 if outcomes[-1] != 429:
     fail(f"a team whose credits ran out was still served: {outcomes}")
 print(f"ok   a team whose credits run out gets 429 budget_exceeded (statuses {outcomes})")
+
+
+# --- A provider that repeats a response id: LiteLLM's spend log keeps one row of the two calls,
+# its counters and push count both; so does our ledger, through saas-api and straight at LiteLLM.
+REP = f"team_rep_{RUN}"
+rep = admin("POST", "/api/teams/create", {"organization_id": ORG, "team_id": REP, "team_alias": "Repeat",
+                                          "model_groups": ["basic"], "credits": 100})
+wait_in_sync(REP, rep["position"])
+same = {"model": "fake-gpt", "max_tokens": 10, "messages": [{"role": "user", "content": f"[id:chatcmpl_rep_{RUN}]"}]}
+eventually("the repeat team's key works through saas-api", lambda: (gateway(rep["virtual_key"], same)[0] == 200, None))
+status, text = gateway(rep["virtual_key"], same)
+if status != 200 or f"chatcmpl_rep_{RUN}" not in text:
+    fail(f"second call with a repeated id: {status} {text[:200]}")
+for n in range(2):
+    status, answer = call("POST", LITELLM + "/v1/chat/completions", {**same, "messages": [{"role": "user", "content": f"[id:chatcmpl_repd_{RUN}]"}]},
+                          {"Authorization": "Bearer " + rep["virtual_key"], "x-litellm-call-id": f"client-chosen-{RUN}-{n}"})
+    if status != 200:
+        fail(f"direct call with a repeated id: {status} {answer}")
+def repeat_counted():
+    usage = admin("GET", f"/api/teams/{REP}/usage")
+    report = admin("GET", f"/api/teams/{REP}/reconciliation")
+    return usage["request_count"] == 4 and report["in_agreement"], (usage, report)
+eventually("four calls under two repeated response ids are four records, and LiteLLM agrees", repeat_counted, timeout=90)
+print("ok   calls a provider gave one id are each billed once (through saas-api and direct); LiteLLM agrees")
 
 
 # --- Access: a team with no model groups reaches nothing, directly or through saas-api.

@@ -6,7 +6,8 @@ It bills the way a real provider can: every choice uses all of its output limit
 follow the size of the messages and tools sent (one token per byte, the most a byte-level tokenizer can make;
 UPSTREAM_BYTES_PER_TOKEN changes it), and streams are
 slow enough to walk away from (UPSTREAM_CHUNK_DELAY seconds between chunks, default 0.05;
-a message containing "[slow:S]" waits S seconds before answering, to make a request run long).
+a message containing "[slow:S]" waits S seconds before answering, to make a request run long;
+one containing "[id:X]" is answered with the id X, as a provider that hands out an id twice).
 Usage comes in the last stream chunk only when stream_options.include_usage asks for it.
 """
 import json
@@ -60,7 +61,8 @@ class H(BaseHTTPRequestHandler):
         per_choice, choices, prompt = limits(req)
         usage = {"prompt_tokens": prompt, "completion_tokens": per_choice * choices,
                  "total_tokens": prompt + per_choice * choices}
-        cid = "chatcmpl-" + uuid.uuid4().hex[:16]
+        fixed = re.search(r"\[id:([A-Za-z0-9_-]+)\]", json.dumps(req.get("messages", [])))
+        cid = fixed.group(1) if fixed else "chatcmpl-" + uuid.uuid4().hex[:16]
         model = req.get("model")
         if not req.get("stream"):
             content = "x " * min(per_choice, 2000)

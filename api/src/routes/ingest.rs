@@ -118,6 +118,7 @@ async fn record(
                 source: UsageSource::Api,
             },
             key_hash: None,
+            call_id: None,
             team_id: Some(item.team_id),
         });
     }
@@ -209,7 +210,7 @@ async fn push(
     let mut batch = Vec::with_capacity(items.len());
     let mut unreadable = 0;
     for item in &items {
-        match litellm_rows::from_push(item) {
+        match litellm_rows::from_push(item, &state.call_ids) {
             Ok(incoming) => batch.push(incoming),
             Err(error) => {
                 unreadable += 1;

@@ -188,6 +188,7 @@ impl Application {
                 .map(|token| Arc::new(AdminKey::new(token))),
             body_timeout: config.edge.body_timeout,
             allow_private_webhooks: config.edge.allow_private_webhooks,
+            call_ids: config.call_ids()?,
         };
         // Hard-budget calls need prices: read them once before serving (bounded, so a LiteLLM
         // that is down does not hold the start; the background refresh keeps trying).
@@ -206,6 +207,7 @@ impl Application {
             (Some(client), false) => Some(SpendLogIngestor::new(
                 pool.clone(),
                 client.clone(),
+                state.call_ids.clone(),
                 IngestSettings {
                     poll_every: config.spend_ingest.poll_every,
                     overlap: config.spend_ingest.overlap,

@@ -150,10 +150,8 @@ async fn a_chat_call_is_forwarded_and_recorded_once() {
     );
     assert_eq!(usage["models_used"]["gpt-4o"]["tokens"], 91);
     assert_eq!(app.events_of("Usage").await, 1);
-    let request_id = answer["id"].as_str().unwrap();
     let source: String =
-        sqlx::query_scalar("select source from usage_records where request_id = $1")
-            .bind(request_id)
+        sqlx::query_scalar("select source from usage_records where team_id = 'team_c'")
             .fetch_one(&app.pool)
             .await
             .unwrap();
@@ -490,4 +488,83 @@ async fn jobs_group_calls_and_end_once() {
         "validation_failed",
     )
     .await;
+}
+
+/// A provider may hand two calls the same response id. Each call is still its own record,
+/// whether the gateway or LiteLLM's spend logs report it first, and the id it is recorded
+/// under (the call id sent to LiteLLM) never reaches the client: with it, a client could make
+/// its direct calls to LiteLLM look like this one.
+#[tokio::test]
+async fn calls_a_provider_gives_the_same_id_are_each_billed_once() {
+    let double = double().await;
+    let url = double.base_url();
+    let app = crate::helpers::spawn_app_with(move |c| {
+        c.litellm_proxy_url = url;
+        c.litellm_master_key = Some(LITELLM_MASTER.to_owned().into());
+        c.spend_ingest.poll_every = Duration::from_millis(100);
+    })
+    .await;
+    app.seed_catalog().await;
+    let key = team(&app, "team_r", "100", "hard").await;
+    let same_id = json!({"model": "gpt-4o", "max_tokens": 50,
+                         "messages": [{"role": "user", "content": "[id:chatcmpl-same-every-time]"}]});
+
+    let response = chat(&app, &key, &same_id).await;
+    assert_eq!(response.status(), 200);
+    let headers = format!("{:?}", response.headers());
+    let plain = response.text().await.unwrap();
+    let mut body = same_id.clone();
+    body["stream"] = json!(true);
+    let streamed = chat(&app, &key, &body).await.text().await.unwrap();
+    assert!(plain.contains("chatcmpl-same-every-time"));
+    assert!(streamed.contains("chatcmpl-same-every-time"));
+
+    let usage = usage_count(&app, "team_r", 2).await;
+    // LiteLLM keeps one spend row per response id, yet counts both calls' spend: so do we.
+    let logged = double.spend_logs();
+    assert_eq!(logged.len(), 1);
+    let litellm_spend = double.team("team_r").unwrap()["spend"].clone();
+    assert_eq!(dec(&usage["provider_cost"]), dec(&litellm_spend));
+    app.get_until(
+        "/api/usage/ingestion",
+        Duration::from_secs(10),
+        "LiteLLM's row was never pulled",
+        |status| {
+            status["cursors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["source"] == "litellm_spend_logs" && c["rows_seen"].as_i64() >= Some(1))
+        },
+    )
+    .await;
+    assert_eq!(
+        app.events_of("Usage").await,
+        2,
+        "the pulled row is one of the two"
+    );
+    let recorded: Vec<String> = sqlx::query_scalar("select request_id from usage_records")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let call_ids: Vec<String> = logged
+        .iter()
+        .map(|row| row["litellm_call_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        recorded.contains(&call_ids[0]),
+        "{recorded:?} holds LiteLLM's row under its call id"
+    );
+    for id in &recorded {
+        for (what, text) in [
+            ("headers", &headers),
+            ("answer", &plain),
+            ("stream", &streamed),
+        ] {
+            assert!(
+                !text.contains(id.as_str()),
+                "the call id reached the client's {what}"
+            );
+        }
+    }
 }

@@ -37,6 +37,15 @@ async fn synced_team(app: &TestApp, team_id: &str) -> String {
     app.team_in_sync(spec).await.key
 }
 
+/// The team's key as LiteLLM names it in what it logs: SHA-256 in hex.
+async fn key_hash(app: &TestApp, team_id: &str) -> String {
+    sqlx::query_scalar("select encode(key_hash, 'hex') from virtual_keys where team_id = $1")
+        .bind(team_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
 fn minutes_ago(minutes: i64) -> String {
     (Utc::now() - chrono::Duration::minutes(minutes))
         .format("%Y-%m-%dT%H:%M:%S%.3f+00:00")
@@ -115,15 +124,14 @@ async fn pushed_and_pulled_usage_count_once() {
     let app = app_with(&double).await;
     app.seed_catalog().await;
     let key = synced_team(&app, "team_p").await;
-    let hash: String = sqlx::query_scalar(
-        "select encode(key_hash, 'hex') from virtual_keys where team_id = 'team_p'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    let start = (Utc::now() - chrono::Duration::seconds(30)).timestamp() as f64;
+    let hash = key_hash(&app, "team_p").await;
+    // Started now, as the double's rows of the same calls below (after the database's identity
+    // cutover, so both are known by request id and call id).
+    let start = Utc::now().timestamp_millis() as f64 / 1000.0;
     let item = |id: &str, cost: &str| {
-        json!({"id": id, "status": "success", "response_cost": cost.parse::<serde_json::Number>().unwrap(),
+        // The call id LiteLLM gave the call (the double's rows: `call-<request id>`).
+        json!({"id": id, "litellm_call_id": format!("call-{id}"), "status": "success",
+               "response_cost": cost.parse::<serde_json::Number>().unwrap(),
                "prompt_tokens": 10, "completion_tokens": 5, "model": "openai/gpt-4o", "model_group": "gpt-4o",
                "startTime": start, "endTime": start + 0.2,
                "metadata": {"user_api_key_hash": hash, "user_api_key_team_id": "team_p"}})
@@ -276,4 +284,136 @@ async fn ingestion_survives_litellm_outages() {
     usage_with(&app, "team_o", 1).await;
     let (_, status) = app.get_json("/api/usage/ingestion", None).await;
     assert!(status["cursors"][0]["last_error"].is_null(), "{status}");
+}
+
+/// A client calling LiteLLM directly can set `x-litellm-call-id` to anything, the same value
+/// every time or one shaped like ours. Each of its calls is still billed, pulled or pushed.
+#[tokio::test]
+async fn direct_calls_reusing_a_call_id_are_each_billed() {
+    let double = double().await;
+    let app = app_with(&double).await;
+    app.seed_catalog().await;
+    let key = synced_team(&app, "team_x").await;
+    let shaped_like_ours = format!(
+        "saas1-{:x}-{}-{}",
+        Utc::now().timestamp(),
+        "0".repeat(32),
+        "0".repeat(32)
+    );
+    let direct = |call_id: String| {
+        let request = app
+            .client
+            .post(format!("{}/v1/chat/completions", double.base_url()))
+            .bearer_auth(&key)
+            .header("x-litellm-call-id", call_id)
+            .json(&json!({"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+        async move { request.send().await.unwrap() }
+    };
+    for call_id in ["mine", "mine", &shaped_like_ours, &shaped_like_ours] {
+        let response = direct(call_id.to_owned()).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-litellm-call-id"], call_id);
+    }
+    usage_with(&app, "team_x", 4).await;
+
+    // The push of another two such calls: still two more.
+    let start = (Utc::now() - chrono::Duration::seconds(5)).timestamp() as f64;
+    let item = |id: &str| {
+        json!({"id": id, "litellm_call_id": shaped_like_ours, "status": "success", "response_cost": 0.5,
+               "prompt_tokens": 10, "completion_tokens": 5, "model": "openai/gpt-4o", "model_group": "gpt-4o",
+               "startTime": start, "endTime": start + 0.2,
+               "metadata": {"user_api_key_team_id": "team_x"}})
+    };
+    let response = app
+        .client
+        .post(app.url("/api/litellm/spend-push"))
+        .bearer_auth(PUSH_TOKEN)
+        .json(&json!([item("chatcmpl-x1"), item("chatcmpl-x2")]))
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["recorded"], 2, "{answer}");
+    usage_with(&app, "team_x", 6).await;
+}
+
+/// Two direct calls a provider gave the same response id: LiteLLM's spend log keeps one row,
+/// its push carries both, and both are billed. A row of a call from before the upgrade that
+/// made call ids part of the identity is still known by its response id alone, so re-reading
+/// it across the upgrade bills nothing twice.
+#[tokio::test]
+async fn direct_calls_a_provider_gave_one_id_are_both_billed_and_old_rows_stay_known() {
+    let double = double().await;
+    let app = app_with(&double).await;
+    app.seed_catalog().await;
+    let key = synced_team(&app, "team_d").await;
+    let hash = key_hash(&app, "team_d").await;
+    for call_id in ["call-1", "call-2"] {
+        let response = app
+            .client
+            .post(format!("{}/v1/chat/completions", double.base_url()))
+            .bearer_auth(&key)
+            .header("x-litellm-call-id", call_id)
+            .json(&json!({"model": "gpt-4o", "max_tokens": 5,
+                          "messages": [{"role": "user", "content": "[id:chatcmpl-twice]"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    usage_with(&app, "team_d", 1).await;
+    assert_eq!(double.spend_log_count(), 1, "LiteLLM logs one row");
+    let item = |id: &str, call_id: &str, start: f64| {
+        json!({"id": id, "litellm_call_id": call_id, "status": "success", "response_cost": 0.25,
+               "prompt_tokens": 10, "completion_tokens": 5, "model": "openai/gpt-4o", "model_group": "gpt-4o",
+               "startTime": start, "endTime": start + 0.2,
+               "metadata": {"user_api_key_hash": hash, "user_api_key_team_id": "team_d"}})
+    };
+    let now = Utc::now().timestamp() as f64;
+    let push = |items: Value| {
+        let request = app
+            .client
+            .post(app.url("/api/litellm/spend-push"))
+            .bearer_auth(PUSH_TOKEN)
+            .json(&items);
+        async move {
+            let answer: Value = request.send().await.unwrap().json().await.unwrap();
+            answer
+        }
+    };
+    let answer = push(json!([
+        item("chatcmpl-twice", "call-1", now),
+        item("chatcmpl-twice", "call-2", now)
+    ]))
+    .await;
+    assert_eq!(
+        (answer["recorded"].as_i64(), answer["duplicates"].as_i64()),
+        (Some(1), Some(1)),
+        "{answer}"
+    );
+    usage_with(&app, "team_d", 2).await;
+
+    // Recorded before the upgrade under the response id alone (as our API still records).
+    let start = Utc::now() - chrono::Duration::hours(1);
+    let (status, body) = app
+        .post_json(
+            "/api/usage/records",
+            json!({"records": [{"request_id": "chatcmpl-old", "team_id": "team_d", "model": "gpt-4o",
+                                "provider_cost": "0.25", "prompt_tokens": 10, "completion_tokens": 5,
+                                "occurred_at": start.to_rfc3339()}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let answer = push(json!([item(
+        "chatcmpl-old",
+        "call-old",
+        start.timestamp() as f64
+    )]))
+    .await;
+    assert_eq!(
+        (answer["recorded"].as_i64(), answer["duplicates"].as_i64()),
+        (Some(0), Some(1)),
+        "{answer}"
+    );
+    usage_with(&app, "team_d", 3).await;
 }

@@ -15,6 +15,7 @@ use super::leases::{Admission, Leases, Ticket};
 use super::prices::{PriceBook, PriceLookup};
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::team_keys::TeamCaller;
+use crate::usage::CallIds;
 
 /// Retry-After when LiteLLM cannot be reached or its prices are stale.
 pub const RETRY_UNREACHABLE_SECS: u64 = 5;
@@ -30,8 +31,9 @@ pub struct Admitted {
     pub prices: Option<TokenPrices>,
     /// The worst case held from the team's lease (hard mode).
     pub ticket: Option<Ticket>,
-    /// This call's key in budget holds.
-    pub request_key: String,
+    /// The id this call is sent to LiteLLM with (`x-litellm-call-id`) and recorded under, so
+    /// LiteLLM's row of it and ours are one record.
+    pub call_id: String,
 }
 
 fn invalid(message: impl Into<String>) -> AppError {
@@ -51,6 +53,7 @@ pub async fn admit(
     job_id: Option<&str>,
     prices: Option<&PriceBook>,
     leases: &Leases,
+    call_ids: &CallIds,
 ) -> AppResult<Admitted> {
     let mut body: Value = serde_json::from_slice(raw)
         .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
@@ -114,7 +117,7 @@ pub async fn admit(
     let markup = caller.markup;
     let lookup = prices.map(|book| book.lookup(&model));
     let body_bytes = serde_json::to_vec(&body).map_err(AppError::internal)?;
-    let request_key = uuid::Uuid::new_v4().to_string();
+    let call_id = call_ids.issue(chrono::Utc::now());
     let mut ticket = None;
     if hard {
         let at = hard_mode_prices(lookup, &model)?;
@@ -142,7 +145,7 @@ pub async fn admit(
         markup,
         prices: known,
         ticket,
-        request_key,
+        call_id,
     })
 }
 

@@ -1,4 +1,4 @@
-//! Watching a server-sent-events stream go by: the completion's id, model and the usage of its
+//! Watching a server-sent-events stream go by: the completion's model and the usage of its
 //! final chunk, without holding the stream back.
 
 use serde_json::Value;
@@ -6,7 +6,6 @@ use serde_json::Value;
 #[derive(Debug, Default)]
 pub struct SseTap {
     line: Vec<u8>,
-    pub id: Option<String>,
     pub model: Option<String>,
     pub usage: Option<Value>,
     /// Chunks that carried completion text, and the bytes of that text (to estimate the
@@ -38,9 +37,6 @@ impl SseTap {
         let Ok(chunk) = serde_json::from_slice::<Value>(data) else {
             return;
         };
-        if self.id.is_none() {
-            self.id = chunk["id"].as_str().map(str::to_owned);
-        }
         if self.model.is_none() {
             self.model = chunk["model"].as_str().map(str::to_owned);
         }
@@ -55,7 +51,6 @@ impl SseTap {
     /// What a non-streaming answer holds, counted as if it had been streamed.
     pub fn of_answer(answer: &Value) -> Self {
         let mut tap = Self {
-            id: answer["id"].as_str().map(str::to_owned),
             model: answer["model"].as_str().map(str::to_owned),
             ..Self::default()
         };
@@ -95,7 +90,6 @@ mod tests {
         for piece in stream.as_bytes().chunks(7) {
             tap.feed(piece);
         }
-        assert_eq!(tap.id.as_deref(), Some("c-1"));
         assert_eq!(tap.model.as_deref(), Some("m"));
         assert_eq!(tap.usage.unwrap()["completion_tokens"], 7);
     }

@@ -12,6 +12,7 @@ use litellm::{LitellmClient, LitellmError, SpendLogPage};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use super::call_ids::CallIds;
 use super::ledger::{Incoming, Ledger};
 use super::litellm_rows;
 
@@ -70,6 +71,7 @@ pub struct SpendLogIngestor {
     pool: PgPool,
     ledger: Ledger,
     client: LitellmClient,
+    call_ids: CallIds,
     settings: IngestSettings,
     owner: String,
 }
@@ -80,11 +82,17 @@ fn litellm_time(t: DateTime<Utc>) -> String {
 }
 
 impl SpendLogIngestor {
-    pub fn new(pool: PgPool, client: LitellmClient, settings: IngestSettings) -> Self {
+    pub fn new(
+        pool: PgPool,
+        client: LitellmClient,
+        call_ids: CallIds,
+        settings: IngestSettings,
+    ) -> Self {
         Self {
             ledger: Ledger::new(pool.clone()),
             pool,
             client,
+            call_ids,
             settings,
             owner: format!("ingest-{}", uuid::Uuid::new_v4().simple()),
         }
@@ -190,7 +198,7 @@ impl SpendLogIngestor {
         stats.rows_seen += rows.len() as u64;
         let mut batch: Vec<Incoming> = Vec::with_capacity(rows.len());
         for row in rows {
-            match litellm_rows::from_spend_log(row) {
+            match litellm_rows::from_spend_log(row, &self.call_ids) {
                 Ok(incoming) => batch.push(incoming),
                 Err(error) => {
                     stats.invalid += 1;

@@ -24,6 +24,9 @@ pub struct Incoming {
     /// SHA-256 of the virtual key that made the request (LiteLLM's `api_key` / token hash).
     pub key_hash: Option<Vec<u8>>,
     pub team_id: Option<String>,
+    /// LiteLLM's call id of a call made straight to it: with the request id, the record's
+    /// identity for calls started after the cutover (see `call_ids::direct_record_id`).
+    pub call_id: Option<String>,
 }
 
 /// Why a reported request is not recorded.
@@ -92,6 +95,8 @@ pub struct Ledger {
     pool: PgPool,
     /// Whether usage streams from before team scoping exist (see `legacy_streams`).
     legacy: Arc<OnceLock<bool>>,
+    /// From when direct calls are known by request id and call id (see `combined_from`).
+    cutover: Arc<OnceLock<DateTime<Utc>>>,
 }
 
 impl Ledger {
@@ -99,6 +104,7 @@ impl Ledger {
         Self {
             pool,
             legacy: Arc::default(),
+            cutover: Arc::default(),
         }
     }
 
@@ -112,9 +118,19 @@ impl Ledger {
         let by_key = self.teams_by_key(&hashes).await?;
         let team_ids: Vec<String> = batch.iter().filter_map(|i| i.team_id.clone()).collect();
         let by_team = self.teams_by_id(&team_ids).await?;
+        let cutover = match batch.iter().any(|i| i.call_id.is_some()) {
+            true => Some(self.combined_from().await?),
+            false => None,
+        };
         let mut prepared = Prepared::default();
         let mut seen = HashSet::new();
-        for (index, incoming) in batch.into_iter().enumerate() {
+        for (index, mut incoming) in batch.into_iter().enumerate() {
+            if let (Some(call_id), Some(cutover)) = (&incoming.call_id, cutover)
+                && incoming.input.occurred_at >= cutover
+            {
+                incoming.input.request_id =
+                    super::call_ids::direct_record_id(&incoming.input.request_id, call_id);
+            }
             let from_key = incoming
                 .key_hash
                 .as_ref()
@@ -272,6 +288,21 @@ impl Ledger {
             .await?;
         let _ = self.legacy.set(exists);
         Ok(exists)
+    }
+
+    /// When direct calls began to be known by request id and call id (migration
+    /// 20261202000003); calls that started earlier keep the request id alone they were
+    /// recorded under. Read once: it never changes.
+    async fn combined_from(&self) -> Result<DateTime<Utc>, sqlx::Error> {
+        if let Some(known) = self.cutover.get() {
+            return Ok(*known);
+        }
+        let at: DateTime<Utc> =
+            sqlx::query_scalar("select combined_from from usage_identity_cutover")
+                .fetch_one(&self.pool)
+                .await?;
+        let _ = self.cutover.set(at);
+        Ok(at)
     }
 
     async fn teams_by_key(

@@ -9,6 +9,7 @@ use domain::usage::{UsageInput, UsageSource, UsageStatus};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use super::call_ids::{CallIds, Identity};
 use super::ledger::Incoming;
 
 /// Why a row cannot be read.
@@ -40,13 +41,8 @@ pub fn decimal(value: &Value) -> Option<Decimal> {
 }
 
 /// LiteLLM's key hash: 64 hex digits.
-fn key_hash(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() != 64 {
-        return None;
-    }
-    (0..32)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-        .collect()
+fn key_hash(text: &str) -> Option<Vec<u8>> {
+    hex::decode(text).ok().filter(|hash| hash.len() == 32)
 }
 
 fn status(raw: Option<&str>) -> UsageStatus {
@@ -80,17 +76,31 @@ fn cached_tokens(usage: &Value) -> u64 {
         .unwrap_or(0)
 }
 
-/// A `/spend/logs/v2` row.
-pub fn from_spend_log(row: &Value) -> Result<Incoming, RowError> {
+/// The request id to record and, for a direct call, the call id the ledger adds to it.
+fn split(identity: Identity) -> (String, Option<String>) {
+    match identity {
+        Identity::Ours(call_id) => (call_id, None),
+        Identity::Direct {
+            request_id,
+            call_id,
+        } => (request_id, call_id),
+    }
+}
+
+/// A `/spend/logs/v2` row. Its identity is our call id when the row is of a gateway call,
+/// else LiteLLM's `request_id` with its call id (see `call_ids`).
+pub fn from_spend_log(row: &Value, ids: &CallIds) -> Result<Incoming, RowError> {
     let request_id = text(row, "request_id").ok_or(RowError("request_id missing"))?;
     let metadata = &row["metadata"];
     let occurred_at = text(row, "startTime")
         .and_then(timestamp)
         .ok_or(RowError("startTime missing or unreadable"))?;
+    let call_id = text(row, "litellm_call_id").or_else(|| text(metadata, "litellm_call_id"));
+    let (request_id, call_id) = split(ids.identity(call_id, request_id, occurred_at));
     let provider_cost = decimal(&row["spend"]).ok_or(RowError("spend is not a number"))?;
     let prompt_tokens = count(row, "prompt_tokens");
     let input = UsageInput {
-        request_id: request_id.to_owned(),
+        request_id,
         model: text(row, "model_group")
             .or_else(|| text(row, "model"))
             .unwrap_or("unknown")
@@ -109,14 +119,15 @@ pub fn from_spend_log(row: &Value) -> Result<Incoming, RowError> {
     Ok(Incoming {
         input,
         key_hash: text(row, "api_key").and_then(key_hash),
+        call_id,
         team_id: text(row, "team_id")
             .or_else(|| text(metadata, "user_api_key_team_id"))
             .map(str::to_owned),
     })
 }
 
-/// A `generic_api` push item (`StandardLoggingPayload`).
-pub fn from_push(item: &Value) -> Result<Incoming, RowError> {
+/// A `generic_api` push item (`StandardLoggingPayload`), identified as a spend log row is.
+pub fn from_push(item: &Value, ids: &CallIds) -> Result<Incoming, RowError> {
     let request_id = text(item, "id").ok_or(RowError("id missing"))?;
     let metadata = &item["metadata"];
     let start = item["startTime"]
@@ -126,6 +137,8 @@ pub fn from_push(item: &Value) -> Result<Incoming, RowError> {
         .timestamp_micros((start * 1_000_000.0) as i64)
         .single()
         .ok_or(RowError("startTime out of range"))?;
+    let (request_id, call_id) =
+        split(ids.identity(text(item, "litellm_call_id"), request_id, occurred_at));
     let latency_ms = item["endTime"]
         .as_f64()
         .filter(|end| *end >= start)
@@ -134,7 +147,7 @@ pub fn from_push(item: &Value) -> Result<Incoming, RowError> {
         decimal(&item["response_cost"]).ok_or(RowError("response_cost is not a number"))?;
     let prompt_tokens = count(item, "prompt_tokens");
     let input = UsageInput {
-        request_id: request_id.to_owned(),
+        request_id,
         model: text(item, "model_group")
             .or_else(|| text(item, "model"))
             .unwrap_or("unknown")
@@ -153,6 +166,7 @@ pub fn from_push(item: &Value) -> Result<Incoming, RowError> {
     Ok(Incoming {
         input,
         key_hash: text(metadata, "user_api_key_hash").and_then(key_hash),
+        call_id,
         team_id: text(metadata, "user_api_key_team_id").map(str::to_owned),
     })
 }
@@ -161,6 +175,10 @@ pub fn from_push(item: &Value) -> Result<Incoming, RowError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn ids() -> CallIds {
+        CallIds::new([3; 32], None)
+    }
 
     #[test]
     fn a_spend_log_row_is_read_exactly() {
@@ -172,7 +190,7 @@ mod tests {
                 "metadata": {"usage_object": {"prompt_tokens_details": {"cached_tokens": 200}}}}"#,
         )
         .unwrap();
-        let incoming = from_spend_log(&row).unwrap();
+        let incoming = from_spend_log(&row, &ids()).unwrap();
         assert_eq!(
             incoming.input.provider_cost,
             Decimal::from_str("0.000035").unwrap()
@@ -198,7 +216,7 @@ mod tests {
             "prompt_tokens": 3, "completion_tokens": 0, "model": "openai/fake-gpt", "model_group": "fake-gpt",
             "startTime": 1_795_000_000.25, "endTime": 1_795_000_000.5,
             "metadata": {"user_api_key_team_id": "t-1", "requester_metadata": {"job_id": "job-9"}}});
-        let incoming = from_push(&item).unwrap();
+        let incoming = from_push(&item, &ids()).unwrap();
         assert_eq!(incoming.input.status, UsageStatus::Failure);
         assert_eq!(incoming.input.latency_ms, Some(250));
         assert_eq!(incoming.input.job_id.as_deref(), Some("job-9"));
@@ -208,11 +226,51 @@ mod tests {
 
     #[test]
     fn rows_without_identity_or_cost_are_refused() {
-        assert!(from_spend_log(&json!({"startTime": "2026-11-27T13:34:19+00:00"})).is_err());
         assert!(
-            from_spend_log(&json!({"request_id": "r", "startTime": "2026-11-27T13:34:19+00:00", "spend": "lots"}))
+            from_spend_log(&json!({"startTime": "2026-11-27T13:34:19+00:00"}), &ids()).is_err()
+        );
+        assert!(
+            from_spend_log(&json!({"request_id": "r", "startTime": "2026-11-27T13:34:19+00:00", "spend": "lots"}), &ids())
                 .is_err()
         );
-        assert!(from_push(&json!({"id": "x"})).is_err());
+        assert!(from_push(&json!({"id": "x"}), &ids()).is_err());
+    }
+
+    /// A row of a gateway call is known by the call id we sent, wherever LiteLLM put it; a row
+    /// whose call id a client chose keeps LiteLLM's request id.
+    #[test]
+    fn a_row_is_identified_by_our_call_id_only_when_it_is_ours() {
+        let started = Utc.timestamp_opt(1_795_000_000, 0).unwrap();
+        let ours = ids().issue(started);
+        let row = |call_id: &str| {
+            json!({"request_id": "chatcmpl-reused", "spend": 0.5, "startTime": "2026-11-18T11:06:40+00:00",
+                   "litellm_call_id": call_id, "metadata": {"litellm_call_id": call_id}})
+        };
+        let gateway = from_spend_log(&row(&ours), &ids()).unwrap();
+        assert_eq!(gateway.input.request_id, ours);
+        assert_eq!(gateway.call_id, None);
+        let direct = from_spend_log(&row("client-chosen"), &ids()).unwrap();
+        assert_eq!(direct.input.request_id, "chatcmpl-reused");
+        assert_eq!(direct.call_id.as_deref(), Some("client-chosen"));
+        let only_in_metadata = json!({"request_id": "chatcmpl-reused", "spend": 0.5,
+            "startTime": "2026-11-18T11:06:40+00:00", "metadata": {"litellm_call_id": ours}});
+        assert_eq!(
+            from_spend_log(&only_in_metadata, &ids())
+                .unwrap()
+                .input
+                .request_id,
+            ours
+        );
+        let push = |call_id: &str| {
+            json!({"id": "chatcmpl-reused", "litellm_call_id": call_id, "response_cost": 0.5,
+                   "startTime": 1_795_000_000.0, "endTime": 1_795_000_001.0, "metadata": {}})
+        };
+        assert_eq!(
+            from_push(&push(&ours), &ids()).unwrap().input.request_id,
+            ours
+        );
+        let direct = from_push(&push("client-chosen"), &ids()).unwrap();
+        assert_eq!(direct.input.request_id, "chatcmpl-reused");
+        assert_eq!(direct.call_id.as_deref(), Some("client-chosen"));
     }
 }

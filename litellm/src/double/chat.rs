@@ -6,7 +6,10 @@
 //! estimated prompt plus every choice's output limit. Refusals log a failure row at zero spend.
 //! An answer bills like an honest worst-case provider: every choice uses its whole output
 //! limit (unless `set_completion_tokens` caps it) and the prompt is one token per byte of the
-//! messages sent. Spend rows and counters are written `spend_delay` after the call.
+//! messages sent; a message with `[id:X]` is answered with the id X. Spend rows and counters
+//! are written `spend_delay` after the call. A caller's
+//! `x-litellm-call-id` (1 to 256 characters) is a served call's `litellm_call_id` and is
+//! answered; a refusal ignores it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -51,6 +54,21 @@ impl Window {
     }
 }
 
+/// The id a message asks for with `[id:X]`, as `scripts/litellm/honest_upstream.py` answers it
+/// (a provider that hands out the same id twice).
+fn fixed_id(messages: &str) -> Option<String> {
+    let (_, rest) = messages.split_once("[id:")?;
+    let (id, _) = rest.split_once(']')?;
+    let valid = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    valid.then(|| id.to_owned())
+}
+
+/// The longest `x-litellm-call-id` LiteLLM takes as given (`MAX_LITELLM_CALL_ID_LENGTH`).
+const MAX_CALL_ID: usize = 256;
+
 fn refuse(
     world: &mut World,
     status: u16,
@@ -60,8 +78,11 @@ fn refuse(
 ) -> Response {
     if let Some((token, model)) = log {
         world.chat_counter += 1;
+        // A refusal's row is filed under a call id of LiteLLM's own, the caller's ignored.
+        let call_id = format!("double-call-{}", world.chat_counter);
         let entry = SpendEntry {
-            request_id: format!("failed-double-{}", world.chat_counter),
+            request_id: call_id.clone(),
+            call_id,
             key: token.to_owned(),
             model_group: model.to_owned(),
             spend: "0".to_owned(),
@@ -85,6 +106,28 @@ pub(super) async fn chat_completions(
     State(shared): State<Arc<Shared>>,
     request: Request,
 ) -> Response {
+    let given = request
+        .headers()
+        .get("x-litellm-call-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| (1..=MAX_CALL_ID).contains(&id.len()))
+        .map(str::to_owned);
+    let call_id = given.unwrap_or_else(|| {
+        let mut world = shared.world.lock().unwrap();
+        world.chat_counter += 1;
+        format!("double-call-{}", world.chat_counter)
+    });
+    let mut response = answer(shared, request, &call_id).await;
+    // Answered on calls that are served; a refusal names none (seen on the real proxy).
+    if response.status() == StatusCode::OK
+        && let Ok(value) = HeaderValue::from_str(&call_id)
+    {
+        response.headers_mut().insert("x-litellm-call-id", value);
+    }
+    response
+}
+
+async fn answer(shared: Arc<Shared>, request: Request, call_id: &str) -> Response {
     let key = request
         .headers()
         .get("authorization")
@@ -108,6 +151,7 @@ pub(super) async fn chat_completions(
         .as_bool()
         .unwrap_or(false);
     let sent = body["messages"].to_string().len() as u64;
+    let fixed_id = fixed_id(&body["messages"].to_string());
     // LiteLLM estimates the prompt with a tokenizer: about four bytes a token.
     let prompt_estimate = sent.div_ceil(4).max(1);
 
@@ -226,7 +270,9 @@ pub(super) async fn chat_completions(
             window.tokens += estimate_tokens;
         }
         world.chat_counter += 1;
-        let id = format!("chatcmpl-double-{}", world.chat_counter);
+        let id = fixed_id
+            .clone()
+            .unwrap_or_else(|| format!("chatcmpl-double-{}", world.chat_counter));
         let per_choice = match world.completion_tokens {
             Some(cap) => output_limit.min(cap),
             None => output_limit,
@@ -236,6 +282,7 @@ pub(super) async fn chat_completions(
         let cost = prompt_tokens as f64 * input + completion_tokens as f64 * output;
         let entry = SpendEntry {
             request_id: id.clone(),
+            call_id: call_id.to_owned(),
             key: token.clone(),
             model_group: model.clone(),
             spend: format!("{cost}"),

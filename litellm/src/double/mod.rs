@@ -44,6 +44,8 @@ struct World {
     models: Vec<String>,
     mutations: u64,
     spend_logs: Vec<Value>,
+    /// The request ids in `spend_logs`.
+    spend_log_ids: std::collections::HashSet<String>,
     spend_logs_sorted: bool,
     chat_counter: u64,
     /// Model -> (input, output) price per token, as decimal text.
@@ -302,6 +304,11 @@ impl LitellmDouble {
 
     pub fn spend_log_count(&self) -> usize {
         self.shared.world.lock().unwrap().spend_logs.len()
+    }
+
+    /// Every spend log row so far, as `/spend/logs/v2` would answer them.
+    pub fn spend_logs(&self) -> Vec<Value> {
+        self.shared.world.lock().unwrap().spend_logs.clone()
     }
 
     pub fn delete_key_by_hand(&self, key: &str) {

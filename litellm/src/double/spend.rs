@@ -16,6 +16,8 @@ use super::{Shared, World, error, hash};
 #[derive(Debug, Clone)]
 pub struct SpendEntry {
     pub request_id: String,
+    /// `litellm_call_id`: the caller's `x-litellm-call-id`, else one of LiteLLM's own.
+    pub call_id: String,
     /// The virtual key, or its SHA-256 hex (64 hex digits are taken as a hash).
     pub key: String,
     pub model_group: String,
@@ -38,6 +40,7 @@ impl SpendEntry {
     ) -> Self {
         Self {
             request_id: request_id.to_owned(),
+            call_id: format!("call-{request_id}"),
             key: key.to_owned(),
             model_group: model_group.to_owned(),
             spend: spend.to_owned(),
@@ -80,7 +83,7 @@ pub(super) fn record(world: &mut World, entry: SpendEntry) {
         add_to(&mut team["spend"], amount);
     }
     let row = json!({
-        "request_id": entry.request_id,
+        "request_id": entry.request_id.clone(),
         "call_type": "acompletion",
         "api_key": token,
         "spend": number(&entry.spend),
@@ -97,6 +100,7 @@ pub(super) fn record(world: &mut World, entry: SpendEntry) {
             "status": entry.status,
             "user_api_key": token,
             "user_api_key_team_id": team_id,
+            "litellm_call_id": entry.call_id,
             "usage_object": {"total_tokens": entry.prompt_tokens + entry.completion_tokens,
                              "prompt_tokens": entry.prompt_tokens,
                              "completion_tokens": entry.completion_tokens,
@@ -105,9 +109,14 @@ pub(super) fn record(world: &mut World, entry: SpendEntry) {
         "team_id": team_id,
         "status": entry.status,
         "request_duration_ms": 47,
+        "litellm_call_id": entry.call_id,
     });
-    world.spend_logs.push(row);
-    world.spend_logs_sorted = false;
+    // LiteLLM's spend table is keyed by request id: a repeated response id keeps the first
+    // row only, though the counters above count both calls (seen on the real proxy).
+    if world.spend_log_ids.insert(entry.request_id) {
+        world.spend_logs.push(row);
+        world.spend_logs_sorted = false;
+    }
 }
 
 /// `2026-11-27T13:34:19.510+00:00` → `2026-11-27 13:34:19`, comparable as bytes with the
