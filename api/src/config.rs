@@ -260,16 +260,7 @@ impl Config {
         let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         let dev_mode = CONFIG_VARS.iter().all(|name| get(name).is_none());
 
-        let log_format = match get("LOG_FORMAT").as_deref() {
-            None | Some("pretty") | Some("text") => LogFormat::Pretty,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "LOG_FORMAT",
-                    reason: format!("expected `json` or `pretty`, got {other:?}"),
-                });
-            }
-        };
+        let log_format = log_format(get("LOG_FORMAT"))?;
         let host = match get("HOST") {
             None => IpAddr::from([127, 0, 0, 1]),
             Some(raw) => raw.parse().map_err(|_| ConfigError::Invalid {
@@ -398,6 +389,69 @@ impl Config {
             of(&self.encryption_key_bytes()),
             old_encryption_key()?.as_ref().map(of),
         ))
+    }
+}
+
+/// What `replay` and `verify` need, as in the original project: the database alone
+/// (`DATABASE_URL`, or the dev database when nothing is configured) and how to log.
+#[derive(Debug, Clone)]
+pub struct DatabaseOnly {
+    pub database_url: SecretString,
+    pub log_format: LogFormat,
+    /// `ENCRYPTION_KEY`, if set (only `verify --chain` needs it, for the seals).
+    encryption_key: Option<[u8; 32]>,
+    dev_mode: bool,
+}
+
+impl DatabaseOnly {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let dev_mode = CONFIG_VARS.iter().all(|name| get(name).is_none());
+        let database_url = match get("DATABASE_URL") {
+            Some(url) => url,
+            None if dev_mode => DEV_DATABASE_URL.to_owned(),
+            None => return Err(ConfigError::MissingDatabaseUrl),
+        };
+        let encryption_key = get("ENCRYPTION_KEY")
+            .map(|raw| decode_encryption_key(&raw).ok_or(ConfigError::InvalidEncryptionKey))
+            .transpose()?;
+        Ok(Self {
+            database_url: database_url.into(),
+            log_format: log_format(get("LOG_FORMAT"))?,
+            encryption_key,
+            dev_mode,
+        })
+    }
+
+    /// The key the event log's seals are made with: `ENCRYPTION_KEY`, or in dev mode the dev
+    /// key file's.
+    pub fn seal_key(&self) -> Result<[u8; 32], ConfigError> {
+        let key = match (self.encryption_key, self.dev_mode) {
+            (Some(key), _) => key,
+            (None, true) => {
+                let (keys, _) = dev_keys::load_or_create(&dev_keys_path())
+                    .map_err(|e| ConfigError::DevKeys(e.to_string()))?;
+                decode_encryption_key(keys.encryption_key.expose_secret())
+                    .ok_or(ConfigError::InvalidEncryptionKey)?
+            }
+            (None, false) => return Err(ConfigError::MissingEncryptionKey),
+        };
+        Ok(seal_key_of(&key))
+    }
+}
+
+fn log_format(raw: Option<String>) -> Result<LogFormat, ConfigError> {
+    match raw.as_deref() {
+        None | Some("pretty") | Some("text") => Ok(LogFormat::Pretty),
+        Some("json") => Ok(LogFormat::Json),
+        Some(other) => Err(ConfigError::Invalid {
+            name: "LOG_FORMAT",
+            reason: format!("expected `json` or `pretty`, got {other:?}"),
+        }),
     }
 }
 

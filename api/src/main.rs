@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use api::config::{Config, DEV_DATABASE_URL, dev_keys_path};
+use api::config::{Config, DEV_DATABASE_URL, DatabaseOnly, dev_keys_path};
 use api::dev_keys::DevKeys;
 use api::startup::{self, Application};
 use clap::{Parser, Subcommand};
@@ -54,8 +54,29 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Connections `replay` and `verify` open (the service's default pool size: a comparison holds
+/// several at once).
+const MAINTENANCE_POOL: u32 = 20;
+
+/// A command that fails says why in one line (the causes joined), never with a backtrace.
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&anyhow::Error::from(error)),
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => fail(&error),
+    }
+}
+
+fn fail(error: &anyhow::Error) -> std::process::ExitCode {
+    let text = format!("{error:#}").replace('\n', " ");
+    let _ = writeln!(std::io::stderr(), "error: {text}");
+    std::process::ExitCode::FAILURE
+}
+
+async fn run() -> anyhow::Result<()> {
     let command = Cli::parse().command.unwrap_or(Command::Serve);
     // Client commands: no server configuration needed.
     let command = match command {
@@ -80,6 +101,31 @@ async fn main() -> anyhow::Result<()> {
                 .is_ok_and(|r| r.status().is_success());
             std::process::exit(if healthy { 0 } else { 1 });
         }
+        // Rebuilds and comparisons read the log: the database is all they need.
+        Command::Replay { projection } => {
+            let config = DatabaseOnly::from_env().context("invalid configuration")?;
+            let pool = database_only(&config).await?;
+            return api::maintenance::replay(&pool, projection.as_deref()).await;
+        }
+        Command::Verify { projection, chain } => {
+            let config = DatabaseOnly::from_env().context("invalid configuration")?;
+            // The seals need the key they were made with; checked before any work.
+            let seal_key = chain
+                .then(|| config.seal_key().context("verify --chain"))
+                .transpose()?;
+            let pool = database_only(&config).await?;
+            let sound = match seal_key {
+                Some(key) => api::maintenance::verify_chain(&pool, key).await?,
+                None => api::maintenance::verify(&pool, projection.as_deref())
+                    .await?
+                    .is_empty(),
+            };
+            if !sound {
+                std::process::exit(1);
+            }
+            tracing::info!("verified: no difference found");
+            return Ok(());
+        }
         other => other,
     };
     let (config, new_dev_keys) = Config::from_env().context("invalid configuration")?;
@@ -100,28 +146,12 @@ async fn main() -> anyhow::Result<()> {
             startup::migrate(&pool).await?;
             tracing::info!("migrations applied");
         }
-        Command::Admin(_) | Command::Openapi | Command::Healthcheck { .. } => {
+        Command::Admin(_)
+        | Command::Openapi
+        | Command::Healthcheck { .. }
+        | Command::Replay { .. }
+        | Command::Verify { .. } => {
             unreachable!("handled before configuration")
-        }
-        Command::Replay { projection } => {
-            let pool = startup::connect(&config).await?;
-            startup::migrate(&pool).await?;
-            api::maintenance::replay(&pool, projection.as_deref()).await?;
-        }
-        Command::Verify { projection, chain } => {
-            let pool = startup::connect(&config).await?;
-            startup::migrate(&pool).await?;
-            let sound = if chain {
-                api::maintenance::verify_chain(&pool, &config).await?
-            } else {
-                api::maintenance::verify(&pool, projection.as_deref())
-                    .await?
-                    .is_empty()
-            };
-            if !sound {
-                std::process::exit(1);
-            }
-            tracing::info!("verified: no difference found");
         }
         Command::RotateEncryptionKey => {
             let old = api::config::old_encryption_key()?
@@ -148,6 +178,14 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The pool of a command that needs only `DATABASE_URL`, migrated, with logging set up.
+async fn database_only(config: &DatabaseOnly) -> anyhow::Result<sqlx::PgPool> {
+    api::telemetry::init(config.log_format);
+    let pool = startup::connect_url(config.database_url.expose_secret(), MAINTENANCE_POOL).await?;
+    startup::migrate(&pool).await?;
+    Ok(pool)
 }
 
 /// Dev keys are shown on the terminal once, when generated, and never logged: log lines are

@@ -208,9 +208,9 @@ pub async fn verify(
 }
 
 /// Checks the event log's hash chains and seals; true if nothing was tampered with.
-pub async fn verify_chain(pool: &PgPool, config: &crate::config::Config) -> anyhow::Result<bool> {
+pub async fn verify_chain(pool: &PgPool, seal_key: [u8; 32]) -> anyhow::Result<bool> {
     // Seals made before an `ENCRYPTION_KEY` rotation verify with the old key.
-    let mut keys = vec![config.seal_key()];
+    let mut keys = vec![seal_key];
     if let Some(old) = crate::config::old_encryption_key()? {
         keys.push(crate::config::seal_key_of(&old));
     }

@@ -140,7 +140,8 @@ fn done(id: &TeamId, position: i64, change: TeamChange) -> (HeaderMap, Json<Team
 struct CreateTeam {
     organization_id: String,
     team_id: Option<String>,
-    team_alias: String,
+    /// The team's display name; its id when absent (as in the original project).
+    team_alias: Option<String>,
     #[serde(default)]
     model_groups: Vec<String>,
     credits: Option<DecimalText>,
@@ -196,7 +197,7 @@ async fn create(
         None => Percent::ZERO,
     };
     let organization_id = OrganizationId::parse(&body.organization_id)?;
-    let team_alias = TeamAlias::parse(&body.team_alias)?;
+    let team_alias = TeamAlias::parse(body.team_alias.as_deref().unwrap_or(team_id.as_str()))?;
     let model_groups = parse_groups(&body.model_groups)?;
     let rate_limits = rate_limits(body.rpm_limit, body.tpm_limit)?;
     let created = app::teams::create(

@@ -5,7 +5,9 @@ mod pools;
 mod server;
 mod workers;
 
-pub use pools::{connect, connect_unflushed, connect_without_events, ensure_database, migrate};
+pub use pools::{
+    connect, connect_unflushed, connect_url, connect_without_events, ensure_database, migrate,
+};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -28,11 +28,15 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
 }
 
 pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
-    let url = config.database_url.expose_secret();
+    connect_url(config.database_url.expose_secret(), config.db_pool_size).await
+}
+
+/// Creates the database at `url` if needed and opens a pool of `size` connections to it.
+pub async fn connect_url(url: &str, size: u32) -> anyhow::Result<PgPool> {
     ensure_database(url).await?;
     let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
     PgPoolOptions::new()
-        .max_connections(config.db_pool_size)
+        .max_connections(size)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await

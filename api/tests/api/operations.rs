@@ -242,3 +242,59 @@ async fn the_admin_cli_scripts_the_service() {
     assert_eq!(unreachable.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach"));
 }
+
+/// Runs the binary with only `vars` in its environment (off the runtime thread serving the app).
+async fn saas_api(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_saas-api"));
+    command.args(args).env_clear();
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    tokio::task::spawn_blocking(move || command.output().expect("the binary runs"))
+        .await
+        .unwrap()
+}
+
+/// As the original project's: `replay` and `verify` need the database and nothing else, and a
+/// command that cannot run says why in one line (no backtrace, no cause chain over lines).
+#[tokio::test]
+async fn replay_and_verify_need_only_the_database_and_failures_are_one_line() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let only_database = [("DATABASE_URL", app.database_url.as_str())];
+    for args in [&["replay"][..], &["verify"][..]] {
+        let output = saas_api(args, &only_database).await;
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let one_line = |output: &Output, mentions: &str| {
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line, got: {stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(mentions),
+            "{stderr}"
+        );
+    };
+    // Seals need the key they were made with.
+    one_line(
+        &saas_api(&["verify", "--chain"], &only_database).await,
+        "ENCRYPTION_KEY",
+    );
+    one_line(
+        &saas_api(
+            &["verify"],
+            &[("DATABASE_URL", "postgres://postgres@127.0.0.1:9/nothing")],
+        )
+        .await,
+        "database",
+    );
+    one_line(
+        &saas_api(&["serve"], &[("DATABASE_URL", app.database_url.as_str())]).await,
+        "MASTER_KEY",
+    );
+}

@@ -72,6 +72,31 @@ async fn creating_a_team_returns_its_key_and_the_read_model_agrees() {
     assert!(!metadata.to_string().contains(MASTER_KEY));
 }
 
+/// As in the original project, a team needs no alias: it is named by its id until renamed.
+#[tokio::test]
+async fn a_team_created_without_an_alias_is_named_by_its_id() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let mut body = seed_team();
+    body.as_object_mut().unwrap().remove("team_alias");
+    let (status, created) = app.post_json("/api/teams/create", body.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    let (_, team) = app
+        .get_json("/api/teams/team_support", created["position"].as_i64())
+        .await;
+    assert_eq!(team["team_alias"], "team_support");
+
+    // Neither id nor alias given: the generated id names it.
+    body.as_object_mut().unwrap().remove("team_id");
+    let (status, created) = app.post_json("/api/teams/create", body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["team_id"].as_str().unwrap();
+    let (_, team) = app
+        .get_json(&format!("/api/teams/{id}"), created["position"].as_i64())
+        .await;
+    assert_eq!(team["team_alias"], id);
+}
+
 #[tokio::test]
 async fn invalid_teams_are_refused_and_append_nothing() {
     let app = spawn_app().await;
