@@ -244,6 +244,54 @@ pub struct Team {
     pub position: i64,
 }
 
+/// A team as it stood at `as_of`, rebuilt from its events (`GET /api/teams/{id}?as_of=`),
+/// with the models its groups held then, its spend then, and every change made since.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamAsOf {
+    pub team_id: String,
+    pub organization_id: String,
+    pub team_alias: String,
+    /// `active`, `suspended` or `deleted`.
+    pub status: String,
+    pub model_groups: Vec<String>,
+    pub allowed_models: Vec<String>,
+    pub credits: Amount,
+    pub spend: Amount,
+    pub remaining_budget: Amount,
+    pub budget_mode: BudgetMode,
+    pub rate_limits: RateLimitsAsOf,
+    pub markup_percent: Amount,
+    pub key_fingerprint: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub as_of: DateTime<Utc>,
+    pub changed_since: Vec<ChangeSince>,
+}
+
+/// Requests and tokens per minute then; `null` is no limit.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateLimitsAsOf {
+    pub rpm_limit: Option<u64>,
+    pub tpm_limit: Option<u64>,
+}
+
+/// A change to the team after `as_of`, and who made it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeSince {
+    pub position: i64,
+    pub event_type: String,
+    pub actor: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// `GET /api/teams/{id}`: the team now, or as it stood at `as_of`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TeamOrAsOf {
+    Now(Box<Team>),
+    AsOf(Box<TeamAsOf>),
+}
+
 impl From<&TeamRow> for Team {
     fn from(row: &TeamRow) -> Self {
         Self {

@@ -15,9 +15,9 @@ use store::event_log::{self, StoredEvent};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppPath;
-use crate::extract::{AppQuery, decimal_json};
+use crate::extract::AppQuery;
 use crate::openapi::ApiErrors;
-use crate::responses::Amount;
+use crate::responses::{self, Amount};
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,24 +37,34 @@ const DEFAULT_PAGE: i64 = 100;
 #[into_params(parameter_in = Query)]
 struct AuditParams {
     /// Only events of this organization and its teams.
+    #[param(pattern = "^[^\\x00]*$")]
     organization_id: Option<String>,
     /// Only this team's events.
+    #[param(pattern = "^[^\\x00]*$")]
     team_id: Option<String>,
     /// `Organization`, `ModelGroup`, `Team`, `Job` or `Usage`.
+    #[param(pattern = "^[^\\x00]*$")]
     aggregate_type: Option<String>,
     /// Only this aggregate.
+    #[param(pattern = "^[^\\x00]*$")]
     aggregate_id: Option<String>,
     /// Only this event type, such as `CreditsAdded`.
+    #[param(pattern = "^[^\\x00]*$")]
     event_type: Option<String>,
     /// Only events by this actor, such as `admin:3f2a…`.
+    #[param(pattern = "^[^\\x00]*$")]
     actor: Option<String>,
     /// RFC 3339 time, inclusive.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// RFC 3339 time, exclusive.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
     /// 1 to 1000 (100 by default).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// Include usage records (`false` leaves them out).
     #[serde(default)]
@@ -183,6 +193,7 @@ async fn team_history(
 #[into_params(parameter_in = Query)]
 pub(crate) struct AsOfParams {
     /// An RFC 3339 time: answer as things stood then, rebuilt from the events.
+    #[param(format = DateTime)]
     pub as_of: Option<String>,
 }
 
@@ -213,7 +224,11 @@ fn team_at(events: &[StoredEvent], as_of: DateTime<Utc>) -> ApiResult<TeamAsOf> 
 
 /// `GET /api/teams/{id}?as_of=`: the team rebuilt from its events up to that instant, with the
 /// models its groups held then, its spend then, and every change made since (and by whom).
-pub(crate) async fn team_as_of(state: &AppState, id: &str, raw: &str) -> ApiResult<Json<Value>> {
+pub(crate) async fn team_as_of(
+    state: &AppState,
+    id: &str,
+    raw: &str,
+) -> ApiResult<responses::TeamAsOf> {
     let as_of = instant("as_of", raw)?;
     let events = team_events(state, id).await?;
     let team = team_at(&events, as_of)?;
@@ -231,22 +246,36 @@ pub(crate) async fn team_as_of(state: &AppState, id: &str, raw: &str) -> ApiResu
     models.dedup();
     let spend = audit::spend_as_of(&state.pool, id, as_of).await?;
     let credits = team.credits.as_decimal();
-    let changes: Vec<Value> = events
+    let changed_since = events
         .iter()
         .filter(|e| e.recorded_at > as_of)
-        .map(|e| {
-            json!({"position": e.global_position, "event_type": e.event_type,
-                   "actor": e.meta("actor"), "recorded_at": e.recorded_at})
+        .map(|e| responses::ChangeSince {
+            position: e.global_position,
+            event_type: e.event_type.clone(),
+            actor: e.meta("actor").map(str::to_owned),
+            recorded_at: e.recorded_at,
         })
         .collect();
-    let mut body = serde_json::to_value(&team).map_err(ApiError::internal)?;
-    body["as_of"] = json!(as_of);
-    body["credits"] = decimal_json(credits);
-    body["spend"] = decimal_json(spend);
-    body["remaining_budget"] = decimal_json(credits - spend);
-    body["allowed_models"] = json!(models);
-    body["changed_since"] = json!(changes);
-    Ok(Json(body))
+    Ok(responses::TeamAsOf {
+        team_id: team.team_id,
+        organization_id: team.organization_id,
+        team_alias: team.team_alias,
+        status: team.status.as_str().to_owned(),
+        model_groups: groups,
+        allowed_models: models,
+        credits: Amount(credits),
+        spend: Amount(spend),
+        remaining_budget: Amount(credits - spend),
+        budget_mode: team.budget_mode.into(),
+        rate_limits: responses::RateLimitsAsOf {
+            rpm_limit: team.rate_limits.rpm_limit,
+            tpm_limit: team.rate_limits.tpm_limit,
+        },
+        markup_percent: Amount(team.markup_percent.as_decimal()),
+        key_fingerprint: team.key_fingerprint.as_str().to_owned(),
+        as_of,
+        changed_since,
+    })
 }
 
 /// `GET /api/teams/{id}/usage?as_of=`: usage by model counting only records appended by then.

@@ -73,9 +73,11 @@ async fn models(Team(caller): Team) -> Json<Value> {
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateJob {
+    #[schema(schema_with = crate::request_schemas::display_name::<100>)]
     job_type: String,
     #[serde(default)]
     metadata: Option<Value>,
+    #[schema(schema_with = crate::request_schemas::identifier_or_null::<64>)]
     job_id: Option<String>,
 }
 

@@ -53,14 +53,15 @@ struct RecordItem {
     team_id: String,
     model: String,
     provider_model: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number::required")]
     prompt_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number::required")]
     completion_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number::required")]
     cached_tokens: u64,
     provider_cost: DecimalText,
     status: Option<responses::UsageStatus>,
+    #[serde(default, deserialize_with = "crate::extract::whole_number::optional")]
     latency_ms: Option<u64>,
     #[schema(value_type = Option<String>, format = DateTime)]
     occurred_at: Option<DateTime<Utc>>,

@@ -141,8 +141,10 @@ pub(crate) fn position_header(position: i64) -> HeaderMap {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
     /// Page size, 1 to 200 (50 by default).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,18}$")]
     cursor: Option<String>,
 }
 

@@ -57,14 +57,18 @@ async fn catalog(_admin: Admin, State(state): State<AppState>) -> ApiResult<Json
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateGroup {
+    #[schema(schema_with = crate::request_schemas::identifier::<64>)]
     group_name: String,
+    #[schema(schema_with = crate::request_schemas::model_names)]
     models: Vec<String>,
+    #[schema(schema_with = crate::request_schemas::display_name_or_null::<1000>)]
     description: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetModels {
+    #[schema(schema_with = crate::request_schemas::model_names)]
     models: Vec<String>,
 }
 

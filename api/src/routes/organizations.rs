@@ -38,14 +38,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateOrganization {
+    #[schema(schema_with = crate::request_schemas::display_name::<200>)]
     name: String,
+    #[schema(schema_with = crate::request_schemas::identifier_or_null::<64>)]
     organization_id: Option<String>,
+    #[schema(schema_with = crate::request_schemas::identifier_or_null::<128>)]
     litellm_organization_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RenameOrganization {
+    #[schema(schema_with = crate::request_schemas::display_name::<200>)]
     name: String,
 }
 

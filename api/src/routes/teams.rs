@@ -138,17 +138,27 @@ fn done(id: &TeamId, position: i64, change: TeamChange) -> (HeaderMap, Json<Team
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTeam {
+    #[schema(schema_with = crate::request_schemas::identifier::<64>)]
     organization_id: String,
+    #[schema(schema_with = crate::request_schemas::identifier_or_null::<64>)]
     team_id: Option<String>,
     /// The team's display name; its id when absent (as in the original project).
+    #[schema(schema_with = crate::request_schemas::display_name_or_null::<200>)]
     team_alias: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::request_schemas::group_names)]
     model_groups: Vec<String>,
+    #[schema(schema_with = crate::request_schemas::money_or_null)]
     credits: Option<DecimalText>,
     #[schema(value_type = Option<responses::BudgetMode>)]
     budget_mode: Option<BudgetMode>,
+    #[schema(minimum = 1, maximum = 10_000_000)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number::optional")]
     rpm_limit: Option<u64>,
+    #[schema(minimum = 1, maximum = 10_000_000_000_u64)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number::optional")]
     tpm_limit: Option<u64>,
+    #[schema(schema_with = crate::request_schemas::markup_or_null)]
     markup_percent: Option<DecimalText>,
 }
 
@@ -228,7 +238,9 @@ async fn create(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddCredits {
+    #[schema(schema_with = crate::request_schemas::positive_money)]
     amount: DecimalText,
+    #[schema(schema_with = crate::request_schemas::display_name_or_null::<500>)]
     reason: Option<String>,
 }
 
@@ -266,6 +278,7 @@ async fn add_credits(team: TeamTarget, AppJson(body): AppJson<AddCredits>) -> An
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GroupBody {
+    #[schema(schema_with = crate::request_schemas::identifier::<64>)]
     group_name: String,
 }
 
@@ -335,7 +348,11 @@ async fn set_budget_mode(team: TeamTarget, AppJson(body): AppJson<BudgetModeBody
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RateLimitsBody {
+    #[schema(minimum = 1, maximum = 10_000_000)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number::optional")]
     rpm_limit: Option<u64>,
+    #[schema(minimum = 1, maximum = 10_000_000_000_u64)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number::optional")]
     tpm_limit: Option<u64>,
 }
 
@@ -366,6 +383,7 @@ async fn set_rate_limits(team: TeamTarget, AppJson(body): AppJson<RateLimitsBody
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MarkupBody {
+    #[schema(schema_with = crate::request_schemas::markup)]
     markup_percent: DecimalText,
 }
 
@@ -390,6 +408,7 @@ async fn set_markup(team: TeamTarget, AppJson(body): AppJson<MarkupBody>) -> Ans
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SuspendBody {
+    #[schema(schema_with = crate::request_schemas::display_name_or_null::<500>)]
     reason: Option<String>,
 }
 
@@ -497,7 +516,7 @@ async fn reveal_key(team: TeamTarget) -> Answer {
 
 #[utoipa::path(get, path = "/api/teams/{id}", tag = "teams",
     params(("id" = String, Path, description = "team id"), super::audit::AsOfParams),
-    responses((status = 200, description = "The team, or its state as of a time", body = responses::Team), ApiErrors),
+    responses((status = 200, description = "The team (with its LiteLLM sync state), or its state as of a time", body = responses::TeamOrAsOf), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn show(
     _admin: Admin,
@@ -507,7 +526,10 @@ async fn show(
     AppQuery(as_of): AppQuery<super::audit::AsOfParams>,
 ) -> ApiResult<Json<Value>> {
     if let Some(raw) = &as_of.as_of {
-        return super::audit::team_as_of(&state, &id, raw).await;
+        let then = super::audit::team_as_of(&state, &id, raw).await?;
+        return serde_json::to_value(responses::TeamOrAsOf::AsOf(Box::new(then)))
+            .map(Json)
+            .map_err(ApiError::internal);
     }
     state
         .read_after_all(
@@ -518,7 +540,8 @@ async fn show(
     let row = read_model::get(&state.pool, &id)
         .await?
         .ok_or_else(|| ApiError::from(TeamError::NotFound))?;
-    let mut body = serde_json::to_value(responses::Team::from(&row)).map_err(ApiError::internal)?;
+    let now = responses::TeamOrAsOf::Now(Box::new(responses::Team::from(&row)));
+    let mut body = serde_json::to_value(now).map_err(ApiError::internal)?;
     let sync = app::sync::marker::status_of(&state.pool, &id).await?;
     body["litellm_sync"] = sync_json(&state, sync);
     Ok(Json(body))
@@ -528,13 +551,16 @@ async fn show(
 #[into_params(parameter_in = Query)]
 struct TeamFilter {
     /// Only this organization's teams.
+    #[param(pattern = "^[^\\x00]*$")]
     organization_id: Option<String>,
     /// Include deleted teams.
     #[serde(default)]
     include_deleted: bool,
     /// `active`, `suspended` or `deleted`.
+    #[param(pattern = "^(active|suspended|deleted)?$")]
     status: Option<String>,
     /// Part of the alias or team id.
+    #[param(pattern = "^[^\\x00]*$")]
     q: Option<String>,
 }
 

@@ -53,8 +53,10 @@ const USAGE_MODELS: [&str; 3] = [
 #[into_params(parameter_in = Query)]
 struct PeriodParams {
     /// Start of the period (RFC 3339 time or YYYY-MM-DD, inclusive).
+    #[param(schema_with = crate::request_schemas::date_or_time)]
     from: Option<String>,
     /// End of the period (exclusive).
+    #[param(schema_with = crate::request_schemas::date_or_time)]
     to: Option<String>,
 }
 
@@ -178,6 +180,7 @@ async fn team_budget(
 #[into_params(parameter_in = Query)]
 struct AlertParams {
     /// Only this team.
+    #[param(pattern = "^[^\\x00]*$")]
     team_id: Option<String>,
 }
 
@@ -305,12 +308,16 @@ async fn organization_daily(
 #[into_params(parameter_in = Query)]
 struct DailyParams {
     /// Start of the period (RFC 3339 time or YYYY-MM-DD, inclusive).
+    #[param(schema_with = crate::request_schemas::date_or_time)]
     from: Option<String>,
     /// End of the period (exclusive).
+    #[param(schema_with = crate::request_schemas::date_or_time)]
     to: Option<String>,
     /// Only this organization.
+    #[param(pattern = "^[^\\x00]*$")]
     organization_id: Option<String>,
     /// Only this team.
+    #[param(pattern = "^[^\\x00]*$")]
     team_id: Option<String>,
 }
 
@@ -388,16 +395,22 @@ async fn daily_by_model(
 #[into_params(parameter_in = Query)]
 struct AllTeamsParams {
     /// Start of the period (RFC 3339 time or YYYY-MM-DD, inclusive).
+    #[param(schema_with = crate::request_schemas::date_or_time)]
     from: Option<String>,
     /// End of the period (exclusive).
+    #[param(schema_with = crate::request_schemas::date_or_time)]
     to: Option<String>,
     /// Only this organization.
+    #[param(pattern = "^[^\\x00]*$")]
     organization_id: Option<String>,
-    /// `spend`, `requests`, `tokens` or `team_id`.
+    /// `spend`, `requests`, `tokens` or `team_alias`.
+    #[param(pattern = "^(spend|requests|tokens|team_alias)$")]
     sort: Option<String>,
     /// `asc` or `desc`.
+    #[param(pattern = "^(asc|desc)$")]
     order: Option<String>,
-    /// Rows per page.
+    /// Rows per page, 1 to 1000 (50 by default).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Rows to skip.
     offset: Option<usize>,
@@ -480,12 +493,16 @@ async fn all_teams(
 #[into_params(parameter_in = Query)]
 struct ExportParams {
     /// Start of the period (RFC 3339 time or YYYY-MM-DD, inclusive).
+    #[param(schema_with = crate::request_schemas::date_or_time)]
     from: Option<String>,
     /// End of the period (exclusive).
+    #[param(schema_with = crate::request_schemas::date_or_time)]
     to: Option<String>,
     /// Only this team.
+    #[param(pattern = "^[^\\x00]*$")]
     team_id: Option<String>,
     /// Only this organization.
+    #[param(pattern = "^[^\\x00]*$")]
     organization_id: Option<String>,
 }
 

@@ -25,6 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetWebhook {
+    /// An absolute `http(s)` URL of a public address.
+    #[schema(pattern = "^[hH][tT][tT][pP][sS]?://")]
     url: String,
 }
 
@@ -139,10 +141,13 @@ async fn remove(
 #[into_params(parameter_in = Query)]
 struct DeliveryParams {
     /// Only this organization's deliveries.
+    #[param(pattern = "^[^\\x00]*$")]
     organization_id: Option<String>,
     /// `pending`, `delivered`, `dead` or `no_webhook`.
+    #[param(pattern = "^(pending|delivered|dead|no_webhook)$")]
     status: Option<String>,
     /// 1 to 1000 (100 by default).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

@@ -540,3 +540,37 @@ async fn a_team_whose_snapshot_was_written_by_an_older_shape_still_takes_command
         rust_decimal::Decimal::from(api::startup::SNAPSHOT_EVERY as i64 + 1)
     );
 }
+
+/// JSON Schema's `integer` is any number without a fraction: `60.0` and `6e1` are 60, as a
+/// client's JSON library may write them; `60.5` is refused and changes nothing.
+#[tokio::test]
+async fn whole_numbers_written_as_floats_are_whole_numbers() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let (status, created) = app.post_json("/api/teams/create", seed_team()).await;
+    assert_eq!(status, 201, "{created}");
+    for (rpm, want) in [(json!(60.0), 60), (json!(6e1), 60), (json!(61), 61)] {
+        let (status, body) = app
+            .post_json(
+                "/api/teams/team_support/rate-limits",
+                json!({"rpm_limit": rpm, "tpm_limit": null}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (_, team) = app
+            .get_json("/api/teams/team_support", body["position"].as_i64())
+            .await;
+        assert_eq!(team["rpm_limit"], want);
+    }
+    let events = app.events_of("Team").await;
+    for refused in [json!(60.5), json!(-1.0), json!("60")] {
+        let (status, body) = app
+            .post_json(
+                "/api/teams/team_support/rate-limits",
+                json!({"rpm_limit": refused}),
+            )
+            .await;
+        assert_eq!(status, 422, "{refused}: {body}");
+    }
+    assert_eq!(app.events_of("Team").await, events);
+}

@@ -24,6 +24,17 @@ pub enum TeamStatus {
     Deleted,
 }
 
+impl TeamStatus {
+    /// As the API and the read model write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
 /// What team commands need to know from other aggregates' read models.
 #[async_trait]
 pub trait TeamLookups: Send + Sync {
