@@ -90,6 +90,9 @@ pub async fn render(
             .map_or(0, |(_, n)| *n);
         gauge!("saas_litellm_sync_teams", "status" => status).set(count as f64);
     }
+    let (near, spent) = projections::budgets::budget_levels(&state.pool).await?;
+    gauge!("saas_teams_budget_used", "level" => "80").set(near as f64);
+    gauge!("saas_teams_budget_used", "level" => "100").set(spent as f64);
     let size = state.pool.size() as f64;
     let idle = state.pool.num_idle() as f64;
     gauge!("saas_db_pool_connections", "state" => "idle").set(idle);

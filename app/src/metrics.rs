@@ -26,6 +26,28 @@ pub fn command(kind: &'static str, variant: &str, failure: Option<ErrorKind>) {
         .increment(1);
 }
 
+/// Every gateway outcome and usage source, for `register`.
+const GATEWAY_OUTCOMES: [&str; 5] = [
+    "served",
+    "budget_exceeded",
+    "model_not_allowed",
+    "upstream_error",
+    "unreachable",
+];
+const USAGE_SOURCES: [&str; 5] = ["gateway", "gateway_estimate", "spend_logs", "push", "api"];
+
+/// Starts every counter an alert reads at zero, so `increase()` and ratios work from the first
+/// scrape rather than from the first failure (deploy/prometheus/alerts.yml).
+pub fn register() {
+    for outcome in GATEWAY_OUTCOMES {
+        counter!("saas_gateway_requests_total", "outcome" => outcome).increment(0);
+    }
+    for source in USAGE_SOURCES {
+        counter!("saas_usage_records_total", "source" => source).increment(0);
+    }
+    counter!("saas_litellm_sync_failures_total").increment(0);
+}
+
 /// A call through the gateway: `served`, `budget_exceeded`, `model_not_allowed`,
 /// `upstream_error`, `unreachable`.
 pub fn gateway(outcome: &'static str) {

@@ -71,6 +71,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         // Metrics recorded before the recorder exists are lost: install it first.
         crate::metrics::handle();
+        app::metrics::register();
         let pool = connect(&config).await?;
         migrate(&pool).await?;
         let holds_pool = connect_unflushed(&config).await?;

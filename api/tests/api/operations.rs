@@ -298,3 +298,101 @@ async fn replay_and_verify_need_only_the_database_and_failures_are_one_line() {
         "MASTER_KEY",
     );
 }
+
+/// The metric names in a deploy file (`saas_…` tokens), histogram suffixes kept as written.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("saas_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// The Grafana dashboard and Prometheus alerts in `deploy/` name only series a fresh service
+/// serves on its first scrape (counters an alert reads start at zero), so neither goes blank.
+#[tokio::test]
+async fn the_deploy_dashboards_and_alerts_name_only_metrics_that_exist() {
+    let dashboard = include_str!("../../../deploy/grafana/saas-litellm.json");
+    let alerts = include_str!("../../../deploy/prometheus/alerts.yml");
+    let parsed: Value = serde_json::from_str(dashboard).expect("the dashboard is JSON");
+    let panels = parsed["panels"]
+        .as_array()
+        .expect("the dashboard has panels");
+    assert!(panels.iter().all(|p| p["targets"][0]["expr"].is_string()));
+    let app = spawn_app().await;
+    // One command and one request, so the command and HTTP series exist.
+    let (status, _) = app
+        .post_json(
+            "/api/organizations/create",
+            json!({"organization_id": "org_m", "name": "Metrics"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let served: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .collect();
+    let named: Vec<String> = metric_names(dashboard)
+        .into_iter()
+        .chain(metric_names(alerts))
+        .collect();
+    assert!(named.len() >= 8, "{named:?}");
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|name| !served.contains(name.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "not on /metrics: {missing:?}\n{text}");
+
+    // The budget gauge the alerts read: a team past 80 % of its credits, none past 100 %.
+    app.seed_catalog().await;
+    app.team(crate::helpers::TeamSpec::new("team_m", "10"))
+        .await;
+    let (status, body) = app
+        .post_json(
+            "/api/usage/records",
+            json!({"records": [{"request_id": "m-1", "team_id": "team_m", "model": "gpt-4o",
+                                "provider_cost": "8.5", "prompt_tokens": 1, "completion_tokens": 1}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.get_until(
+        "/api/teams/team_m",
+        Duration::from_secs(10),
+        "the usage never reached the team's budget",
+        |team| team["spend"] == json!(8.5),
+    )
+    .await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&text, "saas_teams_budget_used", &[("level", "80")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "saas_teams_budget_used", &[("level", "100")]),
+        Some(0.0)
+    );
+}

@@ -493,3 +493,15 @@ struct TeamOfUsage {
 struct TeamIdOnly {
     team_id: String,
 }
+
+/// How many live teams have spent at least 80 % and at least 100 % of their credits (teams
+/// without credits left out), for `/metrics`.
+pub async fn budget_levels(pool: &sqlx::PgPool) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "select count(*) filter (where spend >= credits * 0.8),
+                count(*) filter (where spend >= credits)
+           from team_budgets where not deleted and credits > 0",
+    )
+    .fetch_one(pool)
+    .await
+}
