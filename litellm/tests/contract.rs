@@ -460,3 +460,41 @@ async fn a_callers_call_id_is_kept_beside_the_providers_response_id() {
         "{failure}"
     );
 }
+
+/// Why saas-api does not mirror its organizations at LiteLLM: without an Enterprise license the
+/// proxy refuses every organization route (403), and a team named into an organization that
+/// does not exist there is refused (400). Teams are created without an organization.
+#[tokio::test]
+async fn organizations_need_an_enterprise_license() {
+    let t = target().await;
+    let (status, body) = t
+        .admin(
+            "/organization/new",
+            json!({"organization_alias": unique("org"), "models": []}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["detail"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("only available for LiteLLM Enterprise users"),
+        "{body}"
+    );
+    let (status, body) = t.get("/organization/list").await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = t
+        .admin(
+            "/team/new",
+            json!({"team_id": unique("team"), "organization_id": unique("org")}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Organization not found"),
+        "{body}"
+    );
+}

@@ -330,6 +330,8 @@ fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/model/info", get(model_info))
         .route("/team/new", post(team_new))
+        .route("/organization/new", post(organizations_need_a_license))
+        .route("/organization/list", get(organizations_need_a_license))
         .route("/team/update", post(team_update))
         .route("/team/info", get(team_info))
         .route("/team/delete", post(team_delete))
@@ -453,9 +455,21 @@ fn validation_errors(body: &Value) -> Option<Response> {
     })
 }
 
+/// LiteLLM's organizations are an Enterprise feature: without `LITELLM_LICENSE` every
+/// organization route answers 403 in FastAPI's `detail` shape (seen on 1.108.7).
+async fn organizations_need_a_license() -> Response {
+    let body = json!({"detail": {"error": "Organizations are only available for LiteLLM Enterprise users. You must be a LiteLLM Enterprise user to use this feature."}});
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
+}
+
 async fn team_new(State(shared): S, Json(body): Json<Value>) -> Response {
     if let Some(refusal) = validation_errors(&body) {
         return refusal;
+    }
+    // No organization can exist without a license, so naming one is always refused.
+    if let Some(organization) = body["organization_id"].as_str() {
+        let message = format!("Organization not found for organization_id={organization}");
+        return error(400, "internal_server_error", &message);
     }
     let mut world = shared.world.lock().unwrap();
     let Some(team_id) = body["team_id"].as_str().map(str::to_owned) else {
