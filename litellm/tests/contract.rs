@@ -9,8 +9,10 @@ use std::time::Duration;
 use litellm::double::LitellmDouble;
 use serde_json::{Value, json};
 
-/// The models and prices of `scripts/litellm/e2e-config.yaml`.
+/// The chat models and prices of `scripts/litellm/e2e-config.yaml`.
 const MODELS: [&str; 2] = ["fake-gpt", "fake-gpt-2"];
+/// Its embedding model (input billed at 0.001 a token, no output).
+const EMBEDDING_MODEL: &str = "fake-embed";
 
 struct Target {
     _double: Option<LitellmDouble>,
@@ -32,10 +34,13 @@ async fn target() -> Target {
         };
     }
     let master = "sk-master-contract-1234".to_owned();
-    let double = LitellmDouble::start(&master, &MODELS).await.unwrap();
+    let double = LitellmDouble::start(&master, &[MODELS[0], MODELS[1], EMBEDDING_MODEL])
+        .await
+        .unwrap();
     for model in MODELS {
         double.set_prices(model, "0.001", "0.002");
     }
+    double.set_prices(EMBEDDING_MODEL, "0.001", "0");
     // LiteLLM writes spend in batches, late; the double does too, a little sooner.
     double.set_spend_delay(Duration::from_secs(1));
     Target {
@@ -497,4 +502,83 @@ async fn organizations_need_an_enterprise_license() {
             .starts_with("Organization not found"),
         "{body}"
     );
+}
+
+/// What a gateway for embeddings will rest on: LiteLLM serves `/v1/embeddings` with a team's key,
+/// bills the input only (at the model's input price, answered in `x-litellm-response-cost`),
+/// answers the caller's call id, and files the spend row under that call id (an embedding has
+/// no response id) with `call_type` `aembedding`. A model outside the team's list is refused.
+#[tokio::test]
+async fn embeddings_bill_their_input_under_the_callers_call_id() {
+    let t = target().await;
+    let (team_id, key) = t.team(json!({"models": [EMBEDDING_MODEL]})).await;
+    let call_id = unique("embed");
+    let embed = |input: Value, call_id: String| {
+        let request = t
+            .http
+            .post(format!("{}/v1/embeddings", t.url))
+            .bearer_auth(&key)
+            .header("x-litellm-call-id", call_id)
+            .json(&json!({"model": EMBEDDING_MODEL, "input": input}));
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let (cost, echoed) = (
+                header("x-litellm-response-cost"),
+                header("x-litellm-call-id"),
+            );
+            (
+                status,
+                cost,
+                echoed,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    // Four and six bytes: ten tokens.
+    let (status, cost, echoed, answer) = eventually(20, async || {
+        let answer = embed(json!(["abcd", "efghij"]), call_id.clone()).await;
+        (answer.0 == 200).then_some(answer)
+    })
+    .await
+    .expect("the team's key never worked for embeddings");
+    assert_eq!(status, 200);
+    assert_eq!(echoed, call_id);
+    assert_eq!(answer["data"].as_array().map(Vec::len), Some(2), "{answer}");
+    assert_eq!(answer["usage"]["prompt_tokens"], 10, "{answer}");
+    assert!(
+        (cost.parse::<f64>().unwrap() - 0.01).abs() < 1e-12,
+        "cost {cost}"
+    );
+    // Token arrays count their entries.
+    let (status, _, _, answer) = embed(json!([[1, 2, 3], [4, 5]]), unique("embed")).await;
+    assert_eq!(
+        (status, &answer["usage"]["prompt_tokens"]),
+        (200, &json!(5)),
+        "{answer}"
+    );
+    // A team of the embedding model alone reaches no chat model.
+    let (status, _, answer) = t.chat(&key, json!({"model": MODELS[0]})).await;
+    assert_eq!(status, 403, "{answer}");
+
+    let row = eventually(40, async || {
+        t.spend_rows(&team_id)
+            .await
+            .into_iter()
+            .find(|r| r["litellm_call_id"] == call_id.as_str())
+    })
+    .await
+    .expect("the embedding's spend row never came");
+    assert_eq!(row["request_id"], call_id.as_str(), "{row}");
+    assert_eq!(row["call_type"], "aembedding", "{row}");
+    assert_eq!(row["prompt_tokens"], 10, "{row}");
+    assert_eq!(row["completion_tokens"], 0, "{row}");
 }

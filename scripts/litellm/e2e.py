@@ -282,6 +282,32 @@ eventually("four calls under two repeated response ids are four records, and Lit
 print("ok   calls a provider gave one id are each billed once (through saas-api and direct); LiteLLM agrees")
 
 
+# --- Embeddings straight to LiteLLM: billed by their input (ten tokens at 0.001), recorded once
+# under LiteLLM's call id (an embedding has no response id), pushed and pulled.
+admin("POST", "/api/model-groups/create", {"group_name": "embed", "models": ["fake-embed"]})
+EMB = f"team_emb_{RUN}"
+emb = admin("POST", "/api/teams/create", {"organization_id": ORG, "team_id": EMB, "model_groups": ["embed"],
+                                          "credits": 100})
+wait_in_sync(EMB, emb["position"])
+embedding = []
+def embedded():
+    status, answer = call("POST", LITELLM + "/v1/embeddings", {"model": "fake-embed", "input": ["abcd", "efghij"]},
+                          {"Authorization": "Bearer " + emb["virtual_key"]})
+    if status == 200:
+        embedding.append(answer)
+    return status == 200, (status, answer)
+eventually("a direct embedding with the team's key", embedded)
+if embedding[0]["usage"]["prompt_tokens"] != 10:
+    fail(f"embedding usage: {embedding[0]}")
+def embedding_recorded():
+    usage = admin("GET", f"/api/teams/{EMB}/usage")
+    report = admin("GET", f"/api/teams/{EMB}/reconciliation")
+    return (usage["request_count"] == 1 and Decimal(str(usage["provider_cost"])) == Decimal("0.01")
+            and report["in_agreement"]), (usage, report)
+eventually("the embedding is recorded once at its input's cost, and LiteLLM agrees", embedding_recorded, timeout=90)
+print("ok   a direct embedding is billed by its input, recorded once; LiteLLM agrees")
+
+
 # --- Access: a team with no model groups reaches nothing, directly or through saas-api.
 NONE = f"team_none_{RUN}"
 none = admin("POST", "/api/teams/create", {"organization_id": ORG, "team_id": NONE, "team_alias": "None",

@@ -9,6 +9,8 @@ slow enough to walk away from (UPSTREAM_CHUNK_DELAY seconds between chunks, defa
 a message containing "[slow:S]" waits S seconds before answering, to make a request run long;
 one containing "[id:X]" is answered with the id X, as a provider that hands out an id twice).
 Usage comes in the last stream chunk only when stream_options.include_usage asks for it.
+Embeddings (`/embeddings`) bill their input the same way: a token per byte of each string, or the
+length of each token array.
 """
 import json
 import os
@@ -53,6 +55,8 @@ class H(BaseHTTPRequestHandler):
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
         req = json.loads(self.rfile.read(n) or b"{}")
+        if self.path.rstrip("/").endswith("/embeddings"):
+            return self._embeddings(req)
         if not self.path.rstrip("/").endswith("/chat/completions"):
             return self._send(404, {"error": {"message": "not found"}})
         slow = re.search(r"\[slow:(\d+(?:\.\d+)?)\]", json.dumps(req.get("messages", [])))
@@ -95,6 +99,17 @@ class H(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def _embeddings(self, req):
+        given = req.get("input")
+        # One string, a list of strings, one token array, or a list of token arrays.
+        if isinstance(given, str) or (isinstance(given, list) and given and isinstance(given[0], int)):
+            given = [given]
+        items = given if isinstance(given, list) else []
+        tokens = sum(max(1, len(i.encode()) // BYTES_PER_TOKEN) if isinstance(i, str) else len(i) for i in items)
+        self._send(200, {"object": "list", "model": req.get("model"),
+                         "data": [{"object": "embedding", "index": n, "embedding": [0.5] * 8} for n in range(len(items))],
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     def log_message(self, fmt, *a):
         pass

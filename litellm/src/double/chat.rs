@@ -66,6 +66,34 @@ fn fixed_id(messages: &str) -> Option<String> {
     valid.then(|| id.to_owned())
 }
 
+/// The caller's `x-litellm-call-id`, if LiteLLM would take it as given.
+fn given_call_id(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get("x-litellm-call-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| (1..=MAX_CALL_ID).contains(&id.len()))
+        .map(str::to_owned)
+}
+
+/// The virtual key of an LLM call (`Authorization: Bearer …`), empty if none.
+pub(super) fn bearer(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// An LLM call's JSON body, or LiteLLM's 400.
+async fn json_body(request: Request) -> Result<Value, Response> {
+    let Ok(bytes) = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024).await else {
+        return Err(error(400, "bad_request_error", "unreadable body"));
+    };
+    serde_json::from_slice::<Value>(&bytes)
+        .map_err(|_| error(400, "bad_request_error", "body is not JSON"))
+}
+
 /// The longest `x-litellm-call-id` LiteLLM takes as given (`MAX_LITELLM_CALL_ID_LENGTH`).
 const MAX_CALL_ID: usize = 256;
 
@@ -83,6 +111,7 @@ fn refuse(
         let entry = SpendEntry {
             request_id: call_id.clone(),
             call_id,
+            call_type: "acompletion",
             key: token.to_owned(),
             model_group: model.to_owned(),
             spend: "0".to_owned(),
@@ -106,12 +135,7 @@ pub(super) async fn chat_completions(
     State(shared): State<Arc<Shared>>,
     request: Request,
 ) -> Response {
-    let given = request
-        .headers()
-        .get("x-litellm-call-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| (1..=MAX_CALL_ID).contains(&id.len()))
-        .map(str::to_owned);
+    let given = given_call_id(request.headers());
     let call_id = given.unwrap_or_else(|| {
         let mut world = shared.world.lock().unwrap();
         world.chat_counter += 1;
@@ -128,18 +152,10 @@ pub(super) async fn chat_completions(
 }
 
 async fn answer(shared: Arc<Shared>, request: Request, call_id: &str) -> Response {
-    let key = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .to_owned();
-    let Ok(bytes) = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024).await else {
-        return error(400, "bad_request_error", "unreadable body");
-    };
-    let Ok(body) = serde_json::from_slice::<Value>(&bytes) else {
-        return error(400, "bad_request_error", "body is not JSON");
+    let key = bearer(request.headers());
+    let body = match json_body(request).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
     };
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     let named_limit = body["max_completion_tokens"]
@@ -283,6 +299,7 @@ async fn answer(shared: Arc<Shared>, request: Request, call_id: &str) -> Respons
         let entry = SpendEntry {
             request_id: id.clone(),
             call_id: call_id.to_owned(),
+            call_type: "acompletion",
             key: token.clone(),
             model_group: model.clone(),
             spend: format!("{cost}"),
@@ -401,4 +418,89 @@ impl RetryAfter for Response {
             .insert("retry-after", HeaderValue::from_static("60"));
         self
     }
+}
+
+/// `/v1/embeddings`, as the real proxy answers it with `scripts/litellm/honest_upstream.py`
+/// behind it (checked by `litellm/tests/contract.rs`): one embedding per input, the input billed
+/// a token per byte of each string or per entry of each token array, the call id answered, and a
+/// spend row filed under the call id (embeddings carry no response id). Unknown keys get 401 and
+/// models outside the key's or team's lists 403, as chat does; other refusals are not modelled.
+pub(super) async fn embeddings(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let call_id = given_call_id(request.headers());
+    let key = bearer(request.headers());
+    let body = match json_body(request).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    let items: Vec<&Value> = match &body["input"] {
+        Value::Array(list) if list.first().is_some_and(Value::is_number) => vec![&body["input"]],
+        Value::Array(list) => list.iter().collect(),
+        other => vec![other],
+    };
+    let tokens: u64 = items
+        .iter()
+        .map(|item| match item {
+            Value::String(text) => (text.len() as u64).max(1),
+            Value::Array(list) => list.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    let mut world = shared.world.lock().unwrap();
+    let world = &mut *world;
+    let Some(row) = find_key(world, &key).cloned() else {
+        return error(
+            401,
+            "token_not_found_in_db",
+            "Authentication Error, Invalid API key provided.",
+        );
+    };
+    let team = world
+        .teams
+        .get(row["team_id"].as_str().unwrap_or_default())
+        .cloned();
+    let allowed = |models: Vec<String>| models.is_empty() || models.contains(&model);
+    if !allowed(strings(&row["models"]))
+        || !allowed(team.map(|t| strings(&t["models"])).unwrap_or_default())
+    {
+        let message = format!(
+            "The requested model '{model}' is not available for this API key, or the model name is invalid."
+        );
+        return error(403, "team_model_access_denied", &message);
+    }
+    world.chat_counter += 1;
+    let call_id = call_id.unwrap_or_else(|| format!("double-call-{}", world.chat_counter));
+    let input = world
+        .prices
+        .get(&model)
+        .map(|(input, _)| price(input))
+        .unwrap_or_else(|| price(DEFAULT_INPUT_PRICE));
+    let cost = tokens as f64 * input;
+    let entry = SpendEntry {
+        request_id: call_id.clone(),
+        call_id: call_id.clone(),
+        call_type: "aembedding",
+        key: row["token"].as_str().unwrap_or_default().to_owned(),
+        model_group: model.clone(),
+        spend: format!("{cost}"),
+        prompt_tokens: tokens,
+        completion_tokens: 0,
+        start_time: super::now_rfc3339(),
+        status: "success".to_owned(),
+    };
+    spend::record(world, entry);
+    let data: Vec<Value> = (0..items.len())
+        .map(|index| json!({"object": "embedding", "index": index, "embedding": vec![0.5; 8]}))
+        .collect();
+    let answer = json!({"object": "list", "model": model, "data": data,
+                        "usage": {"prompt_tokens": tokens, "completion_tokens": 0, "total_tokens": tokens}});
+    let mut response = (StatusCode::OK, Json(answer)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("{cost}")) {
+        headers.insert("x-litellm-response-cost", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&call_id) {
+        headers.insert("x-litellm-call-id", value);
+    }
+    response
 }

@@ -347,6 +347,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/spend/logs/v2", get(spend::spend_logs_v2))
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/chat/completions", post(chat::chat_completions))
+        .route("/v1/embeddings", post(chat::embeddings))
+        .route("/embeddings", post(chat::embeddings))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             faults_and_auth,
@@ -378,10 +380,12 @@ async fn faults_and_auth(
         }
         Fault::Garbage => return (StatusCode::OK, "<html>proxy error</html>").into_response(),
     }
-    // `/v1/models` and chat authenticate the caller's virtual key themselves.
+    // `/v1/models`, chat and embeddings authenticate the caller's virtual key themselves.
     let path = request.uri().path();
-    let open =
-        path.starts_with("/health/") || path == "/v1/models" || path.ends_with("/chat/completions");
+    let open = path.starts_with("/health/")
+        || path == "/v1/models"
+        || path.ends_with("/chat/completions")
+        || path.ends_with("/embeddings");
     let bearer = request
         .headers()
         .get("authorization")
@@ -719,13 +723,7 @@ async fn key_update(State(shared): S, Json(body): Json<Value>) -> Response {
 /// The models a virtual key may call: the key's own list, else its team's, else all.
 async fn models_for_key(State(shared): S, request: Request) -> Response {
     let mut world = shared.world.lock().unwrap();
-    let key = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .to_owned();
+    let key = chat::bearer(request.headers());
     let all = world.models.clone();
     let Some(row) = find_key(&mut world, &key).cloned() else {
         return error(

@@ -18,6 +18,8 @@ pub struct SpendEntry {
     pub request_id: String,
     /// `litellm_call_id`: the caller's `x-litellm-call-id`, else one of LiteLLM's own.
     pub call_id: String,
+    /// `acompletion` or `aembedding`.
+    pub call_type: &'static str,
     /// The virtual key, or its SHA-256 hex (64 hex digits are taken as a hash).
     pub key: String,
     pub model_group: String,
@@ -41,6 +43,7 @@ impl SpendEntry {
         Self {
             request_id: request_id.to_owned(),
             call_id: format!("call-{request_id}"),
+            call_type: "acompletion",
             key: key.to_owned(),
             model_group: model_group.to_owned(),
             spend: spend.to_owned(),
@@ -84,7 +87,7 @@ pub(super) fn record(world: &mut World, entry: SpendEntry) {
     }
     let row = json!({
         "request_id": entry.request_id.clone(),
-        "call_type": "acompletion",
+        "call_type": entry.call_type,
         "api_key": token,
         "spend": number(&entry.spend),
         "total_tokens": entry.prompt_tokens + entry.completion_tokens,
