@@ -258,7 +258,7 @@ impl Config {
         dev_keys_file: &std::path::Path,
     ) -> Result<(Self, Option<DevKeys>), ConfigError> {
         let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let dev_mode = CONFIG_VARS.iter().all(|name| get(name).is_none());
+        let dev_mode = is_dev_mode(&get);
 
         let log_format = log_format(get("LOG_FORMAT"))?;
         let host = match get("HOST") {
@@ -410,7 +410,7 @@ impl DatabaseOnly {
 
     pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let dev_mode = CONFIG_VARS.iter().all(|name| get(name).is_none());
+        let dev_mode = is_dev_mode(&get);
         let database_url = match get("DATABASE_URL") {
             Some(url) => url,
             None if dev_mode => DEV_DATABASE_URL.to_owned(),
@@ -442,6 +442,11 @@ impl DatabaseOnly {
         };
         Ok(seal_key_of(&key))
     }
+}
+
+/// Dev mode: none of the deployment's variables is set (`get` already treats blank as unset).
+fn is_dev_mode(get: &impl Fn(&str) -> Option<String>) -> bool {
+    CONFIG_VARS.iter().all(|name| get(name).is_none())
 }
 
 fn log_format(raw: Option<String>) -> Result<LogFormat, ConfigError> {

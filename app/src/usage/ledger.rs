@@ -280,29 +280,39 @@ impl Ledger {
     /// Whether the log holds usage streams named by request id alone (read once: none are
     /// written any more, so the answer only ever changes from yes to no by a new database).
     async fn legacy_streams(&self) -> Result<bool, sqlx::Error> {
-        if let Some(known) = self.legacy.get() {
-            return Ok(*known);
-        }
-        let exists: bool = sqlx::query_scalar("select exists(select 1 from usage_identity_legacy)")
-            .fetch_one(&self.pool)
-            .await?;
-        let _ = self.legacy.set(exists);
-        Ok(exists)
+        self.read_once(
+            &self.legacy,
+            "select exists(select 1 from usage_identity_legacy)",
+        )
+        .await
     }
 
     /// When direct calls began to be known by request id and call id (migration
     /// 20261202000003); calls that started earlier keep the request id alone they were
     /// recorded under. Read once: it never changes.
     async fn combined_from(&self) -> Result<DateTime<Utc>, sqlx::Error> {
-        if let Some(known) = self.cutover.get() {
+        self.read_once(
+            &self.cutover,
+            "select combined_from from usage_identity_cutover",
+        )
+        .await
+    }
+
+    /// A one-value answer that never changes for this database, read on first use and kept.
+    async fn read_once<T>(&self, cell: &OnceLock<T>, sql: &'static str) -> Result<T, sqlx::Error>
+    where
+        T: Copy
+            + Send
+            + Unpin
+            + for<'r> sqlx::Decode<'r, sqlx::Postgres>
+            + sqlx::Type<sqlx::Postgres>,
+    {
+        if let Some(known) = cell.get() {
             return Ok(*known);
         }
-        let at: DateTime<Utc> =
-            sqlx::query_scalar("select combined_from from usage_identity_cutover")
-                .fetch_one(&self.pool)
-                .await?;
-        let _ = self.cutover.set(at);
-        Ok(at)
+        let value: T = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
+        let _ = cell.set(value);
+        Ok(value)
     }
 
     async fn teams_by_key(
