@@ -78,7 +78,7 @@ pub async fn verify(parts: &Parts, state: &AppState) -> Option<Verified> {
     {
         return from_session(parts, state).await.ok().map(Verified::Admin);
     }
-    let key = crate::credentials::bearer(&parts.headers)?.trim();
+    let key = crate::credentials::team_key(&parts.headers)?.trim();
     if key.is_empty() {
         return None;
     }

@@ -258,7 +258,7 @@ impl Config {
         dev_keys_file: &std::path::Path,
     ) -> Result<(Self, Option<DevKeys>), ConfigError> {
         let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let dev_mode = is_dev_mode(&get);
+        let dev_mode = is_dev_mode(&get)?;
 
         let log_format = log_format(get("LOG_FORMAT"))?;
         let host = match get("HOST") {
@@ -311,14 +311,19 @@ impl Config {
         if dev_mode {
             let (keys, created) = dev_keys::load_or_create(dev_keys_file)
                 .map_err(|e| ConfigError::DevKeys(e.to_string()))?;
+            // `DEV_MODE=1` (scripts/dev) keeps the dev keys but may name the database and a
+            // LiteLLM to drive; with nothing set these are absent.
             let config = Self {
-                database_url: DEV_DATABASE_URL.into(),
+                database_url: get("DATABASE_URL")
+                    .unwrap_or_else(|| DEV_DATABASE_URL.into())
+                    .into(),
                 master_key: keys.master_key.clone(),
                 encryption_key: keys.encryption_key.clone(),
                 host,
                 port,
-                litellm_proxy_url: DEV_LITELLM_URL.to_owned(),
-                litellm_master_key: None,
+                litellm_proxy_url: get("LITELLM_PROXY_URL")
+                    .unwrap_or_else(|| DEV_LITELLM_URL.to_owned()),
+                litellm_master_key: get("LITELLM_MASTER_KEY").map(SecretString::from),
                 log_format,
                 db_pool_size,
                 read_wait_timeout,
@@ -410,7 +415,7 @@ impl DatabaseOnly {
 
     pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        let dev_mode = is_dev_mode(&get);
+        let dev_mode = is_dev_mode(&get)?;
         let database_url = match get("DATABASE_URL") {
             Some(url) => url,
             None if dev_mode => DEV_DATABASE_URL.to_owned(),
@@ -444,9 +449,27 @@ impl DatabaseOnly {
     }
 }
 
-/// Dev mode: none of the deployment's variables is set (`get` already treats blank as unset).
-fn is_dev_mode(get: &impl Fn(&str) -> Option<String>) -> bool {
-    CONFIG_VARS.iter().all(|name| get(name).is_none())
+/// Dev mode: none of the deployment's variables is set (`get` already treats blank as unset),
+/// or `DEV_MODE=1`, which keeps the dev keys while `DATABASE_URL` and the LiteLLM variables
+/// are read (how `scripts/dev` wires a local LiteLLM). Real keys beside `DEV_MODE` are refused:
+/// which keys would be used must never be a guess.
+fn is_dev_mode(get: &impl Fn(&str) -> Option<String>) -> Result<bool, ConfigError> {
+    match get("DEV_MODE").as_deref() {
+        None | Some("0") | Some("false") => Ok(CONFIG_VARS.iter().all(|name| get(name).is_none())),
+        Some("1") | Some("true") => {
+            if get("MASTER_KEY").is_some() || get("ENCRYPTION_KEY").is_some() {
+                return Err(ConfigError::Invalid {
+                    name: "DEV_MODE",
+                    reason: "dev mode uses the dev keys file; unset MASTER_KEY and ENCRYPTION_KEY, or unset DEV_MODE".into(),
+                });
+            }
+            Ok(true)
+        }
+        Some(other) => Err(ConfigError::Invalid {
+            name: "DEV_MODE",
+            reason: format!("expected 1 or 0, got {other:?}"),
+        }),
+    }
 }
 
 fn log_format(raw: Option<String>) -> Result<LogFormat, ConfigError> {
@@ -671,6 +694,51 @@ mod tests {
             again.master_key.expose_secret(),
             config.master_key.expose_secret()
         );
+        std::fs::remove_file(file).unwrap();
+    }
+
+    #[test]
+    fn dev_mode_on_request_keeps_the_dev_keys_and_takes_litellm_and_the_database() {
+        let file = temp_keys_file();
+        let env = [
+            ("DEV_MODE", "1"),
+            (
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/elsewhere",
+            ),
+            ("LITELLM_PROXY_URL", "http://127.0.0.1:8002"),
+            ("LITELLM_MASTER_KEY", "sk-litellm-dev-0123456789"),
+        ];
+        let (config, shown) = Config::from_lookup(lookup(&env), &file).unwrap();
+        assert!(config.dev_mode);
+        let keys = shown.expect("generated on the first run");
+        assert_eq!(
+            config.master_key.expose_secret(),
+            keys.master_key.expose_secret()
+        );
+        assert!(config.database_url.expose_secret().ends_with("/elsewhere"));
+        assert_eq!(config.litellm_proxy_url, "http://127.0.0.1:8002");
+        assert!(config.litellm_master_key.is_some());
+        // The same variables without DEV_MODE are a deployment, which needs its own keys.
+        assert_eq!(
+            Config::from_lookup(lookup(&env[1..]), &file).unwrap_err(),
+            ConfigError::MissingMasterKey
+        );
+        for refused in [
+            vec![
+                ("DEV_MODE", "1"),
+                ("MASTER_KEY", "a-real-looking-master-key-42"),
+            ],
+            vec![("DEV_MODE", "yes")],
+        ] {
+            assert!(matches!(
+                Config::from_lookup(lookup(&refused), &file),
+                Err(ConfigError::Invalid {
+                    name: "DEV_MODE",
+                    ..
+                })
+            ));
+        }
         std::fs::remove_file(file).unwrap();
     }
 }

@@ -54,6 +54,12 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
+/// A team's virtual key: `Authorization: Bearer …` (OpenAI's SDKs), else `x-api-key`
+/// (Anthropic's).
+pub fn team_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    bearer(headers).or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
-//! The request path to LiteLLM: an OpenAI-compatible chat call made with a team's virtual key,
-//! checked against the team's models and (hard mode) its budget before it is forwarded, passed
-//! through as it arrives (streams chunk by chunk), and recorded in the usage ledger once its
-//! usage is known.
+//! The request path to LiteLLM: an LLM call (OpenAI's chat, completions or embeddings, or
+//! Anthropic's messages) made with a team's virtual key, checked against the team's models and
+//! (hard mode) its budget before it is forwarded, passed through as it arrives (streams chunk by
+//! chunk), and recorded in the usage ledger once its usage is known.
 
 use app::error::ErrorCode;
 use std::pin::Pin;
@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::organization::OrganizationId;
 use domain::team::{KeyFingerprint, TeamId};
-use domain::usage::{HoldPart, TokenPrices, UsageInput, UsageRecord, UsageSource, UsageStatus};
+use domain::usage::{
+    Endpoint, HoldPart, TokenPrices, UsageInput, UsageRecord, UsageSource, UsageStatus,
+};
 use domain::{Money, Percent};
 use futures::{Stream, StreamExt};
 use rust_decimal::Decimal;
@@ -23,7 +25,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use app::gateway::admission::{self, Admitted, RETRY_UNREACHABLE_SECS};
 use app::gateway::leases::Ticket;
-use app::gateway::sse::SseTap;
+use app::gateway::sse::{SseTap, openai_usage};
 use app::team_keys::TeamCaller;
 use app::usage::litellm_rows::decimal;
 
@@ -54,7 +56,7 @@ impl Settlement {
         match answer.get("usage").filter(|u| u.is_object()) {
             Some(usage) => {
                 let model = answer["model"].as_str().map(str::to_owned);
-                self.settle(model, usage.clone(), UsageSource::Gateway);
+                self.settle(model, openai_usage(usage), UsageSource::Gateway);
             }
             None => self.estimate(&SseTap::of_answer(answer)),
         }
@@ -145,10 +147,11 @@ impl Settlement {
     }
 }
 
-/// Forwards one chat completion for `caller`; `job_id` ties it to a job.
-pub async fn chat(
+/// Forwards one call of `caller` to `endpoint`; `job_id` ties it to a job.
+pub async fn forward(
     state: &AppState,
     caller: TeamCaller,
+    endpoint: Endpoint,
     raw: Bytes,
     job_id: Option<String>,
 ) -> Result<Response, ApiError> {
@@ -169,6 +172,7 @@ pub async fn chat(
         call_id,
     } = admission::admit(
         &caller,
+        endpoint,
         &raw,
         job_id.as_deref(),
         state.prices.as_ref(),
@@ -191,7 +195,7 @@ pub async fn chat(
         sent_bytes: body.len(),
     };
     let response = match client
-        .forward("/v1/chat/completions", caller.expose_key(), &call_id, body)
+        .forward(endpoint.path(), caller.expose_key(), &call_id, body)
         .await
     {
         Ok(response) => response,

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use api::config::{Config, DEV_DATABASE_URL, DatabaseOnly, dev_keys_path};
+use api::config::{Config, DatabaseOnly, dev_keys_path};
 use api::dev_keys::DevKeys;
 use api::startup::{self, Application};
 use clap::{Parser, Subcommand};
@@ -132,9 +132,9 @@ async fn run() -> anyhow::Result<()> {
     api::telemetry::init(config.log_format);
     if config.dev_mode {
         tracing::warn!(
-            database = DEV_DATABASE_URL,
             keys_file = %dev_keys_path().display(),
-            "DEV MODE: no configuration in the environment; using the local database and dev keys. Never use this in production."
+            litellm = config.litellm_master_key.is_some(),
+            "DEV MODE: using the local database and dev keys. Never use this in production."
         );
     }
     if let Some(keys) = new_dev_keys {

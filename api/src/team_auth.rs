@@ -1,5 +1,5 @@
-//! Team authentication for the request path: `Authorization: Bearer <virtual key>`, resolved
-//! by `app::team_keys`.
+//! Team authentication for the request path: `Authorization: Bearer <virtual key>` (or
+//! `x-api-key`, as Anthropic's SDK sends it), resolved by `app::team_keys`.
 
 use app::team_keys::TeamCaller;
 use axum::extract::FromRequestParts;
@@ -20,7 +20,7 @@ impl FromRequestParts<AppState> for Team {
         {
             return Ok(Team(caller.clone()));
         }
-        let key = crate::credentials::bearer(&parts.headers)
+        let key = crate::credentials::team_key(&parts.headers)
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| {

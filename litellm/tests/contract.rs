@@ -514,33 +514,12 @@ async fn embeddings_bill_their_input_under_the_callers_call_id() {
     let (team_id, key) = t.team(json!({"models": [EMBEDDING_MODEL]})).await;
     let call_id = unique("embed");
     let embed = |input: Value, call_id: String| {
-        let request = t
-            .http
-            .post(format!("{}/v1/embeddings", t.url))
-            .bearer_auth(&key)
-            .header("x-litellm-call-id", call_id)
-            .json(&json!({"model": EMBEDDING_MODEL, "input": input}));
+        let body = json!({"model": EMBEDDING_MODEL, "input": input});
+        let (t, key) = (&t, &key);
         async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            let header = |name: &str| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned()
-            };
-            let (cost, echoed) = (
-                header("x-litellm-response-cost"),
-                header("x-litellm-call-id"),
-            );
-            (
-                status,
-                cost,
-                echoed,
-                response.json::<Value>().await.unwrap_or(Value::Null),
-            )
+            let (status, echoed, cost, text) = call(t, key, "/v1/embeddings", &call_id, body).await;
+            let answer = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+            (status, cost, echoed, answer)
         }
     };
     // Four and six bytes: ten tokens.
@@ -554,10 +533,7 @@ async fn embeddings_bill_their_input_under_the_callers_call_id() {
     assert_eq!(echoed, call_id);
     assert_eq!(answer["data"].as_array().map(Vec::len), Some(2), "{answer}");
     assert_eq!(answer["usage"]["prompt_tokens"], 10, "{answer}");
-    assert!(
-        (cost.parse::<f64>().unwrap() - 0.01).abs() < 1e-12,
-        "cost {cost}"
-    );
+    assert!((cost - 0.01).abs() < 1e-12, "cost {cost}");
     // Token arrays count their entries.
     let (status, _, _, answer) = embed(json!([[1, 2, 3], [4, 5]]), unique("embed")).await;
     assert_eq!(
@@ -581,4 +557,153 @@ async fn embeddings_bill_their_input_under_the_callers_call_id() {
     assert_eq!(row["call_type"], "aembedding", "{row}");
     assert_eq!(row["prompt_tokens"], 10, "{row}");
     assert_eq!(row["completion_tokens"], 0, "{row}");
+}
+
+/// A caller's POST of `body` to `path` with `x-litellm-call-id`: (status, the call id answered,
+/// `x-litellm-response-cost`, the body as text).
+async fn call(
+    t: &Target,
+    key: &str,
+    path: &str,
+    call_id: &str,
+    body: Value,
+) -> (u16, String, f64, String) {
+    let response = t
+        .http
+        .post(format!("{}{path}", t.url))
+        .bearer_auth(key)
+        .header("x-litellm-call-id", call_id)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (echoed, cost) = (
+        header("x-litellm-call-id"),
+        header("x-litellm-response-cost"),
+    );
+    let status = response.status().as_u16();
+    (
+        status,
+        echoed,
+        cost.parse().unwrap_or(-1.0),
+        response.text().await.unwrap(),
+    )
+}
+
+/// What the gateway's `/v1/completions` rests on: LiteLLM passes `n` and `best_of` through and
+/// bills every generated completion (each prompt's `best_of`, each its whole `max_tokens`), as a
+/// provider does; a stream asked for usage ends with it; the caller's call id is answered and
+/// names the spend row.
+#[tokio::test]
+async fn legacy_completions_bill_every_prompts_best_of_under_the_callers_call_id() {
+    let t = target().await;
+    let (team_id, key) = t.team(json!({"models": [MODELS[0]]})).await;
+    let call_id = unique("cmpl");
+    let body =
+        json!({"model": MODELS[0], "prompt": ["ab", "cd"], "max_tokens": 3, "n": 2, "best_of": 3});
+    let (status, echoed, cost, text) = eventually(20, async || {
+        let answer = call(&t, &key, "/v1/completions", &call_id, body.clone()).await;
+        (answer.0 == 200).then_some(answer)
+    })
+    .await
+    .expect("the team's key never worked for completions");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((status, echoed.as_str()), (200, call_id.as_str()));
+    // Two prompts × best_of 3 × 3 tokens are billed; two prompts × n 2 are returned.
+    assert_eq!(answer["usage"]["completion_tokens"], 18, "{answer}");
+    assert_eq!(answer["usage"]["prompt_tokens"], 4, "{answer}");
+    assert_eq!(
+        answer["choices"].as_array().map(Vec::len),
+        Some(4),
+        "{answer}"
+    );
+    assert!(
+        (cost - (4.0 * 0.001 + 18.0 * 0.002)).abs() < 1e-9,
+        "cost {cost}"
+    );
+
+    let streamed = json!({"model": MODELS[0], "prompt": "ab", "max_tokens": 3, "stream": true,
+                          "stream_options": {"include_usage": true}});
+    let (status, _, _, text) = call(&t, &key, "/v1/completions", &unique("cmpl"), streamed).await;
+    assert_eq!(status, 200, "{text}");
+    let usage = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .find(|chunk| chunk["usage"].is_object())
+        .unwrap_or_else(|| panic!("no usage chunk in {text}"));
+    assert_eq!(usage["usage"]["completion_tokens"], 3, "{usage}");
+    assert!(text.contains("\"text\""), "{text}");
+
+    let row = eventually(40, async || {
+        t.spend_rows(&team_id)
+            .await
+            .into_iter()
+            .find(|r| r["litellm_call_id"] == call_id.as_str())
+    })
+    .await
+    .expect("the completion's spend row never came");
+    assert_eq!(row["completion_tokens"], 18, "{row}");
+    assert_eq!(row["call_type"], "atext_completion", "{row}");
+}
+
+/// What the gateway's `/v1/messages` rests on: LiteLLM serves Anthropic's messages API for an
+/// OpenAI-compatible model (with `use_chat_completions_url_for_anthropic_messages`), answers in
+/// Anthropic's shape with `input_tokens`/`output_tokens`, bills the whole `max_tokens`, ends a
+/// stream with a `message_delta` that carries both counts, and answers the caller's call id.
+#[tokio::test]
+async fn anthropic_messages_are_billed_in_their_own_shape_under_the_callers_call_id() {
+    let t = target().await;
+    let (team_id, key) = t.team(json!({"models": [MODELS[0]]})).await;
+    let call_id = unique("msg");
+    let body = json!({"model": MODELS[0], "max_tokens": 5,
+                      "messages": [{"role": "user", "content": "hello"}]});
+    let (status, echoed, cost, text) = eventually(20, async || {
+        let answer = call(&t, &key, "/v1/messages", &call_id, body.clone()).await;
+        (answer.0 == 200).then_some(answer)
+    })
+    .await
+    .expect("the team's key never worked for messages");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((status, echoed.as_str()), (200, call_id.as_str()));
+    assert_eq!(answer["type"], "message", "{answer}");
+    assert_eq!(answer["usage"]["output_tokens"], 5, "{answer}");
+    let input = answer["usage"]["input_tokens"].as_u64().unwrap();
+    assert!(input > 0, "{answer}");
+    assert!(
+        (cost - (input as f64 * 0.001 + 5.0 * 0.002)).abs() < 1e-9,
+        "cost {cost}"
+    );
+
+    let streamed = json!({"model": MODELS[0], "max_tokens": 5, "stream": true,
+                          "messages": [{"role": "user", "content": "hello"}]});
+    let (status, _, _, text) = call(&t, &key, "/v1/messages", &unique("msg"), streamed).await;
+    assert_eq!(status, 200, "{text}");
+    let delta = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .find(|event| event["type"] == "message_delta")
+        .unwrap_or_else(|| panic!("no message_delta in {text}"));
+    assert_eq!(delta["usage"]["output_tokens"], 5, "{delta}");
+    assert_eq!(delta["usage"]["input_tokens"], input, "{delta}");
+
+    let row = eventually(40, async || {
+        t.spend_rows(&team_id)
+            .await
+            .into_iter()
+            .find(|r| r["litellm_call_id"] == call_id.as_str())
+    })
+    .await
+    .expect("the message's spend row never came");
+    assert_eq!(row["completion_tokens"], 5, "{row}");
+    assert_eq!(row["call_type"], "anthropic_messages", "{row}");
 }

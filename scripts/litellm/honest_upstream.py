@@ -10,7 +10,9 @@ a message containing "[slow:S]" waits S seconds before answering, to make a requ
 one containing "[id:X]" is answered with the id X, as a provider that hands out an id twice).
 Usage comes in the last stream chunk only when stream_options.include_usage asks for it.
 Embeddings (`/embeddings`) bill their input the same way: a token per byte of each string, or the
-length of each token array.
+length of each token array. Legacy completions (`/completions`) bill each prompt so (a string, a
+token array, or a list of either), and every prompt's `best_of` (else `n`) completions their whole
+`max_tokens` (OpenAI's default for this API: 16), streamed or not.
 """
 import json
 import os
@@ -57,6 +59,8 @@ class H(BaseHTTPRequestHandler):
         req = json.loads(self.rfile.read(n) or b"{}")
         if self.path.rstrip("/").endswith("/embeddings"):
             return self._embeddings(req)
+        if self.path.rstrip("/").endswith("/completions") and not self.path.rstrip("/").endswith("/chat/completions"):
+            return self._completions(req)
         if not self.path.rstrip("/").endswith("/chat/completions"):
             return self._send(404, {"error": {"message": "not found"}})
         slow = re.search(r"\[slow:(\d+(?:\.\d+)?)\]", json.dumps(req.get("messages", [])))
@@ -75,26 +79,31 @@ class H(BaseHTTPRequestHandler):
                 "choices": [{"index": i, "message": {"role": "assistant", "content": content}, "finish_reason": "length"}
                             for i in range(choices)],
                 "usage": usage})
+        def chunk(i, text, last):
+            return {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                    "choices": [{"index": i, "delta": {"content": text}, "finish_reason": "length" if last else None}]}
+        self._stream(req, choices, per_choice, chunk,
+                     {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+                      "choices": [], "usage": usage})
+
+    def _stream(self, req, count, per_choice, chunk, usage_chunk):
+        """Streams `count` choices of `per_choice` tokens each, then the usage if asked for."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
         try:
-            for i in range(choices):
+            for i in range(count):
                 left = per_choice
                 while left > 0:
                     step = min(TOKENS_PER_CHUNK, left)
                     left -= step
-                    chunk = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                             "choices": [{"index": i, "delta": {"content": "x " * step}, "finish_reason": None if left else "length"}]}
-                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                    self.wfile.write(b"data: " + json.dumps(chunk(i, "x " * step, left == 0)).encode() + b"\n\n")
                     self.wfile.flush()
                     time.sleep(CHUNK_DELAY)
             if (req.get("stream_options") or {}).get("include_usage"):
-                last = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                        "choices": [], "usage": usage}
-                self.wfile.write(b"data: " + json.dumps(last).encode() + b"\n\n")
+                self.wfile.write(b"data: " + json.dumps(usage_chunk).encode() + b"\n\n")
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
@@ -110,6 +119,27 @@ class H(BaseHTTPRequestHandler):
         self._send(200, {"object": "list", "model": req.get("model"),
                          "data": [{"object": "embedding", "index": n, "embedding": [0.5] * 8} for n in range(len(items))],
                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    def _completions(self, req):
+        prompts = req.get("prompt")
+        if not isinstance(prompts, list) or (prompts and isinstance(prompts[0], int)):
+            prompts = [prompts]
+        per_choice = int(req.get("max_tokens") or 16)
+        shown = int(req.get("n") or 1)
+        generated = max(int(req.get("best_of") or 1), shown)
+        prompt = sum(max(1, len(p.encode()) // BYTES_PER_TOKEN) if isinstance(p, str) else len(p or []) for p in prompts)
+        written = per_choice * generated * len(prompts)
+        usage = {"prompt_tokens": prompt, "completion_tokens": written, "total_tokens": prompt + written}
+        head = {"id": "cmpl-" + uuid.uuid4().hex[:16], "created": int(time.time()), "model": req.get("model")}
+        count = shown * len(prompts)
+        if not req.get("stream"):
+            return self._send(200, {**head, "object": "text_completion", "usage": usage, "choices": [
+                {"index": i, "text": "x " * min(per_choice, 2000), "finish_reason": "length", "logprobs": None}
+                for i in range(count)]})
+        def chunk(i, text, last):
+            return {**head, "object": "text_completion", "choices": [
+                {"index": i, "text": text, "finish_reason": "length" if last else None, "logprobs": None}]}
+        self._stream(req, count, per_choice, chunk, {**head, "object": "text_completion", "choices": [], "usage": usage})
 
     def log_message(self, fmt, *a):
         pass

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use domain::job::{Job, JobCommand, JobError, JobEvent, JobId, JobStatus};
 use domain::team::TeamId;
+use domain::usage::Endpoint;
 use projections::jobs::{self as read_model};
 use serde_json::{Value, json};
 
@@ -36,6 +37,9 @@ const LLM_BODY_LIMIT: usize = 8 * 1024 * 1024;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(chat_completions).layer(DefaultBodyLimit::max(LLM_BODY_LIMIT)))
+        .routes(routes!(completions).layer(DefaultBodyLimit::max(LLM_BODY_LIMIT)))
+        .routes(routes!(embeddings).layer(DefaultBodyLimit::max(LLM_BODY_LIMIT)))
+        .routes(routes!(messages).layer(DefaultBodyLimit::max(LLM_BODY_LIMIT)))
         .routes(routes!(models))
         .routes(routes!(create_job))
         .routes(routes!(show_job))
@@ -54,7 +58,45 @@ async fn chat_completions(
     State(state): State<AppState>,
     AppBytes(body): AppBytes,
 ) -> ApiResult<Response> {
-    gateway::chat(&state, caller, body, None).await
+    gateway::forward(&state, caller, Endpoint::ChatCompletions, body, None).await
+}
+
+#[utoipa::path(post, path = "/v1/completions", tag = "gateway",
+    request_body(content = Object, description = "An OpenAI (legacy) completion request: `prompt` is a string, strings, token ids or arrays of them; `max_tokens` defaults to 16", content_type = "application/json"),
+    responses((status = 200, description = "The upstream answer: JSON, or with `stream: true` server-sent events passed through as they arrive", body = Object), ApiErrors),
+    security(("team_key" = [])))]
+async fn completions(
+    Team(caller): Team,
+    State(state): State<AppState>,
+    AppBytes(body): AppBytes,
+) -> ApiResult<Response> {
+    gateway::forward(&state, caller, Endpoint::Completions, body, None).await
+}
+
+#[utoipa::path(post, path = "/v1/embeddings", tag = "gateway",
+    request_body(content = Object, description = "An OpenAI embeddings request: `input` is a string, strings, token ids or arrays of them", content_type = "application/json"),
+    responses((status = 200, description = "The upstream answer", body = Object), ApiErrors),
+    security(("team_key" = [])))]
+async fn embeddings(
+    Team(caller): Team,
+    State(state): State<AppState>,
+    AppBytes(body): AppBytes,
+) -> ApiResult<Response> {
+    gateway::forward(&state, caller, Endpoint::Embeddings, body, None).await
+}
+
+/// Anthropic's messages API (LiteLLM translates it for models of other providers); the team's
+/// key as `x-api-key`, as Anthropic's SDK sends it, or as a bearer token.
+#[utoipa::path(post, path = "/v1/messages", tag = "gateway",
+    request_body(content = Object, description = "An Anthropic messages request (`max_tokens` required)", content_type = "application/json"),
+    responses((status = 200, description = "The upstream answer: JSON, or with `stream: true` Anthropic's server-sent events passed through as they arrive", body = Object), ApiErrors),
+    security(("team_key" = [])))]
+async fn messages(
+    Team(caller): Team,
+    State(state): State<AppState>,
+    AppBytes(body): AppBytes,
+) -> ApiResult<Response> {
+    gateway::forward(&state, caller, Endpoint::Messages, body, None).await
 }
 
 /// The team's models, in OpenAI's list shape (resolved with the key, like the chat path's check).
@@ -169,7 +211,14 @@ async fn llm_call(
     if job.status() != JobStatus::Running {
         return Err(JobError::AlreadyEnded(job.status().as_str()).into());
     }
-    gateway::chat(&state, caller, body, Some(id.as_str().to_owned())).await
+    gateway::forward(
+        &state,
+        caller,
+        Endpoint::ChatCompletions,
+        body,
+        Some(id.as_str().to_owned()),
+    )
+    .await
 }
 
 /// An optional JSON body: empty is `{}`.

@@ -525,19 +525,7 @@ async fn calls_a_provider_gives_the_same_id_are_each_billed_once() {
     assert_eq!(logged.len(), 1);
     let litellm_spend = double.team("team_r").unwrap()["spend"].clone();
     assert_eq!(dec(&usage["provider_cost"]), dec(&litellm_spend));
-    app.get_until(
-        "/api/usage/ingestion",
-        Duration::from_secs(10),
-        "LiteLLM's row was never pulled",
-        |status| {
-            status["cursors"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["source"] == "litellm_spend_logs" && c["rows_seen"].as_i64() >= Some(1))
-        },
-    )
-    .await;
+    app.wait_rows_pulled(1).await;
     assert_eq!(
         app.events_of("Usage").await,
         2,

@@ -278,6 +278,21 @@ impl TestApp {
     }
 
     /// An organization and the model groups `gpt` (gpt-4o, gpt-4o-mini) and `claude`.
+    /// Waits until spend ingestion has pulled at least `rows` of LiteLLM's spend-log rows.
+    pub async fn wait_rows_pulled(&self, rows: i64) {
+        self.get_until(
+            "/api/usage/ingestion",
+            Duration::from_secs(10),
+            "LiteLLM's rows were never pulled",
+            |status| {
+                status["cursors"].as_array().into_iter().flatten().any(|c| {
+                    c["source"] == "litellm_spend_logs" && c["rows_seen"].as_i64() >= Some(rows)
+                })
+            },
+        )
+        .await;
+    }
+
     pub async fn seed_catalog(&self) -> i64 {
         let (status, _) = self
             .post_json(

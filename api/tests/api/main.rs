@@ -13,6 +13,7 @@ mod litellm_sync;
 mod model_groups;
 mod operations;
 mod organizations;
+mod other_apis;
 mod panel;
 mod replay;
 mod security;

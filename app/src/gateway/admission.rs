@@ -1,5 +1,6 @@
-//! Admission of a chat call, before anything is sent: the body is checked and normalised (a
-//! boolean `stream`, usage asked for in streams, an output limit every provider honours), the
+//! Admission of an LLM call (chat, completions, embeddings or messages), before anything is
+//! sent: the body is checked and normalised (a boolean `stream`, usage asked for in streams, an
+//! output limit every provider honours), the
 //! model checked against the team's, and for a hard-budget team the body's worst case priced and
 //! held from the team's lease. What is admitted is forwarded as is; what is refused changed
 //! nothing.
@@ -7,7 +8,7 @@
 use crate::error::ErrorCode;
 use domain::Percent;
 use domain::team::BudgetMode;
-use domain::usage::{self as usage, BodyError, TokenPrices};
+use domain::usage::{BodyError, Endpoint, TokenPrices};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -45,10 +46,11 @@ pub fn budget_exceeded(message: String) -> AppError {
     AppError::new(ErrorKind::Exhausted, ErrorCode::BudgetExceeded, message)
 }
 
-/// Checks, normalises and (hard mode) holds for one chat call of `caller`; `job_id` ties it to
-/// a job. `prices` is absent without LiteLLM.
+/// Checks, normalises and (hard mode) holds for one call of `caller` to `endpoint`; `job_id`
+/// ties it to a job. `prices` is absent without LiteLLM.
 pub async fn admit(
     caller: &TeamCaller,
+    endpoint: Endpoint,
     raw: &[u8],
     job_id: Option<&str>,
     prices: Option<&PriceBook>,
@@ -66,15 +68,15 @@ pub async fn admit(
         .filter(|m| !m.is_empty())
         .ok_or_else(|| invalid("`model` is required"))?
         .to_owned();
-    if !object.get("messages").is_some_and(Value::is_array) {
-        return Err(invalid("`messages` must be an array"));
-    }
     // Only a boolean: LiteLLM would read "true" as true and stream an answer we took for JSON.
     let stream = match object.get("stream") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(stream)) => *stream,
         Some(_) => return Err(invalid("`stream` must be true or false")),
     };
+    if stream && !endpoint.streams() {
+        return Err(invalid("this API does not stream: leave `stream` out"));
+    }
     if object
         .get("stream_options")
         .is_some_and(|o| !o.is_object() && !o.is_null())
@@ -82,11 +84,11 @@ pub async fn admit(
         return Err(invalid("`stream_options` must be an object"));
     }
     let hard = caller.budget_mode == BudgetMode::Hard;
-    let (per_choice, choices) = usage::normalize(object).map_err(body_refusal)?;
+    let limits = endpoint.normalize(object).map_err(body_refusal)?;
     if hard {
-        usage::check_bounded(object).map_err(body_refusal)?;
+        endpoint.check_bounded(object).map_err(body_refusal)?;
     }
-    if stream {
+    if stream && endpoint.usage_on_request() {
         // Usage arrives in a final chunk only when asked for: streamed calls are never free.
         let options = object.entry("stream_options").or_insert_with(|| json!({}));
         if options.is_null() {
@@ -121,13 +123,13 @@ pub async fn admit(
     let mut ticket = None;
     if hard {
         let at = hard_mode_prices(lookup, &model)?;
-        let worst = usage::worst_case(per_choice, choices, body_bytes.len()).price(at, markup);
+        let worst = limits.worst_case(body_bytes.len()).price(at, markup);
         match leases.admit(&caller.team_id, worst).await? {
             Admission::Held(held) => ticket = Some(held),
             Admission::Refused { available } => {
                 crate::metrics::gateway("budget_exceeded");
                 return Err(budget_exceeded(format!(
-                    "the team's credits do not cover this request: {} available, up to {} needed (lower max_tokens or n, or add credits)",
+                    "the team's credits do not cover this request: {} available, up to {} needed (lower max_tokens, n or best_of, or add credits)",
                     available.max(Decimal::ZERO).normalize(),
                     worst.round_dp(6).normalize()
                 )));

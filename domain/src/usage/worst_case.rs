@@ -61,7 +61,7 @@ impl WorstCase {
     }
 }
 
-fn limit(object: &Map<String, Value>, field: &str) -> Result<Option<u64>, BodyError> {
+pub(super) fn limit(object: &Map<String, Value>, field: &str) -> Result<Option<u64>, BodyError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(value) => value
@@ -135,14 +135,7 @@ pub fn check_bounded(object: &Map<String, Value>) -> Result<(), BodyError> {
     {
         return unbounded("audio output was asked for".into());
     }
-    // LiteLLM's own request fields that let another model (at another price) serve the call.
-    for field in ["fallbacks", "context_window_fallbacks"] {
-        if object.get(field).is_some_and(|f| !f.is_null()) {
-            return unbounded(format!(
-                "`{field}` (another model, at another price, may answer)"
-            ));
-        }
-    }
+    check_litellm_fields(object)?;
     if object.get("prediction").is_some_and(|p| !p.is_null()) {
         return unbounded("`prediction` (rejected predicted tokens are billed too)".into());
     }
@@ -161,6 +154,19 @@ pub fn check_bounded(object: &Map<String, Value>) -> Result<(), BodyError> {
         let kind = tool.get("type").and_then(Value::as_str).unwrap_or("");
         if kind != "function" {
             return unbounded(format!("a tool of type {kind:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses LiteLLM's own request fields that let another model (at another price) serve the
+/// call, whatever the API.
+pub fn check_litellm_fields(object: &Map<String, Value>) -> Result<(), BodyError> {
+    for field in ["fallbacks", "context_window_fallbacks"] {
+        if object.get(field).is_some_and(|f| !f.is_null()) {
+            return Err(BodyError::Unbounded(format!(
+                "`{field}` (another model, at another price, may answer): its cost cannot be bounded before the call, so hard-budget teams cannot send it"
+            )));
         }
     }
     Ok(())

@@ -1,15 +1,16 @@
-//! `/v1/chat/completions` in the double, refusing as the real proxy does (each checked against
-//! it by `litellm/tests/client.rs`): unknown, blocked or expired key 401; key or team model
-//! denial 403 (`no-default-models` denies all); team budget spent or reserved 422
-//! `budget_exceeded` (each admitted call reserves its estimated cost until its spend is
-//! written); team RPM/TPM 429 `throttling_error` with `retry-after: 60`, TPM counting the
-//! estimated prompt plus every choice's output limit. Refusals log a failure row at zero spend.
-//! An answer bills like an honest worst-case provider: every choice uses its whole output
-//! limit (unless `set_completion_tokens` caps it) and the prompt is one token per byte of the
-//! messages sent; a message with `[id:X]` is answered with the id X. Spend rows and counters
-//! are written `spend_delay` after the call. A caller's
+//! The LLM routes of the double: `/v1/chat/completions`, `/v1/completions` (legacy, every
+//! prompt's `best_of` billed) and `/v1/messages` (Anthropic's shape), refusing as the real proxy
+//! does (each checked against it by `litellm/tests/client.rs` and `contract.rs`): unknown,
+//! blocked or expired key 401; key or team model denial 403 (`no-default-models` denies all);
+//! team budget spent or reserved 422 `budget_exceeded` (each admitted call reserves its
+//! estimated cost until its spend is written); team RPM/TPM 429 `throttling_error` with
+//! `retry-after: 60`, TPM counting the estimated prompt plus every choice's output limit.
+//! Refusals log a failure row at zero spend. An answer bills like an honest worst-case
+//! provider: every choice uses its whole output limit (unless `set_completion_tokens` caps it)
+//! and the prompt is one token per byte sent; a message with `[id:X]` is answered with the id
+//! X. Spend rows and counters are written `spend_delay` after the call. A caller's
 //! `x-litellm-call-id` (1 to 256 characters) is a served call's `litellm_call_id` and is
-//! answered; a refusal ignores it.
+//! answered; a refusal ignores it. `/v1/embeddings` is at the end.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -131,17 +132,116 @@ fn throttled(team_id: &str, kind: &str, limit: u64, remaining: u64) -> String {
     )
 }
 
-pub(super) async fn chat_completions(
-    State(shared): State<Arc<Shared>>,
-    request: Request,
-) -> Response {
+/// The LLM APIs the double answers with its worst-case billing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Api {
+    Chat,
+    /// Legacy completions: `prompt`, `best_of`, OpenAI's default of 16 output tokens.
+    Completions,
+    /// Anthropic's messages, as LiteLLM translates them for an OpenAI-compatible model.
+    Messages,
+}
+
+/// What a call asks for, read as the honest upstream reads it.
+struct Ask {
+    model: String,
+    output_limit: u64,
+    /// Completions generated and billed (every prompt's `best_of`).
+    billed_choices: u64,
+    /// Completions returned (every prompt's `n`).
+    shown_choices: u64,
+    stream: bool,
+    include_usage: bool,
+    sent: u64,
+    fixed_id: Option<String>,
+}
+
+impl Ask {
+    fn of(api: Api, body: &Value) -> Self {
+        let named = body["max_completion_tokens"]
+            .as_u64()
+            .or_else(|| body["max_tokens"].as_u64());
+        let n = body["n"].as_u64().unwrap_or(1).max(1);
+        let (output_limit, billed_choices, shown_choices, sent, text) = match api {
+            Api::Chat => {
+                let text = body["messages"].to_string();
+                (
+                    named.unwrap_or(LITELLM_DEFAULT_OUTPUT),
+                    n,
+                    n,
+                    text.len() as u64,
+                    text,
+                )
+            }
+            Api::Completions => {
+                let prompts: Vec<&Value> = match &body["prompt"] {
+                    Value::Array(list) if list.first().is_some_and(Value::is_number) => {
+                        vec![&body["prompt"]]
+                    }
+                    Value::Array(list) => list.iter().collect(),
+                    other => vec![other],
+                };
+                let sent = prompts
+                    .iter()
+                    .map(|p| match p {
+                        Value::String(text) => text.len() as u64,
+                        Value::Array(list) => list.len() as u64,
+                        _ => 0,
+                    })
+                    .sum::<u64>()
+                    .max(1);
+                let count = prompts.len() as u64;
+                let best_of = body["best_of"].as_u64().unwrap_or(1).max(n);
+                let text = body["prompt"].to_string();
+                (named.unwrap_or(16), count * best_of, count * n, sent, text)
+            }
+            Api::Messages => {
+                let text = body["messages"].to_string();
+                (
+                    named.unwrap_or(LITELLM_DEFAULT_OUTPUT),
+                    1,
+                    1,
+                    text.len() as u64,
+                    text,
+                )
+            }
+        };
+        Self {
+            model: body["model"].as_str().unwrap_or_default().to_owned(),
+            output_limit,
+            billed_choices,
+            shown_choices,
+            stream: body["stream"].as_bool().unwrap_or(false),
+            include_usage: api == Api::Messages
+                || body["stream_options"]["include_usage"]
+                    .as_bool()
+                    .unwrap_or(false),
+            sent,
+            fixed_id: fixed_id(&text),
+        }
+    }
+}
+
+pub(super) async fn chat_completions(shared: State<Arc<Shared>>, request: Request) -> Response {
+    llm_call(shared, request, Api::Chat).await
+}
+
+pub(super) async fn completions(shared: State<Arc<Shared>>, request: Request) -> Response {
+    llm_call(shared, request, Api::Completions).await
+}
+
+pub(super) async fn messages(shared: State<Arc<Shared>>, request: Request) -> Response {
+    llm_call(shared, request, Api::Messages).await
+}
+
+async fn llm_call(State(shared): State<Arc<Shared>>, request: Request, api: Api) -> Response {
     let given = given_call_id(request.headers());
     let call_id = given.unwrap_or_else(|| {
         let mut world = shared.world.lock().unwrap();
         world.chat_counter += 1;
         format!("double-call-{}", world.chat_counter)
     });
-    let mut response = answer(shared, request, &call_id).await;
+    let mut response = answer(shared, request, &call_id, api).await;
     // Answered on calls that are served; a refusal names none (seen on the real proxy).
     if response.status() == StatusCode::OK
         && let Ok(value) = HeaderValue::from_str(&call_id)
@@ -151,23 +251,22 @@ pub(super) async fn chat_completions(
     response
 }
 
-async fn answer(shared: Arc<Shared>, request: Request, call_id: &str) -> Response {
+async fn answer(shared: Arc<Shared>, request: Request, call_id: &str, api: Api) -> Response {
     let key = bearer(request.headers());
     let body = match json_body(request).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
-    let model = body["model"].as_str().unwrap_or_default().to_owned();
-    let named_limit = body["max_completion_tokens"]
-        .as_u64()
-        .or_else(|| body["max_tokens"].as_u64());
-    let choices = body["n"].as_u64().unwrap_or(1).max(1);
-    let stream = body["stream"].as_bool().unwrap_or(false);
-    let include_usage = body["stream_options"]["include_usage"]
-        .as_bool()
-        .unwrap_or(false);
-    let sent = body["messages"].to_string().len() as u64;
-    let fixed_id = fixed_id(&body["messages"].to_string());
+    let Ask {
+        model,
+        output_limit,
+        billed_choices: choices,
+        shown_choices,
+        stream,
+        include_usage,
+        sent,
+        fixed_id,
+    } = Ask::of(api, &body);
     // LiteLLM estimates the prompt with a tokenizer: about four bytes a token.
     let prompt_estimate = sent.div_ceil(4).max(1);
 
@@ -235,7 +334,6 @@ async fn answer(shared: Arc<Shared>, request: Request, call_id: &str) -> Respons
             DEFAULT_OUTPUT_PRICE.to_owned(),
         ));
         let (input, output) = (price(&input), price(&output));
-        let output_limit = named_limit.unwrap_or(LITELLM_DEFAULT_OUTPUT);
         // Rate limits, per team and minute.
         let rpm = team.as_ref().and_then(|t| t["rpm_limit"].as_u64());
         let tpm = team.as_ref().and_then(|t| t["tpm_limit"].as_u64());
@@ -299,7 +397,11 @@ async fn answer(shared: Arc<Shared>, request: Request, call_id: &str) -> Respons
         let entry = SpendEntry {
             request_id: id.clone(),
             call_id: call_id.to_owned(),
-            call_type: "acompletion",
+            call_type: match api {
+                Api::Chat => "acompletion",
+                Api::Completions => "atext_completion",
+                Api::Messages => "anthropic_messages",
+            },
             key: token.clone(),
             model_group: model.clone(),
             spend: format!("{cost}"),
@@ -333,64 +435,162 @@ async fn answer(shared: Arc<Shared>, request: Request, call_id: &str) -> Respons
                        "total_tokens": prompt_tokens + completion_tokens});
     let cost_header =
         HeaderValue::from_str(&format!("{cost}")).unwrap_or(HeaderValue::from_static("0"));
-    if !stream {
-        let per_choice = completion_tokens / choices;
-        let content = "x ".repeat(per_choice.min(2000) as usize);
-        let answer = json!({
-            "id": id, "object": "chat.completion", "created": 0, "model": model,
-            "choices": (0..choices).map(|i| json!({"index": i, "finish_reason": "length",
-                         "message": {"role": "assistant", "content": content}})).collect::<Vec<_>>(),
-            "usage": if without_usage { Value::Null } else { usage.clone() },
-        });
-        let mut response = (StatusCode::OK, Json(answer)).into_response();
-        response
-            .headers_mut()
-            .insert("x-litellm-response-cost", cost_header);
-        return response;
-    }
     let per_choice = completion_tokens / choices;
-    let usage_chunk = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
-                             "choices": [], "usage": usage});
-    let chunk = move |index: u64, tokens: u64| {
-        let chunk = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
-                           "choices": [{"index": index, "delta": {"content": "x ".repeat(tokens as usize)}, "finish_reason": null}]});
-        format!("data: {chunk}\n\n")
+    let shape = Shape {
+        api,
+        id,
+        model,
+        usage: (!without_usage).then_some(usage),
+        prompt_tokens,
+        completion_tokens,
     };
-    let mut chunks: Vec<String> = Vec::new();
-    for index in 0..choices {
-        let mut left = per_choice;
-        while left > 0 {
-            let step = left.min(TOKENS_PER_CHUNK);
-            left -= step;
-            chunks.push(chunk(index, step));
-        }
-    }
-    if include_usage && !without_usage {
-        chunks.push(format!("data: {usage_chunk}\n\n"));
-    }
-    chunks.push("data: [DONE]\n\n".to_owned());
-    let stream = futures::stream::unfold(
-        (chunks.into_iter(), true),
-        move |(mut rest, first)| async move {
-            let next = rest.next()?;
-            if !first && delay > Duration::ZERO {
-                tokio::time::sleep(delay).await;
-            }
-            Some((
-                Ok::<_, std::convert::Infallible>(Bytes::from(next)),
-                (rest, false),
-            ))
-        },
-    );
-    let mut response = Response::new(Body::from_stream(stream));
-    response.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("text/event-stream"),
-    );
+    let mut response = if stream {
+        let chunks = shape.stream(shown_choices, per_choice, include_usage);
+        let stream = futures::stream::unfold(
+            (chunks.into_iter(), true),
+            move |(mut rest, first)| async move {
+                let next = rest.next()?;
+                if !first && delay > Duration::ZERO {
+                    tokio::time::sleep(delay).await;
+                }
+                Some((
+                    Ok::<_, std::convert::Infallible>(Bytes::from(next)),
+                    (rest, false),
+                ))
+            },
+        );
+        let mut response = Response::new(Body::from_stream(stream));
+        response.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("text/event-stream"),
+        );
+        response
+    } else {
+        (
+            StatusCode::OK,
+            Json(shape.answer(shown_choices, per_choice)),
+        )
+            .into_response()
+    };
     response
         .headers_mut()
         .insert("x-litellm-response-cost", cost_header);
     response
+}
+
+/// An answer in the shape of its API.
+struct Shape {
+    api: Api,
+    id: String,
+    model: String,
+    /// The usage, unless the double is told to leave it out.
+    usage: Option<Value>,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+impl Shape {
+    fn text(tokens: u64) -> String {
+        "x ".repeat(tokens.min(2000) as usize)
+    }
+
+    fn answer(&self, shown: u64, per_choice: u64) -> Value {
+        let (id, model, text) = (&self.id, &self.model, Self::text(per_choice));
+        let usage = self.usage.clone().unwrap_or(Value::Null);
+        match self.api {
+            Api::Chat => json!({
+                "id": id, "object": "chat.completion", "created": 0, "model": model, "usage": usage,
+                "choices": (0..shown).map(|i| json!({"index": i, "finish_reason": "length",
+                    "message": {"role": "assistant", "content": text}})).collect::<Vec<_>>(),
+            }),
+            Api::Completions => json!({
+                "id": id, "object": "text_completion", "created": 0, "model": model, "usage": usage,
+                "choices": (0..shown).map(|i| json!({"index": i, "finish_reason": "length",
+                    "text": text, "logprobs": null})).collect::<Vec<_>>(),
+            }),
+            Api::Messages => json!({
+                "id": id, "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": text}], "stop_reason": "max_tokens",
+                "usage": self.usage.as_ref().map(|_| self.anthropic_usage()),
+            }),
+        }
+    }
+
+    fn anthropic_usage(&self) -> Value {
+        json!({"input_tokens": self.prompt_tokens, "output_tokens": self.completion_tokens})
+    }
+
+    /// The stream's events; OpenAI's usage chunk only when asked for.
+    fn stream(&self, shown: u64, per_choice: u64, include_usage: bool) -> Vec<String> {
+        let (id, model) = (&self.id, &self.model);
+        let data = |value: Value| format!("data: {value}\n\n");
+        let event = |name: &str, value: Value| format!("event: {name}\ndata: {value}\n\n");
+        let mut pieces = Vec::new();
+        let mut left = per_choice;
+        while left > 0 {
+            let step = left.min(TOKENS_PER_CHUNK);
+            left -= step;
+            pieces.push(Self::text(step));
+        }
+        let mut chunks = Vec::new();
+        match self.api {
+            Api::Chat | Api::Completions => {
+                let object = if self.api == Api::Chat {
+                    "chat.completion.chunk"
+                } else {
+                    "text_completion"
+                };
+                for index in 0..shown {
+                    for piece in &pieces {
+                        let choice = if self.api == Api::Chat {
+                            json!({"index": index, "delta": {"content": piece}, "finish_reason": null})
+                        } else {
+                            json!({"index": index, "text": piece, "finish_reason": null})
+                        };
+                        chunks.push(data(json!({"id": id, "object": object, "created": 0,
+                                                "model": model, "choices": [choice]})));
+                    }
+                }
+                if let Some(usage) = self.usage.as_ref().filter(|_| include_usage) {
+                    chunks.push(data(json!({"id": id, "object": object, "created": 0,
+                                            "model": model, "choices": [], "usage": usage})));
+                }
+                chunks.push("data: [DONE]\n\n".to_owned());
+            }
+            Api::Messages => {
+                chunks.push(event(
+                    "message_start",
+                    json!({"type": "message_start", "message": {
+                    "id": id, "type": "message", "role": "assistant", "content": [], "model": model,
+                    "usage": {"input_tokens": 0, "output_tokens": 0}}}),
+                ));
+                chunks.push(event(
+                    "content_block_start",
+                    json!({"type": "content_block_start",
+                    "index": 0, "content_block": {"type": "text", "text": ""}}),
+                ));
+                for piece in &pieces {
+                    chunks.push(event(
+                        "content_block_delta",
+                        json!({"type": "content_block_delta",
+                        "index": 0, "delta": {"type": "text_delta", "text": piece}}),
+                    ));
+                }
+                chunks.push(event(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0}),
+                ));
+                let mut delta =
+                    json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens"}});
+                if self.usage.is_some() {
+                    delta["usage"] = self.anthropic_usage();
+                }
+                chunks.push(event("message_delta", delta));
+                chunks.push(event("message_stop", json!({"type": "message_stop"})));
+            }
+        }
+        chunks
+    }
 }
 
 /// A call's reservation ends when its spend is written.

@@ -347,6 +347,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/spend/logs/v2", get(spend::spend_logs_v2))
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/chat/completions", post(chat::chat_completions))
+        .route("/v1/completions", post(chat::completions))
+        .route("/completions", post(chat::completions))
+        .route("/v1/messages", post(chat::messages))
         .route("/v1/embeddings", post(chat::embeddings))
         .route("/embeddings", post(chat::embeddings))
         .layer(axum::middleware::from_fn_with_state(
@@ -380,12 +383,13 @@ async fn faults_and_auth(
         }
         Fault::Garbage => return (StatusCode::OK, "<html>proxy error</html>").into_response(),
     }
-    // `/v1/models`, chat and embeddings authenticate the caller's virtual key themselves.
+    // `/v1/models` and the LLM routes authenticate the caller's virtual key themselves.
     let path = request.uri().path();
     let open = path.starts_with("/health/")
         || path == "/v1/models"
-        || path.ends_with("/chat/completions")
-        || path.ends_with("/embeddings");
+        || path.ends_with("/completions")
+        || path.ends_with("/embeddings")
+        || path == "/v1/messages";
     let bearer = request
         .headers()
         .get("authorization")
