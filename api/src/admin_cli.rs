@@ -31,6 +31,9 @@ enum AdminCommand {
     /// Teams, their credits, status and keys.
     #[command(subcommand)]
     Teams(TeamsCommand),
+    /// Operators' accounts and their API keys (owners only).
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
     /// Usage of one team, one organization, or every team.
     Usage {
         /// A team id (omit for every team, or use --org).
@@ -56,6 +59,51 @@ enum OrgsCommand {
     List,
     Show {
         id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountsCommand {
+    /// A named account: `--role` is owner, admin, billing, support or viewer.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        role: String,
+    },
+    List,
+    /// Changes an account's role.
+    Role {
+        id: String,
+        role: String,
+    },
+    Disable {
+        id: String,
+    },
+    Enable {
+        id: String,
+    },
+    /// Issues an API key for the account (printed once; use it as the admin key).
+    Key {
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// No wider than the account's; the account's own if absent.
+        #[arg(long)]
+        role: Option<String>,
+        /// RFC 3339.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// Lists the account's keys and their last use.
+    Keys {
+        id: String,
+    },
+    Revoke {
+        id: String,
+        key_id: String,
     },
 }
 
@@ -241,6 +289,43 @@ fn request(command: AdminCommand) -> anyhow::Result<Call> {
             ]),
         ),
         AdminCommand::Groups(GroupsCommand::List) => get("/api/model-groups".into()),
+        AdminCommand::Accounts(command) => {
+            let account = |id: &str| format!("/api/accounts/{}", segment(id));
+            match command {
+                AccountsCommand::Create { email, name, role } => post(
+                    "/api/accounts/create".into(),
+                    json!({"email": email, "display_name": name, "role": role}),
+                ),
+                AccountsCommand::List => get("/api/accounts".into()),
+                AccountsCommand::Role { id, role } => {
+                    post(format!("{}/role", account(&id)), json!({"role": role}))
+                }
+                AccountsCommand::Disable { id } => {
+                    post(format!("{}/disable", account(&id)), json!({}))
+                }
+                AccountsCommand::Enable { id } => {
+                    post(format!("{}/enable", account(&id)), json!({}))
+                }
+                AccountsCommand::Key {
+                    id,
+                    name,
+                    role,
+                    expires_at,
+                } => post(
+                    format!("{}/api-keys", account(&id)),
+                    object(vec![
+                        ("name", Some(json!(name))),
+                        ("role", role.map(Value::String)),
+                        ("expires_at", expires_at.map(Value::String)),
+                    ]),
+                ),
+                AccountsCommand::Keys { id } => get(format!("{}/api-keys", account(&id))),
+                AccountsCommand::Revoke { id, key_id } => post(
+                    format!("{}/api-keys/{}/revoke", account(&id), segment(&key_id)),
+                    json!({}),
+                ),
+            }
+        }
         AdminCommand::Teams(TeamsCommand::Create {
             org,
             alias,

@@ -1,5 +1,7 @@
-//! Admin authentication: `X-Admin-Key: <MASTER_KEY>`, compared in constant time, or the admin
-//! panel's session cookie with its CSRF token.
+//! Admin authentication and authorization: `X-Admin-Key` holding the master key (compared in
+//! constant time; the break-glass owner) or an account's API key (`sa_…`, its account's and its
+//! own role both checked), or the admin panel's session cookie with its CSRF token; then the
+//! route's permission (`crate::permissions`) against the caller's role, before any handler runs.
 
 use app::error::ErrorCode;
 use std::time::Instant;
@@ -7,20 +9,72 @@ use std::time::Instant;
 use crate::credentials::{ADMIN_KEY_HEADER, CSRF_HEADER};
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
+use domain::account::{Permission, Role};
 
-/// Proof that the request carries the master key; handlers that take it are admin-only.
+/// Proof that the request carries an admin credential whose role allows the route; handlers
+/// that take it are admin-only.
 #[derive(Debug, Clone)]
 pub struct Admin {
     actor: String,
+    grant: Grant,
+}
+
+/// What the credential may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    /// The master key, or a panel session opened with it: everything.
+    MasterKey,
+    /// An account's key: what both the account's role and the key's allow.
+    Key { account: Role, key: Role },
 }
 
 impl Admin {
-    /// The actor recorded in event metadata: `admin:<key fingerprint>`.
+    /// The actor recorded in event metadata: `admin:<key fingerprint>` for the master key,
+    /// `account:<id>/key:<key id>` for an account's key.
     pub fn actor(&self) -> &str {
         &self.actor
+    }
+
+    pub fn may(&self, permission: Permission) -> bool {
+        match self.grant {
+            Grant::MasterKey => true,
+            Grant::Key { account, key } => account.allows(permission) && key.allows(permission),
+        }
+    }
+
+    fn master(state: &AppState) -> Self {
+        Self {
+            actor: state.admin_key.actor(),
+            grant: Grant::MasterKey,
+        }
+    }
+
+    /// The route's permission, or 403 `not_permitted` naming what the role lacks.
+    fn permitted(self, parts: &Parts) -> Result<Self, ApiError> {
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or(parts.uri.path(), MatchedPath::as_str);
+        let needed = crate::permissions::needed(&parts.method, route);
+        if self.may(needed) {
+            return Ok(self);
+        }
+        let role = match self.grant {
+            Grant::Key { account, key } if account == key => account.as_str().to_owned(),
+            Grant::Key { account, key } => format!("{} (key: {})", account.as_str(), key.as_str()),
+            Grant::MasterKey => "owner".to_owned(),
+        };
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::NotPermitted,
+            format!(
+                "your role, {role}, may not {}",
+                crate::permissions::describe(needed)
+            ),
+        ))
     }
 }
 
@@ -28,18 +82,21 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(Verified::Admin(admin)) = parts.extensions.get::<Verified>() {
-            return Ok(admin.clone());
-        }
-        if let Some(value) = parts.headers.get(ADMIN_KEY_HEADER) {
-            return from_key(parts, state, value.as_bytes());
-        }
-        if crate::panel::session::cookie(&parts.headers, crate::panel::session::SESSION_COOKIE)
-            .is_some()
+        let admin = if let Some(Verified::Admin(admin)) = parts.extensions.get::<Verified>() {
+            admin.clone()
+        } else if let Some(value) = parts.headers.get(ADMIN_KEY_HEADER) {
+            from_key(parts, state, value.as_bytes()).await?
+        } else if crate::panel::session::cookie(
+            &parts.headers,
+            crate::panel::session::SESSION_COOKIE,
+        )
+        .is_some()
         {
-            return from_session(parts, state).await;
-        }
-        Err(ApiError::unauthorized("missing X-Admin-Key header"))
+            from_session(parts, state).await?
+        } else {
+            return Err(ApiError::unauthorized("missing X-Admin-Key header"));
+        };
+        admin.permitted(parts)
     }
 }
 
@@ -67,11 +124,14 @@ impl Verified {
 /// team (its virtual key). `None` for anything unauthenticated.
 pub async fn verify(parts: &Parts, state: &AppState) -> Option<Verified> {
     if let Some(value) = parts.headers.get(ADMIN_KEY_HEADER) {
-        return state.admin_key.matches(value.as_bytes()).then(|| {
-            Verified::Admin(Admin {
-                actor: state.admin_key.actor(),
-            })
-        });
+        if state.admin_key.matches(value.as_bytes()) {
+            return Some(Verified::Admin(Admin::master(state)));
+        }
+        return account_key(state, value.as_bytes())
+            .await
+            .ok()
+            .flatten()
+            .map(Verified::Admin);
     }
     if crate::panel::session::cookie(&parts.headers, crate::panel::session::SESSION_COOKIE)
         .is_some()
@@ -85,13 +145,29 @@ pub async fn verify(parts: &Parts, state: &AppState) -> Option<Verified> {
     state.team_keys.resolve(key).await.ok().map(Verified::Team)
 }
 
-/// `X-Admin-Key`: the key is verified first, so the right key is never refused; wrong keys
+/// An account's key (`sa_…`), checked against its account's events.
+async fn account_key(state: &AppState, key: &[u8]) -> Result<Option<Admin>, ApiError> {
+    let Ok(key) = std::str::from_utf8(key) else {
+        return Ok(None);
+    };
+    let holder = app::accounts::authenticate(&state.pool, key, chrono::Utc::now()).await?;
+    Ok(holder.map(|holder| Admin {
+        actor: format!("account:{}/key:{}", holder.account_id, holder.key_id),
+        grant: Grant::Key {
+            account: holder.account_role,
+            key: holder.key_role,
+        },
+    }))
+}
+
+/// `X-Admin-Key`: the key is verified first, so a right key is never refused; wrong keys
 /// count against the client address like failed panel logins, and past the limit are 429.
-fn from_key(parts: &Parts, state: &AppState, key: &[u8]) -> Result<Admin, ApiError> {
+async fn from_key(parts: &Parts, state: &AppState, key: &[u8]) -> Result<Admin, ApiError> {
     if state.admin_key.matches(key) {
-        return Ok(Admin {
-            actor: state.admin_key.actor(),
-        });
+        return Ok(Admin::master(state));
+    }
+    if let Some(admin) = account_key(state, key).await? {
+        return Ok(admin);
     }
     let client = state.client_address(parts);
     if let Err(wait) = state.login_limiter.failed(client, Instant::now()) {
@@ -140,7 +216,9 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Admin, ApiError
             "missing or wrong X-CSRF-Token for this session; reload the page",
         ));
     }
+    // Sessions are opened with the master key only (account logins come with passwords).
     Ok(Admin {
         actor: session.actor,
+        grant: Grant::MasterKey,
     })
 }

@@ -145,4 +145,5 @@ through_app!(
     domain::model_group::ModelGroupError,
     domain::team::TeamError,
     domain::job::JobError,
+    domain::account::AccountError,
 );

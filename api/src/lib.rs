@@ -14,6 +14,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod openapi;
 pub mod panel;
+pub mod permissions;
 pub mod request_schemas;
 pub mod responses;
 pub mod routes;

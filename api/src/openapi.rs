@@ -33,6 +33,7 @@ pub const METRICS_TOKEN: &str = "metrics_token";
         (name = "usage"), (name = "audit"), (name = "webhooks"),
         (name = "gateway", description = "Called by the teams' apps with their virtual key"),
         (name = "operations"), (name = "admin panel"),
+        (name = "accounts", description = "Operators' accounts and API keys (owners only)"),
     )
 )]
 pub struct ApiDoc;

@@ -12,7 +12,7 @@ use projections::organizations::OrganizationRow;
 use projections::reports::UsageBucket;
 use projections::teams::TeamRow;
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::{RefOr, schema::SchemaFormat};
@@ -677,4 +677,111 @@ pub enum TeamChange {
         virtual_key: String,
         key_fingerprint: String,
     },
+}
+
+/// An operator's role: `owner` (everything, accounts too), `admin` (everything but accounts),
+/// `billing` (credits, plans, reports, exports), `support` (reads, suspend, resume, rotate),
+/// `viewer` (reads).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    Owner,
+    Admin,
+    Billing,
+    Support,
+    Viewer,
+}
+
+impl From<RoleName> for domain::account::Role {
+    fn from(role: RoleName) -> Self {
+        use domain::account::Role;
+        match role {
+            RoleName::Owner => Role::Owner,
+            RoleName::Admin => Role::Admin,
+            RoleName::Billing => Role::Billing,
+            RoleName::Support => Role::Support,
+            RoleName::Viewer => Role::Viewer,
+        }
+    }
+}
+
+/// An operator's account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Account {
+    pub account_id: String,
+    pub email: String,
+    pub display_name: String,
+    /// `owner`, `admin`, `billing`, `support` or `viewer`.
+    pub role: String,
+    pub disabled: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub position: i64,
+}
+
+impl From<&projections::accounts::AccountRow> for Account {
+    fn from(row: &projections::accounts::AccountRow) -> Self {
+        Self {
+            account_id: row.account_id.clone(),
+            email: row.email.clone(),
+            display_name: row.display_name.clone(),
+            role: row.role.clone(),
+            disabled: row.disabled,
+            created_at: row.created_at,
+            created_by: row.created_by.clone(),
+            position: row.last_position,
+        }
+    }
+}
+
+/// A page of accounts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountPage {
+    pub accounts: Vec<Account>,
+    pub next_cursor: Option<String>,
+}
+
+/// What a command on an account wrote.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountChanged {
+    pub account_id: String,
+    pub position: i64,
+}
+
+/// An account's API key (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKey {
+    pub key_id: String,
+    pub account_id: String,
+    pub name: String,
+    pub role: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<DateTime<Utc>>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+/// An account's keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub api_keys: Vec<ApiKey>,
+}
+
+/// A key just issued: `api_key` is shown this once and never again (only a digest is kept).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyIssued {
+    pub key_id: String,
+    pub account_id: String,
+    pub api_key: String,
+    pub name: String,
+    pub role: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub position: i64,
 }

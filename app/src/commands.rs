@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use cqrs_es::{Aggregate, AggregateError};
 use domain::CommandMetadata;
+use domain::account::Account;
 use domain::job::Job;
 use domain::model_group::ModelGroup;
 use domain::organization::Organization;
@@ -58,6 +59,7 @@ pub struct Aggregates {
     pub model_groups: Cqrs<ModelGroup>,
     pub teams: Cqrs<Team>,
     pub jobs: Cqrs<Job>,
+    pub accounts: Cqrs<Account>,
 }
 
 /// An aggregate the bus runs commands for.
@@ -80,6 +82,7 @@ on_bus!(
     ModelGroup => model_groups,
     Team => teams,
     Job => jobs,
+    Account => accounts,
 );
 
 pub struct CommandBus {

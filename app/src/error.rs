@@ -59,6 +59,10 @@ macro_rules! error_codes {
 }
 
 error_codes! {
+    AccountDisabled => "account_disabled",
+    AccountExists => "account_exists",
+    AccountNotFound => "account_not_found",
+    ApiKeyNotFound => "api_key_not_found",
     BudgetExceeded => "budget_exceeded",
     ConcurrentModification => "concurrent_modification",
     CreditsOverflow => "credits_overflow",
@@ -83,6 +87,8 @@ error_codes! {
     InvalidText => "invalid_text",
     InvalidTime => "invalid_time",
     InvalidUsage => "invalid_usage",
+    KeyExpiryInPast => "key_expiry_in_past",
+    KeyRoleTooWide => "key_role_too_wide",
     JobEnded => "job_ended",
     JobExists => "job_exists",
     JobNotFound => "job_not_found",
@@ -99,6 +105,7 @@ error_codes! {
     ModelGroupNotFound => "model_group_not_found",
     ModelNotAllowed => "model_not_allowed",
     ModelUnpriced => "model_unpriced",
+    NotPermitted => "not_permitted",
     OrganizationDeleted => "organization_deleted",
     OrganizationExists => "organization_exists",
     OrganizationHasTeams => "organization_has_teams",
@@ -229,6 +236,21 @@ impl From<domain::money::MoneyError> for AppError {
 
 fn lookup_failed(message: String) -> AppError {
     AppError::unavailable(ErrorCode::LookupUnavailable, message, 1)
+}
+
+impl From<domain::account::AccountError> for AppError {
+    fn from(error: domain::account::AccountError) -> Self {
+        use domain::account::AccountError as E;
+        let message = error.to_string();
+        match error {
+            E::AlreadyExists => Self::conflict(ErrorCode::AccountExists, message),
+            E::NotFound => Self::not_found(ErrorCode::AccountNotFound, message),
+            E::Disabled => Self::conflict(ErrorCode::AccountDisabled, message),
+            E::RoleTooWide { .. } => Self::unprocessable(ErrorCode::KeyRoleTooWide, message),
+            E::KeyNotFound => Self::not_found(ErrorCode::ApiKeyNotFound, message),
+            E::ExpiryInPast => Self::unprocessable(ErrorCode::KeyExpiryInPast, message),
+        }
+    }
 }
 
 impl From<domain::organization::OrganizationError> for AppError {

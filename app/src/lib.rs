@@ -2,6 +2,7 @@
 //! gateway's admission and usage recording, the usage ledger and spend ingestion, the LiteLLM
 //! reconciler, alert webhooks, the key vault, and the registry of every consumer. No HTTP here.
 
+pub mod accounts;
 pub mod commands;
 pub mod consumers;
 pub mod error;

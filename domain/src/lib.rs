@@ -1,5 +1,6 @@
 //! The write side's pure core: aggregates, commands, events and value types. No I/O here.
 
+pub mod account;
 pub mod job;
 pub mod metadata;
 pub mod model_group;

@@ -18,6 +18,8 @@ pub enum TextError {
     InvalidIdentifier { field: &'static str },
     #[error("{field} must not contain a NUL character")]
     NulCharacter { field: &'static str },
+    #[error("{field} {reason}")]
+    Invalid { field: &'static str, reason: String },
 }
 
 impl TextError {
@@ -28,7 +30,8 @@ impl TextError {
             | Self::TooLong { field, .. }
             | Self::ControlCharacter { field }
             | Self::InvalidIdentifier { field }
-            | Self::NulCharacter { field } => field,
+            | Self::NulCharacter { field }
+            | Self::Invalid { field, .. } => field,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The read side: the projector trait and its runner, every read model's fold and queries
 //! (reports, audit as of an instant), progress, rebuild and verify. Events come from `store`.
 
+pub mod accounts;
 pub mod audit;
 pub mod budgets;
 pub mod dashboard;
@@ -29,5 +30,6 @@ pub fn read_models() -> Vec<std::sync::Arc<dyn Projector>> {
         std::sync::Arc::new(usage::UsageProjector),
         std::sync::Arc::new(budgets::BudgetsProjector),
         std::sync::Arc::new(jobs::JobsProjector),
+        std::sync::Arc::new(accounts::AccountsProjector),
     ]
 }

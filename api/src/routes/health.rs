@@ -53,11 +53,18 @@ pub async fn ready(State(state): State<AppState>) -> Response {
             return not_ready("database unreachable".into());
         }
     };
+    // Not a condition of readiness (soft-mode teams are served without prices), but hard-mode
+    // requests wait for it: reported so a start-up script or an operator can see it.
+    let prices = state.prices.as_ref().map(|book| {
+        let (age, fresh) = book.freshness();
+        json!({"fresh": fresh, "age_secs": age.map(|age| age.as_secs())})
+    });
     Json(json!({
         "status": "ready",
         "database": "ok",
         "migrations": {"applied": applied.len(), "expected": expected.len()},
         "consumers": consumers,
+        "litellm_prices": prices,
     }))
     .into_response()
 }

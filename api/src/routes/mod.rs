@@ -1,5 +1,6 @@
 //! The HTTP surface: one router, thin handlers, shared middleware.
 
+mod accounts;
 mod audit;
 mod dashboard;
 mod gateway;
@@ -42,6 +43,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::ready))
         .routes(routes!(crate::metrics::render))
         .routes(routes!(openapi_json))
+        .merge(accounts::router())
         .merge(organizations::router())
         .merge(model_groups::router())
         .merge(teams::router())

@@ -135,6 +135,7 @@ impl Application {
             },
         );
         let jobs = CqrsFramework::new(event_store(&pool), vec![], ());
+        let accounts = CqrsFramework::new(event_store(&pool), vec![], ());
         let key_cache = KeyCache::default();
         let commands = CommandBus::new(
             Aggregates {
@@ -142,6 +143,7 @@ impl Application {
                 model_groups,
                 teams,
                 jobs,
+                accounts,
             },
             pool.clone(),
             key_cache.clone(),

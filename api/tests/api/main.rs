@@ -1,5 +1,6 @@
 //! HTTP integration tests: the real service on a random port, a fresh database per test.
 
+mod accounts;
 mod audit;
 mod auth;
 mod boundary;

@@ -68,6 +68,14 @@ impl PriceBook {
         }
     }
 
+    /// How long ago the prices were last read (`None`: never), and whether that is fresh
+    /// enough for hard mode.
+    pub fn freshness(&self) -> (Option<Duration>, bool) {
+        let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        let age = cache.loaded_at.map(|at| at.elapsed());
+        (age, age.is_some_and(|age| age <= self.max_age))
+    }
+
     /// The model's last known prices, whatever their age.
     pub fn last_known(&self, model: &str) -> Option<TokenPrices> {
         let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());

@@ -1,0 +1,319 @@
+//! Operators' accounts and their API keys (owners only, as `crate::permissions` declares):
+//! create, list, change role, disable, enable; issue, list and revoke keys.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use domain::account::{
+    Account, AccountCommand, AccountError, AccountId, ApiKeyId, DisplayName, Email, KeyName, Role,
+};
+use projections::accounts as read_model;
+use serde::Deserialize;
+
+use super::{ListParams, page, position_header};
+use crate::auth::Admin;
+use crate::consistency::ReadAfter;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, AppPath, AppQuery, RequestMeta};
+use crate::openapi::ApiErrors;
+use crate::responses::{self, AccountChanged, AccountPage, ApiKeyIssued, ApiKeyList, RoleName};
+use crate::state::AppState;
+use app::commands::OnConflict;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(change_role))
+        .routes(routes!(disable))
+        .routes(routes!(enable))
+        .routes(routes!(issue_key, list_keys))
+        .routes(routes!(revoke_key))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CreateAccount {
+    #[schema(
+        max_length = 254,
+        pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[^@\\s\\x00-\\x1f\\x7f-\\x9f.][^@\\s\\x00-\\x1f\\x7f-\\x9f]*\\.[^@\\s\\x00-\\x1f\\x7f-\\x9f]*[^@\\s\\x00-\\x1f\\x7f-\\x9f.]$"
+    )]
+    email: String,
+    #[schema(schema_with = crate::request_schemas::display_name::<200>)]
+    display_name: String,
+    role: RoleName,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ChangeRole {
+    role: RoleName,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct IssueKey {
+    #[schema(schema_with = crate::request_schemas::display_name::<100>)]
+    name: String,
+    /// The key's role: no wider than the account's (its own role if absent).
+    role: Option<RoleName>,
+    /// When the key stops working (RFC 3339, in the future); never if absent.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<DateTime<Utc>>,
+}
+
+fn account_id(raw: &str) -> ApiResult<AccountId> {
+    AccountId::parse(raw).map_err(|_| AccountError::NotFound.into())
+}
+
+async fn execute(
+    state: &AppState,
+    admin: &Admin,
+    meta: &RequestMeta,
+    id: &AccountId,
+    command: AccountCommand,
+) -> ApiResult<(HeaderMap, Json<AccountChanged>)> {
+    let position = state
+        .commands
+        .execute::<Account>(
+            id.as_str(),
+            command,
+            &meta.for_actor(admin.actor()),
+            OnConflict::Retry,
+        )
+        .await?;
+    Ok((
+        position_header(position),
+        Json(AccountChanged {
+            account_id: id.as_str().to_owned(),
+            position,
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/accounts/create", tag = "accounts",
+    request_body = CreateAccount,
+    responses((status = 201, description = "Created", body = AccountChanged), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn create(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppJson(body): AppJson<CreateAccount>,
+) -> ApiResult<(StatusCode, HeaderMap, Json<AccountChanged>)> {
+    let id = AccountId::generate();
+    let command = AccountCommand::Create {
+        account_id: id.clone(),
+        email: Email::parse(&body.email)?,
+        display_name: DisplayName::parse(&body.display_name)?,
+        role: body.role.into(),
+    };
+    let (headers, answer) = execute(&state, &admin, &meta, &id, command).await?;
+    tracing::info!(account_id = id.as_str(), "account created");
+    Ok((StatusCode::CREATED, headers, answer))
+}
+
+#[utoipa::path(get, path = "/api/accounts", tag = "accounts",
+    params(ListParams),
+    responses((status = 200, description = "A page of accounts", body = AccountPage), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn list(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<ListParams>,
+) -> ApiResult<Json<AccountPage>> {
+    let (limit, after) = params.validate()?;
+    state.read_after(read_model::PROJECTOR, read_after).await?;
+    let rows = read_model::list(&state.pool, after, limit + 1).await?;
+    let (rows, next_cursor) = page(rows, limit, |row| row.created_position);
+    Ok(Json(AccountPage {
+        accounts: rows.iter().map(responses::Account::from).collect(),
+        next_cursor,
+    }))
+}
+
+async fn row(state: &AppState, id: &str) -> ApiResult<read_model::AccountRow> {
+    read_model::get(&state.pool, id)
+        .await?
+        .ok_or_else(|| AccountError::NotFound.into())
+}
+
+#[utoipa::path(get, path = "/api/accounts/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "account id")),
+    responses((status = 200, description = "The account", body = responses::Account), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn show(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<responses::Account>> {
+    state.read_after(read_model::PROJECTOR, read_after).await?;
+    Ok(Json(responses::Account::from(&row(&state, &id).await?)))
+}
+
+#[utoipa::path(post, path = "/api/accounts/{id}/role", tag = "accounts",
+    params(("id" = String, Path, description = "account id")),
+    request_body = ChangeRole,
+    responses((status = 200, description = "Changed (its keys keep their own roles, but never do more than the account's)", body = AccountChanged), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn change_role(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+    AppJson(body): AppJson<ChangeRole>,
+) -> ApiResult<(HeaderMap, Json<AccountChanged>)> {
+    let command = AccountCommand::ChangeRole {
+        role: body.role.into(),
+    };
+    execute(&state, &admin, &meta, &account_id(&id)?, command).await
+}
+
+#[utoipa::path(post, path = "/api/accounts/{id}/disable", tag = "accounts",
+    params(("id" = String, Path, description = "account id")),
+    responses((status = 200, description = "Disabled: its keys are refused from the next request on", body = AccountChanged), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn disable(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<(HeaderMap, Json<AccountChanged>)> {
+    execute(
+        &state,
+        &admin,
+        &meta,
+        &account_id(&id)?,
+        AccountCommand::Disable,
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/api/accounts/{id}/enable", tag = "accounts",
+    params(("id" = String, Path, description = "account id")),
+    responses((status = 200, description = "Enabled", body = AccountChanged), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn enable(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<(HeaderMap, Json<AccountChanged>)> {
+    execute(
+        &state,
+        &admin,
+        &meta,
+        &account_id(&id)?,
+        AccountCommand::Enable,
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/api/accounts/{id}/api-keys", tag = "accounts",
+    params(("id" = String, Path, description = "account id")),
+    request_body = IssueKey,
+    responses((status = 201, description = "Issued: `api_key` is shown this once; send it as `X-Admin-Key`", body = ApiKeyIssued), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn issue_key(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+    AppJson(body): AppJson<IssueKey>,
+) -> ApiResult<(StatusCode, HeaderMap, Json<ApiKeyIssued>)> {
+    use secrecy::ExposeSecret;
+    let id = account_id(&id)?;
+    let name = KeyName::parse(&body.name)?;
+    let role = match body.role {
+        Some(role) => Role::from(role),
+        None => app::accounts::current_role(&state.pool, &id)
+            .await?
+            .ok_or_else(|| ApiError::from(AccountError::NotFound))?,
+    };
+    let issued = app::accounts::issue(
+        &state.commands,
+        &state.pool,
+        &id,
+        name.clone(),
+        role,
+        body.expires_at,
+        &meta.for_actor(admin.actor()),
+    )
+    .await?;
+    tracing::info!(
+        account_id = id.as_str(),
+        key_id = issued.key_id.as_str(),
+        "API key issued"
+    );
+    Ok((
+        StatusCode::CREATED,
+        position_header(issued.position),
+        Json(ApiKeyIssued {
+            key_id: issued.key_id.as_str().to_owned(),
+            account_id: id.as_str().to_owned(),
+            api_key: issued.key.expose_secret().to_owned(),
+            name: name.as_str().to_owned(),
+            role: role.as_str().to_owned(),
+            expires_at: body.expires_at,
+            position: issued.position,
+        }),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/accounts/{id}/api-keys", tag = "accounts",
+    params(("id" = String, Path, description = "account id")),
+    responses((status = 200, description = "The account's keys, with their last use", body = ApiKeyList), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn list_keys(
+    _admin: Admin,
+    read_after: ReadAfter,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> ApiResult<Json<ApiKeyList>> {
+    state.read_after(read_model::PROJECTOR, read_after).await?;
+    row(&state, &id).await?;
+    let keys = read_model::keys_of(&state.pool, &id).await?;
+    let ids: Vec<String> = keys.iter().map(|k| k.key_id.clone()).collect();
+    let uses: std::collections::HashMap<String, DateTime<Utc>> =
+        app::accounts::last_uses(&state.pool, &ids)
+            .await?
+            .into_iter()
+            .collect();
+    Ok(Json(ApiKeyList {
+        api_keys: keys
+            .into_iter()
+            .map(|k| responses::ApiKey {
+                last_used_at: uses.get(&k.key_id).copied(),
+                key_id: k.key_id,
+                account_id: k.account_id,
+                name: k.name,
+                role: k.role,
+                expires_at: k.expires_at,
+                revoked_at: k.revoked_at,
+                created_at: k.created_at,
+                created_by: k.created_by,
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/accounts/{id}/api-keys/{key_id}/revoke", tag = "accounts",
+    params(("id" = String, Path, description = "account id"), ("key_id" = String, Path, description = "key id")),
+    responses((status = 200, description = "Revoked: refused from the next request on", body = AccountChanged), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn revoke_key(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppPath((id, key_id)): AppPath<(String, String)>,
+) -> ApiResult<(HeaderMap, Json<AccountChanged>)> {
+    let key_id = ApiKeyId::parse(&key_id).map_err(|_| ApiError::from(AccountError::KeyNotFound))?;
+    let command = AccountCommand::RevokeApiKey { key_id };
+    execute(&state, &admin, &meta, &account_id(&id)?, command).await
+}

@@ -1,0 +1,285 @@
+//! Operators' accounts, roles and API keys, tried as an operator who holds a narrower key would:
+//! every admin operation of the OpenAPI document against every role (refused ones write
+//! nothing), a revoked key or a disabled account refused on the very next request, keys no
+//! wider than their account, and the audit naming the account and key behind each command with
+//! no secret in the log.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// What the issue's roles may do, written from its text (not from the server's table).
+fn allowed(role: &str, method: &str, template: &str) -> bool {
+    if role == "owner" {
+        return true;
+    }
+    if template.starts_with("/api/accounts") {
+        return false;
+    }
+    if method == "get" {
+        return true;
+    }
+    let ends = |suffix: &str| template.ends_with(suffix);
+    match role {
+        "admin" => true,
+        "billing" => {
+            ends("/credits/add")
+                || ends("/markup")
+                || ends("/budget-mode")
+                || template == "/api/usage/records"
+        }
+        "support" => ends("/suspend") || ends("/resume") || ends("/rotate-key"),
+        _ => false,
+    }
+}
+
+async fn create_account(app: &TestApp, email: &str, role: &str) -> String {
+    let (status, body) = app
+        .post_json(
+            "/api/accounts/create",
+            json!({"email": email, "display_name": email, "role": role}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["account_id"].as_str().unwrap().to_owned()
+}
+
+async fn issue_key(app: &TestApp, account_id: &str, body: Value) -> (u16, Value) {
+    app.post_json(&format!("/api/accounts/{account_id}/api-keys"), body)
+        .await
+}
+
+async fn key_for(app: &TestApp, email: &str, role: &str) -> (String, String) {
+    let (account_id, key, _) = key_and_position(app, email, role).await;
+    (account_id, key)
+}
+
+async fn key_and_position(app: &TestApp, email: &str, role: &str) -> (String, String, i64) {
+    let account_id = create_account(app, email, role).await;
+    let (status, body) = issue_key(app, &account_id, json!({"name": "test"})).await;
+    assert_eq!(status, 201, "{body}");
+    let key = body["api_key"].as_str().unwrap().to_owned();
+    (account_id, key, body["position"].as_i64().unwrap())
+}
+
+async fn call(app: &TestApp, key: &str, method: &str, path: &str) -> reqwest::Response {
+    let method: Method = method.to_uppercase().parse().unwrap();
+    let mut request = app
+        .client
+        .request(method.clone(), app.url(path))
+        .header("x-admin-key", key);
+    if method != Method::GET {
+        request = request.json(&json!({}));
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_admin_operation_answers_each_role_as_the_role_allows_and_refusals_write_nothing() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let (status, body) = app
+        .post_json(
+            "/api/teams/create",
+            json!({"organization_id": "org_acme", "team_id": "team_m", "model_groups": ["gpt"], "credits": 10}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let target = create_account(&app, "target@example.com", "viewer").await;
+    let document = serde_json::to_value(api::routes::openapi()).unwrap();
+    let mut checked = 0;
+    // Narrowest first, so what a wider role is allowed to change (a delete) comes last.
+    for role in ["viewer", "support", "billing", "admin", "owner"] {
+        let (_, key) = key_for(&app, &format!("{role}@example.com"), role).await;
+        for (template, item) in document["paths"].as_object().unwrap() {
+            let path = template
+                .replace(
+                    "{id}",
+                    if template.starts_with("/api/accounts") {
+                        &target
+                    } else if template.starts_with("/api/organizations") {
+                        "org_acme"
+                    } else {
+                        "team_m"
+                    },
+                )
+                .replace("{name}", "gpt")
+                .replace("{key_id}", "key_0000000000000000");
+            for (method, operation) in item.as_object().unwrap() {
+                let admin_only = operation["security"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|scheme| scheme.get("admin_key").is_some());
+                if !admin_only {
+                    continue;
+                }
+                checked += 1;
+                let what = format!("{role}: {} {template}", method.to_uppercase());
+                let before = app.event_count().await;
+                let response = call(&app, &key, method, &path).await;
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                if allowed(role, method, template) {
+                    assert!(
+                        status != 401 && body["error"]["code"] != "not_permitted",
+                        "{what} was refused: {status} {body}"
+                    );
+                } else {
+                    assert_eq!(
+                        (status, body["error"]["code"].as_str()),
+                        (403, Some("not_permitted")),
+                        "{what}: {body}"
+                    );
+                    assert_eq!(app.event_count().await, before, "{what} wrote");
+                }
+            }
+        }
+    }
+    assert!(checked >= 5 * 55, "operations × roles checked: {checked}");
+}
+
+#[tokio::test]
+async fn a_revoked_key_or_a_disabled_account_is_refused_on_the_next_request() {
+    let app = spawn_app().await;
+    let (account_id, key, position) = key_and_position(&app, "ana@example.com", "admin").await;
+    assert_eq!(call(&app, &key, "get", "/api/teams").await.status(), 200);
+    let (_, keys) = app
+        .get_json(
+            &format!("/api/accounts/{account_id}/api-keys"),
+            Some(position),
+        )
+        .await;
+    let key_id = keys["api_keys"][0]["key_id"].as_str().unwrap().to_owned();
+    assert!(keys["api_keys"][0]["last_used_at"].is_string(), "{keys}");
+
+    let (status, body) = app
+        .post_json(
+            &format!("/api/accounts/{account_id}/api-keys/{key_id}/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(call(&app, &key, "get", "/api/teams").await.status(), 401);
+
+    let (status, second) = issue_key(&app, &account_id, json!({"name": "second"})).await;
+    assert_eq!(status, 201, "{second}");
+    let second = second["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(call(&app, &second, "get", "/api/teams").await.status(), 200);
+    let disable = format!("/api/accounts/{account_id}/disable");
+    assert_eq!(app.post_json(&disable, json!({})).await.0, 200);
+    assert_eq!(call(&app, &second, "get", "/api/teams").await.status(), 401);
+    // A disabled account gets no new key either.
+    let (status, body) = issue_key(&app, &account_id, json!({"name": "third"})).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &json!("account_disabled"))
+    );
+    let enable = format!("/api/accounts/{account_id}/enable");
+    assert_eq!(app.post_json(&enable, json!({})).await.0, 200);
+    assert_eq!(call(&app, &second, "get", "/api/teams").await.status(), 200);
+    // A forged key with a real key id, and a key of the wrong shape, are refused alike.
+    let forged = format!("{}x", &second[..second.len() - 1]);
+    assert_eq!(call(&app, &forged, "get", "/api/teams").await.status(), 401);
+}
+
+#[tokio::test]
+async fn a_key_is_no_wider_than_its_account_and_only_owners_manage_accounts() {
+    let app = spawn_app().await;
+    let support = create_account(&app, "sam@example.com", "support").await;
+    for wider in ["billing", "admin", "owner"] {
+        let (status, body) = issue_key(&app, &support, json!({"name": "k", "role": wider})).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (422, &json!("key_role_too_wide"))
+        );
+    }
+    let (status, body) = issue_key(
+        &app,
+        &support,
+        json!({"name": "k", "role": "viewer", "expires_at": "2020-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &json!("key_expiry_in_past"))
+    );
+    let (status, body) = app
+        .post_json(
+            "/api/accounts/create",
+            json!({"email": "SAM@example.com", "display_name": "Sam again", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &json!("duplicate_value")),
+        "{body}"
+    );
+    // An admin's key cannot make itself an owner, nor anyone else.
+    let (admin_id, admin_key) = key_for(&app, "ada@example.com", "admin").await;
+    let response = app
+        .client
+        .post(app.url(&format!("/api/accounts/{admin_id}/role")))
+        .header("x-admin-key", &admin_key)
+        .json(&json!({"role": "owner"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let (_, account) = app
+        .get_json(&format!("/api/accounts/{admin_id}"), None)
+        .await;
+    assert_eq!(account["role"], "admin");
+    // Narrowing the account narrows what its keys may do, whatever role a key was given.
+    let change = format!("/api/accounts/{admin_id}/role");
+    assert_eq!(
+        app.post_json(&change, json!({"role": "viewer"})).await.0,
+        200
+    );
+    let response = app
+        .client
+        .post(app.url("/api/organizations/create"))
+        .header("x-admin-key", &admin_key)
+        .json(&json!({"name": "Not allowed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn the_audit_names_the_account_and_key_behind_a_command_and_no_key_is_in_the_log() {
+    let app = spawn_app().await;
+    let (account_id, key) = key_for(&app, "ana@example.com", "admin").await;
+    let response = app
+        .client
+        .post(app.url("/api/organizations/create"))
+        .header("x-admin-key", &key)
+        .json(&json!({"organization_id": "org_by_ana", "name": "By Ana"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let (_, audit) = app
+        .get_json(
+            "/api/audit/events?aggregate_type=Organization&aggregate_id=org_by_ana",
+            None,
+        )
+        .await;
+    let key_id = key.trim_start_matches("sa_").split('.').next().unwrap();
+    assert_eq!(
+        audit["events"][0]["actor"],
+        format!("account:{account_id}/key:{key_id}"),
+        "{audit}"
+    );
+    let log: Vec<String> = sqlx::query_scalar("select payload::text || metadata::text from events")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let secret = key.split('.').nth(1).unwrap();
+    assert!(
+        log.iter().all(|row| !row.contains(secret)),
+        "a key's secret is in the log"
+    );
+}

@@ -1,0 +1,159 @@
+//! Operators' API keys: issued once (the key shown to the caller, only a SHA-256 of its secret
+//! kept, outside the log) and checked on every request against the account's own events, so a
+//! revocation or a disabled account refuses the very next request on every replica.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use domain::CommandMetadata;
+use domain::account::{Account, AccountCommand, AccountEvent, AccountId, ApiKeyId, KeyName, Role};
+use rand::RngCore;
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use subtle::ConstantTimeEq;
+
+use crate::commands::{CommandBus, OnConflict};
+use crate::error::{AppError, AppResult};
+
+/// Every account key starts so: `sa_<key id>.<secret>`; anything else is not one.
+pub const KEY_PREFIX: &str = "sa_";
+
+/// A key just issued: the only time its secret exists outside the caller's hands.
+pub struct IssuedKey {
+    pub key_id: ApiKeyId,
+    pub key: SecretString,
+    pub position: i64,
+}
+
+/// Whose key a request carries, and what it may do: both roles must allow an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHolder {
+    pub account_id: String,
+    pub key_id: String,
+    pub account_role: Role,
+    pub key_role: Role,
+}
+
+fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Issues a key for `account_id`: the command first (refused for a disabled account or a role
+/// wider than the account's), then its digest. A crash in between leaves a key nobody holds.
+pub async fn issue(
+    commands: &CommandBus,
+    pool: &PgPool,
+    account_id: &AccountId,
+    name: KeyName,
+    role: Role,
+    expires_at: Option<DateTime<Utc>>,
+    meta: &CommandMetadata,
+) -> AppResult<IssuedKey> {
+    let key_id = ApiKeyId::generate();
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let secret = URL_SAFE_NO_PAD.encode(secret);
+    let command = AccountCommand::CreateApiKey {
+        key_id: key_id.clone(),
+        name,
+        role,
+        expires_at,
+        now: Utc::now(),
+    };
+    let position = commands
+        .execute::<Account>(account_id.as_str(), command, meta, OnConflict::Retry)
+        .await?;
+    sqlx::query("insert into account_key_digests (key_id, account_id, digest) values ($1, $2, $3)")
+        .bind(key_id.as_str())
+        .bind(account_id.as_str())
+        .bind(&digest(&secret)[..])
+        .execute(pool)
+        .await?;
+    Ok(IssuedKey {
+        key: format!("{KEY_PREFIX}{}.{secret}", key_id.as_str()).into(),
+        key_id,
+        position,
+    })
+}
+
+/// The holder of `presented` if it is a live key of an enabled account; `None` for anything
+/// else (the reason is logged, never told).
+pub async fn authenticate(
+    pool: &PgPool,
+    presented: &str,
+    now: DateTime<Utc>,
+) -> AppResult<Option<KeyHolder>> {
+    let Some((key_id, secret)) = presented
+        .strip_prefix(KEY_PREFIX)
+        .and_then(|rest| rest.split_once('.'))
+    else {
+        return Ok(None);
+    };
+    let stored: Option<(String, Vec<u8>)> =
+        sqlx::query_as("select account_id, digest from account_key_digests where key_id = $1")
+            .bind(key_id)
+            .fetch_optional(pool)
+            .await?;
+    let Some((account_id, stored)) = stored else {
+        return Ok(None);
+    };
+    if !bool::from(stored.as_slice().ct_eq(&digest(secret)[..])) {
+        return Ok(None);
+    }
+    let mut conn = pool.acquire().await?;
+    let account = fold(&mut conn, &account_id).await?;
+    let (account_role, key_role) = match account.key_access(key_id, now) {
+        Ok(roles) => roles,
+        Err(refusal) => {
+            tracing::info!(key_id, ?refusal, "an account key was refused");
+            return Ok(None);
+        }
+    };
+    // The last use, at most once a minute per key: a write per request would be a write per read.
+    sqlx::query(
+        "insert into account_key_uses (key_id, last_used_at) values ($1, $2)
+         on conflict (key_id) do update set last_used_at = excluded.last_used_at
+          where account_key_uses.last_used_at < excluded.last_used_at - interval '1 minute'",
+    )
+    .bind(key_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(KeyHolder {
+        account_id,
+        key_id: key_id.to_owned(),
+        account_role,
+        key_role,
+    }))
+}
+
+/// The account as its events say now (not a read model that may lag).
+async fn fold(conn: &mut sqlx::PgConnection, account_id: &str) -> AppResult<Account> {
+    let events = store::event_log::read_stream(conn, "Account", account_id).await?;
+    let mut account = Account::default();
+    for event in &events {
+        let decoded: AccountEvent = event.decode().map_err(AppError::internal)?;
+        cqrs_es::Aggregate::apply(&mut account, decoded);
+    }
+    Ok(account)
+}
+
+/// The account's role now, if it exists.
+pub async fn current_role(pool: &PgPool, account_id: &AccountId) -> AppResult<Option<Role>> {
+    let mut conn = pool.acquire().await?;
+    Ok(fold(&mut conn, account_id.as_str()).await?.role())
+}
+
+/// When each of `key_ids` was last used, if ever.
+pub async fn last_uses(
+    pool: &PgPool,
+    key_ids: &[String],
+) -> AppResult<Vec<(String, DateTime<Utc>)>> {
+    Ok(
+        sqlx::query_as("select key_id, last_used_at from account_key_uses where key_id = any($1)")
+            .bind(key_ids)
+            .fetch_all(pool)
+            .await?,
+    )
+}
