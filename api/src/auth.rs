@@ -38,6 +38,22 @@ impl Admin {
         &self.actor
     }
 
+    /// The account behind the credential (`None` for the master key).
+    pub fn account_id(&self) -> Option<&str> {
+        self.actor
+            .strip_prefix("account:")
+            .and_then(|rest| rest.split('/').next())
+    }
+
+    /// The role in words: the account's, with the key's when it is narrower.
+    pub fn role_name(&self) -> String {
+        match self.grant {
+            Grant::Key { account, key } if account == key => account.as_str().to_owned(),
+            Grant::Key { account, key } => format!("{} (key: {})", account.as_str(), key.as_str()),
+            Grant::MasterKey => "owner".to_owned(),
+        }
+    }
+
     pub fn may(&self, permission: Permission) -> bool {
         match self.grant {
             Grant::MasterKey => true,
@@ -62,11 +78,7 @@ impl Admin {
         if self.may(needed) {
             return Ok(self);
         }
-        let role = match self.grant {
-            Grant::Key { account, key } if account == key => account.as_str().to_owned(),
-            Grant::Key { account, key } => format!("{} (key: {})", account.as_str(), key.as_str()),
-            Grant::MasterKey => "owner".to_owned(),
-        };
+        let role = self.role_name();
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::NotPermitted,
@@ -216,9 +228,25 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Admin, ApiError
             "missing or wrong X-CSRF-Token for this session; reload the page",
         ));
     }
-    // Sessions are opened with the master key only (account logins come with passwords).
+    let grant = match &session.account_id {
+        None => Grant::MasterKey,
+        // The account's role now, so a changed role applies to its open sessions at once.
+        Some(account_id) => match app::accounts::session_role(&state.pool, account_id).await? {
+            Some(role) => Grant::Key {
+                account: role,
+                key: role,
+            },
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::SessionExpired,
+                    "the admin session has ended; log in again",
+                ));
+            }
+        },
+    };
     Ok(Admin {
         actor: session.actor,
-        grant: Grant::MasterKey,
+        grant,
     })
 }

@@ -34,6 +34,14 @@ impl AdminKey {
         format!("admin:{}", self.fingerprint())
     }
 
+    /// A key for `purpose`, derived from the secret (so it changes when the secret does).
+    pub fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(self.digest);
+        hasher.update(purpose);
+        hasher.finalize().into()
+    }
+
     pub fn matches(&self, candidate: &[u8]) -> bool {
         let candidate: [u8; 32] = Sha256::digest(candidate).into();
         self.digest.ct_eq(&candidate).into()

@@ -60,6 +60,7 @@ pub const WRITES: &[(&str, &str, Permission)] = &[
     ("POST", "/api/accounts/{id}/disable", Permission::Accounts),
     ("POST", "/api/accounts/{id}/enable", Permission::Accounts),
     ("POST", "/api/accounts/{id}/api-keys", Permission::Accounts),
+    ("POST", "/api/accounts/{id}/password", Permission::Accounts),
     (
         "POST",
         "/api/accounts/{id}/api-keys/{key_id}/revoke",

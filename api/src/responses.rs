@@ -785,3 +785,26 @@ pub struct ApiKeyIssued {
     pub expires_at: Option<DateTime<Utc>>,
     pub position: i64,
 }
+
+/// What the caller's role allows beyond reading.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Abilities {
+    pub manage: bool,
+    pub billing: bool,
+    pub suspend: bool,
+    pub rotate_key: bool,
+    pub reveal_key: bool,
+    pub accounts: bool,
+}
+
+/// The caller of `/api/me`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// As recorded in the audit.
+    pub actor: String,
+    /// `owner` for the master key.
+    pub role: String,
+    /// The account, when an account's key or session is used.
+    pub account: Option<Account>,
+    pub may: Abilities,
+}

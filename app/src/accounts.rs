@@ -157,3 +157,123 @@ pub async fn last_uses(
             .await?,
     )
 }
+
+/// Passwords shorter than this are refused (a passphrase of a few words is longer).
+pub const MIN_PASSWORD_CHARS: usize = 12;
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+fn hasher() -> argon2::Argon2<'static> {
+    // argon2id with the crate's defaults (19 MiB, 2 passes, 1 lane): OWASP's minimum.
+    argon2::Argon2::default()
+}
+
+/// Sets the account's password: the command first (refused for an unknown or disabled
+/// account), then the argon2id hash, outside the log.
+pub async fn set_password(
+    commands: &CommandBus,
+    pool: &PgPool,
+    account_id: &AccountId,
+    password: SecretString,
+    meta: &CommandMetadata,
+) -> AppResult<i64> {
+    use secrecy::ExposeSecret;
+    let chars = password.expose_secret().chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        return Err(AppError::unprocessable(
+            crate::error::ErrorCode::WeakPassword,
+            format!("a password must have {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    let hash = tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+        hasher()
+            .hash_password(password.expose_secret().as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(|e| AppError::internal(anyhow::anyhow!("hashing a password: {e}")))?;
+    let position = commands
+        .execute::<Account>(
+            account_id.as_str(),
+            AccountCommand::RecordPasswordSet,
+            meta,
+            OnConflict::Retry,
+        )
+        .await?;
+    sqlx::query(
+        "insert into account_passwords (account_id, hash) values ($1, $2)
+         on conflict (account_id) do update set hash = excluded.hash, set_at = now()",
+    )
+    .bind(account_id.as_str())
+    .bind(hash)
+    .execute(pool)
+    .await?;
+    Ok(position)
+}
+
+/// Who logs in with `email` and `password`: the account and its role, if the password is its
+/// and the account is enabled. As slow for an unknown email as for a wrong password, so the
+/// answer's timing does not tell which emails have accounts.
+pub async fn login(
+    pool: &PgPool,
+    email: &str,
+    password: SecretString,
+) -> AppResult<Option<(String, Role)>> {
+    use secrecy::ExposeSecret;
+    let email = email.trim().to_lowercase();
+    // The email's claim is written in the very transaction that created the account, so a
+    // login right after creation finds it (a read model could lag).
+    let found: Option<(String, Option<String>)> = sqlx::query_as(
+        "select c.aggregate_id, p.hash from unique_claims c
+           left join account_passwords p on p.account_id = c.aggregate_id
+          where c.scope = 'account.email' and c.value = $1",
+    )
+    .bind(&email)
+    .fetch_optional(pool)
+    .await?;
+    let (account_id, hash) = match found {
+        Some((id, Some(hash))) => (Some(id), hash),
+        _ => (None, DECOY_HASH.clone()),
+    };
+    let matches = tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            hasher()
+                .verify_password(password.expose_secret().as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .map_err(AppError::internal)?;
+    let Some(account_id) = account_id.filter(|_| matches) else {
+        return Ok(None);
+    };
+    Ok(session_role(pool, &account_id)
+        .await?
+        .map(|role| (account_id, role)))
+}
+
+/// A hash of a random password nobody knows, verified against when there is no account, so
+/// both paths cost one argon2 verification.
+static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let (mut password, mut salt) = ([0u8; 32], [0u8; 16]);
+    rand::rng().fill_bytes(&mut password);
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes encode");
+    hasher()
+        .hash_password(&password, &salt)
+        .expect("argon2 hashes")
+        .to_string()
+});
+
+/// The role a session of the account may use now: `None` for an unknown or disabled account.
+pub async fn session_role(pool: &PgPool, account_id: &str) -> AppResult<Option<Role>> {
+    let mut conn = pool.acquire().await?;
+    Ok(fold(&mut conn, account_id).await?.session_role())
+}

@@ -87,11 +87,11 @@ error_codes! {
     InvalidText => "invalid_text",
     InvalidTime => "invalid_time",
     InvalidUsage => "invalid_usage",
-    KeyExpiryInPast => "key_expiry_in_past",
-    KeyRoleTooWide => "key_role_too_wide",
     JobEnded => "job_ended",
     JobExists => "job_exists",
     JobNotFound => "job_not_found",
+    KeyExpiryInPast => "key_expiry_in_past",
+    KeyRoleTooWide => "key_role_too_wide",
     LitellmBadAnswer => "litellm_bad_answer",
     LitellmError => "litellm_error",
     LitellmNotConfigured => "litellm_not_configured",
@@ -128,6 +128,7 @@ error_codes! {
     UnknownModels => "unknown_models",
     UnsupportedMediaType => "unsupported_media_type",
     ValidationFailed => "validation_failed",
+    WeakPassword => "weak_password",
     WebhookNotFound => "webhook_not_found",
 }
 

@@ -116,6 +116,14 @@ impl Projector for AccountsProjector {
                 .execute(&mut *tx)
                 .await?;
             }
+            AccountEvent::AccountPasswordSet { account_id } => {
+                sqlx::query(&update("password_set_at = $2"))
+                    .bind(account_id.as_str())
+                    .bind(at)
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             AccountEvent::ApiKeyRevoked { key_id, .. } => {
                 sqlx::query(
                     "update account_api_keys set revoked_at = $2, last_position = $3
@@ -139,6 +147,7 @@ pub struct AccountRow {
     pub display_name: String,
     pub role: String,
     pub disabled: bool,
+    pub password_set_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub created_by: String,
@@ -146,8 +155,8 @@ pub struct AccountRow {
     pub last_position: i64,
 }
 
-const COLUMNS: &str = "account_id, email, display_name, role, disabled, created_at, updated_at,
-    created_by, created_position, last_position";
+const COLUMNS: &str = "account_id, email, display_name, role, disabled, password_set_at,
+    created_at, updated_at, created_by, created_position, last_position";
 
 pub async fn get(pool: &PgPool, account_id: &str) -> Result<Option<AccountRow>, sqlx::Error> {
     sqlx::query_as(&format!(

@@ -32,7 +32,7 @@ async function login(page, key) {
   await page.goto(`${BASE}/admin`);
   await page.waitForURL(/\/admin\/login/);
   await page.fill('#master_key', key);
-  return Promise.all([page.waitForLoadState('load'), page.click('button[type=submit]')]);
+  return Promise.all([page.waitForLoadState('load'), page.click('#login-key')]);
 }
 
 // Reloads the route until `check` passes (the read models and usage follow the commands).
@@ -54,6 +54,66 @@ async function chat(key, model = 'fake-gpt') {
   });
   return response.status;
 }
+
+// An admin API call with the master key, from the test itself (not the browser).
+async function adminApi(method, path, body) {
+  const response = await fetch(`${BASE}${path}`, {
+    method, headers: { 'x-admin-key': KEY, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
+  return JSON.parse(text);
+}
+
+// First: the operator's test below ends with wrong keys that slow this address down.
+test('a viewer logs in with a password and cannot add credits', async () => {
+  const org = `org_view_${stamp}`;
+  const group = `view-${stamp}`;
+  const team = `team_view_${stamp}`;
+  await adminApi('POST', '/api/organizations/create', { organization_id: org, name: 'Viewers' });
+  await adminApi('POST', '/api/model-groups/create', { group_name: group, models: ['fake-gpt'] });
+  const created = await adminApi('POST', '/api/teams/create',
+    { organization_id: org, team_id: team, model_groups: [group], credits: 0 });
+  const email = `viewer-${stamp}@example.com`;
+  const account = await adminApi('POST', '/api/accounts/create', { email, display_name: 'Vic Viewer', role: 'viewer' });
+  await adminApi('POST', `/api/accounts/${account.account_id}/password`, { password: 'a viewer passphrase' });
+  // The team's read model has it before the page asks.
+  await fetch(`${BASE}/api/teams/${team}`, { headers: { 'x-admin-key': KEY, 'x-wait-for-position': String(created.position) } });
+
+  const browser = await chromium.launch(LAUNCH);
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${BASE}/admin`);
+    await page.waitForURL(/\/admin\/login/);
+    await page.fill('#email', email);
+    await page.fill('#password', 'a viewer passphrase');
+    await Promise.all([page.waitForLoadState('load'), page.click('#login-account')]);
+    await page.waitForSelector('#whoami:text("viewer")');
+    assert.match(await page.textContent('#whoami'), /Vic Viewer/);
+    await page.goto(`${BASE}/admin#/teams/${team}`);
+    await page.waitForSelector(`h1:text("${team}")`);
+    await page.waitForSelector('h2:text("Timeline")');
+    for (const absent of ['Add credits', 'Reveal key', 'Suspend', 'Rotate key', 'Delete team']) {
+      assert.equal(await page.locator(`text="${absent}"`).count(), 0, `${absent} is shown to a viewer`);
+    }
+    await shot(page, 'viewer-team');
+    // A forged call from the viewer's own session, CSRF token and all, is refused and changes nothing.
+    const forged = await page.evaluate(async (path) => {
+      const csrf = document.querySelector('meta[name="csrf-token"]').content;
+      const response = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
+        body: JSON.stringify({ amount: 1000 }) });
+      return [response.status, (await response.json()).error.code];
+    }, `/api/teams/${team}/credits/add`);
+    assert.deepEqual(forged, [403, 'not_permitted']);
+    const after = await adminApi('GET', `/api/teams/${team}`);
+    assert.equal(after.credits, 0);
+  } finally {
+    await browser.close();
+    // The operator's test below counts the live teams.
+    await adminApi('POST', `/api/teams/${team}/delete`, {});
+  }
+});
 
 test('an operator runs the service from the admin panel', async (t) => {
   const browser = await chromium.launch(LAUNCH);
@@ -268,3 +328,4 @@ test('an operator runs the service from the admin panel', async (t) => {
 
   assert.deepEqual(pageErrors, [], 'no script errors in the page');
 });
+

@@ -560,11 +560,11 @@ async function teamPage(id) {
       fact('LiteLLM sync', [badge(sync.status || 'unknown'), sync.last_error ? ` ${sync.last_error}` : '']),
       fact('Requests', usage.request_count)),
     deleted ? h('p', { class: 'notice info' }, 'This team is deleted; its history and usage stay for the record.') : [
-      section('Virtual key', keyArea, actionButton('Reveal key', 'secondary', async () => {
+      section('Virtual key', keyArea, can('reveal_key') ? actionButton('Reveal key', 'secondary', async () => {
         const revealed = await api('POST', `/api/teams/${enc(id)}/virtual-key`);
         keyArea.replaceChildren(keyBox(revealed.virtual_key), h('p', { class: 'muted' }, 'This reveal is recorded in the audit trail.'));
-      })),
-      section('Add credits', form([field('Amount (USD)', 'amount', { required: true, inputmode: 'decimal', placeholder: '100.00' }), field('Reason (optional)', 'reason')],
+      }) : null),
+      !can('billing') ? null : section('Add credits', form([field('Amount (USD)', 'amount', { required: true, inputmode: 'decimal', placeholder: '100.00' }), field('Reason (optional)', 'reason')],
         'Add credits', async (v) => {
           const body = { amount: decimal(v.amount) };
           if (v.reason.trim()) body.reason = v.reason.trim();
@@ -572,32 +572,32 @@ async function teamPage(id) {
         }, { inline: true })),
       section('Model groups',
         team.model_groups.length ? h('ul', { class: 'plain' }, team.model_groups.map((g) => h('li', {}, g, ' ',
-          actionButton('Unassign', 'secondary small', post('model-groups/unassign', { group_name: g }, `Group ${g} unassigned.`))))) : h('p', { class: 'muted' }, 'No groups: the team can call no model.'),
-        unassigned.length ? form([field('Group', 'group_name', { options: unassigned.map((g) => [g, g]) })], 'Assign group',
+          can('manage') ? actionButton('Unassign', 'secondary small', post('model-groups/unassign', { group_name: g }, `Group ${g} unassigned.`)) : null))) : h('p', { class: 'muted' }, 'No groups: the team can call no model.'),
+        unassigned.length && can('manage') ? form([field('Group', 'group_name', { options: unassigned.map((g) => [g, g]) })], 'Assign group',
           async (v) => post('model-groups/assign', { group_name: v.group_name }, `Group ${v.group_name} assigned.`)(), { inline: true }) : null),
-      section('Budget and limits',
-        form([field('Budget mode', 'budget_mode', { value: team.budget_mode, options: [['hard', 'Hard'], ['soft', 'Soft']] })], 'Set mode',
+      !can('billing') && !can('manage') ? null : section('Budget and limits',
+        !can('billing') ? null : form([field('Budget mode', 'budget_mode', { value: team.budget_mode, options: [['hard', 'Hard'], ['soft', 'Soft']] })], 'Set mode',
           async (v) => post('budget-mode', { budget_mode: v.budget_mode }, 'Budget mode set.')(), { inline: true }),
-        form([field('Requests per minute', 'rpm_limit', { value: team.rpm_limit ?? '', inputmode: 'numeric' }),
+        !can('manage') ? null : form([field('Requests per minute', 'rpm_limit', { value: team.rpm_limit ?? '', inputmode: 'numeric' }),
           field('Tokens per minute', 'tpm_limit', { value: team.tpm_limit ?? '', inputmode: 'numeric' })], 'Set limits',
           async (v) => post('rate-limits', { rpm_limit: optionalInt(v.rpm_limit), tpm_limit: optionalInt(v.tpm_limit) }, 'Rate limits set.')(), { inline: true }),
-        form([field('Markup %', 'markup_percent', { value: team.markup_percent, inputmode: 'decimal' })], 'Set markup',
+        !can('billing') ? null : form([field('Markup %', 'markup_percent', { value: team.markup_percent, inputmode: 'decimal' })], 'Set markup',
           async (v) => post('markup', { markup_percent: decimal(v.markup_percent) }, 'Markup set.')(), { inline: true })),
-      section('Status and key',
-        team.status === 'suspended'
+      !can('suspend') && !can('rotate_key') && !can('manage') ? null : section('Status and key',
+        !can('suspend') ? null : team.status === 'suspended'
           ? actionButton('Resume', 'secondary', post('resume', {}, 'Team resumed.'))
           : actionButton('Suspend', 'warn', async () => {
               if (!await confirmAction(`Suspend ${team.team_alias}? Its key stops working at once.`, 'Suspend')) return;
               await post('suspend', {}, 'Team suspended.')();
             }),
-        actionButton('Rotate key', 'warn', async () => {
+        !can('rotate_key') ? null : actionButton('Rotate key', 'warn', async () => {
           if (!await confirmAction(`Rotate the key of ${team.team_alias}? The current key stops working at once.`, 'Rotate')) return;
           const rotated = await api('POST', `/api/teams/${enc(id)}/rotate-key`, {});
           say('Key rotated.');
           await route();
           keyArea.replaceChildren(keyBox(rotated.virtual_key));
         }),
-        actionButton('Delete team', 'danger', async () => {
+        !can('manage') ? null : actionButton('Delete team', 'danger', async () => {
           if (!await confirmAction(`Delete ${team.team_alias}? Its key stops working and this cannot be undone.`, 'Delete')) return;
           await post('delete', {}, 'Team deleted.')();
         })),
@@ -724,5 +724,21 @@ async function route() {
   setView(h('h1', {}, 'Not found'), h('p', {}, 'There is no such page. ', link('#/', 'Back to the dashboard')));
 }
 
-window.addEventListener('hashchange', route);
-route();
+// Who is logged in and what their role allows: actions it does not allow are not shown (the
+// server refuses them anyway).
+let ME = { role: 'owner', may: {} };
+const can = (ability) => ME.may[ability] === true;
+
+async function start() {
+  try {
+    ME = await api('GET', '/api/me');
+    const who = ME.account ? `${ME.account.display_name} (${ME.account.email})` : 'master key';
+    document.getElementById('whoami').textContent = `${who} · ${ME.role}`;
+  } catch (error) {
+    // The page still works; actions are then shown and the server decides.
+    ME = { role: 'unknown', may: { manage: true, billing: true, suspend: true, rotate_key: true, reveal_key: true } };
+  }
+  window.addEventListener('hashchange', route);
+  route();
+}
+start();

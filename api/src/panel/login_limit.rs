@@ -92,12 +92,23 @@ fn bucket_of(client: Option<IpAddr>) -> Bucket {
 struct Window {
     started: Instant,
     failures: HashMap<Bucket, u32>,
+    /// Wrong passwords per account email (bounded like the addresses: past the bound, all
+    /// further emails share one count).
+    accounts: HashMap<String, u32>,
 }
 
 pub struct LoginLimiter {
     max_failures: u32,
     window: Mutex<Window>,
+    /// Signs device cookies: a browser that logged in to an account before.
+    device_key: [u8; 32],
 }
+
+/// The cookie that marks a browser which logged in to an account before.
+pub const DEVICE_COOKIE: &str = "saas_admin_device";
+/// Wrong passwords for one account, from anywhere, per window before further attempts without
+/// its device cookie are refused unchecked.
+pub const MAX_ACCOUNT_FAILURES: u32 = 10;
 
 impl Default for LoginLimiter {
     fn default() -> Self {
@@ -112,18 +123,102 @@ impl LoginLimiter {
             window: Mutex::new(Window {
                 started: Instant::now(),
                 failures: HashMap::new(),
+                accounts: HashMap::new(),
             }),
+            device_key: rand::random(),
         }
+    }
+
+    /// Device cookies signed with `key` (derived from the master key, so every replica and
+    /// restart recognises them).
+    pub fn with_device_key(mut self, key: [u8; 32]) -> Self {
+        self.device_key = key;
+        self
+    }
+
+    /// The device cookie's value for a browser that just logged in as `email`.
+    pub fn device_token(&self, email: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&self.device_key).expect("any length");
+        mac.update(b"device:");
+        mac.update(email.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Whether `token` is the device cookie of a browser that logged in as `email` before.
+    pub fn knows_device(&self, token: &str, email: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.device_token(email)
+            .as_bytes()
+            .ct_eq(token.as_bytes())
+            .into()
+    }
+
+    fn roll(window: &mut Window, now: Instant) {
+        if now >= window.started + WINDOW {
+            window.started = now;
+            window.failures.clear();
+            window.accounts.clear();
+        }
+    }
+
+    fn account_key(window: &Window, email: &str) -> String {
+        if window.accounts.contains_key(email) || window.accounts.len() < MAX_TRACKED {
+            email.to_owned()
+        } else {
+            String::new()
+        }
+    }
+
+    /// `Err(wait)` when the address or the account has failed more than allowed this window:
+    /// the attempt is refused without checking the password.
+    pub fn over_limit(
+        &self,
+        client: Option<IpAddr>,
+        email: &str,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        Self::roll(&mut window, now);
+        let wait = (window.started + WINDOW).saturating_duration_since(now);
+        let by_address = window
+            .failures
+            .get(&bucket_of(client))
+            .copied()
+            .unwrap_or(0);
+        let key = Self::account_key(&window, email);
+        let by_account = window.accounts.get(&key).copied().unwrap_or(0);
+        if by_address >= self.max_failures || by_account >= MAX_ACCOUNT_FAILURES {
+            Err(wait)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Counts a wrong password for `email` from `client`.
+    pub fn failed_login(&self, client: Option<IpAddr>, email: &str, now: Instant) {
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        Self::roll(&mut window, now);
+        let mut bucket = bucket_of(client);
+        if !window.failures.contains_key(&bucket) && window.failures.len() >= MAX_TRACKED {
+            bucket = Bucket::Overflow;
+        }
+        let count = window.failures.entry(bucket).or_insert(0);
+        *count = count.saturating_add(1);
+        let key = Self::account_key(&window, email);
+        let count = window.accounts.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
     }
 
     /// Counts a wrong key from `client`. `Err(wait)` when the address has now failed more
     /// than allowed this window: answer 429 and tell it to wait `wait`.
     pub fn failed(&self, client: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
         let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        if now >= window.started + WINDOW {
-            window.started = now;
-            window.failures.clear();
-        }
+        Self::roll(&mut window, now);
         let mut bucket = bucket_of(client);
         if !window.failures.contains_key(&bucket) && window.failures.len() >= MAX_TRACKED {
             bucket = Bucket::Overflow;

@@ -67,7 +67,8 @@ async fn security_headers(request: Request, next: middleware::Next) -> Response 
 }
 
 /// The session of this request's cookie, if it is live and was opened with the master key in
-/// force now (rotating `MASTER_KEY` ends every session opened with the old one).
+/// force now (rotating `MASTER_KEY` ends every session opened with the old one) or by an
+/// account that is still enabled.
 pub async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
@@ -75,9 +76,16 @@ pub async fn current_session(
     let Some(token) = session::cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    Ok(session::resolve(&state.pool, token)
-        .await?
-        .filter(|session| session.actor == state.admin_key.actor()))
+    let Some(session) = session::resolve(&state.pool, token).await? else {
+        return Ok(None);
+    };
+    match &session.account_id {
+        None => Ok((session.actor == state.admin_key.actor()).then_some(session)),
+        // An account's session lives only while the account is enabled, read from its events.
+        Some(account_id) => Ok(app::accounts::session_role(&state.pool, account_id)
+            .await?
+            .map(|_| session)),
+    }
 }
 
 /// `GET /admin/`: the same page.
@@ -142,6 +150,12 @@ fn login_page(status: StatusCode, notice: Option<pages::Notice>, request: &Heade
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct LoginForm {
+    /// An account's email and password...
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    /// ...or the master key.
     #[serde(default)]
     master_key: String,
     #[serde(default)]
@@ -150,7 +164,7 @@ struct LoginForm {
 
 #[utoipa::path(post, path = "/admin/login", tag = "admin panel",
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 303, description = "Logged in: the session cookie is set"), (status = 401, description = "Wrong key: the form again", body = String, content_type = "text/html"), (status = 403, description = "The form expired or came from another site", body = String, content_type = "text/html"), (status = 429, description = "Too many failed logins from this address (Retry-After)", body = String, content_type = "text/html"), ApiErrors))]
+    responses((status = 303, description = "Logged in: the session cookie is set"), (status = 401, description = "Wrong key or password: the form again", body = String, content_type = "text/html"), (status = 403, description = "The form expired or came from another site", body = String, content_type = "text/html"), (status = 429, description = "Too many failed logins from this address or for this account (Retry-After)", body = String, content_type = "text/html"), ApiErrors))]
 async fn login(
     State(state): State<AppState>,
     extensions: axum::http::Extensions,
@@ -169,35 +183,32 @@ async fn login(
             &headers,
         ));
     }
-    // The right key is never refused; wrong ones count, and past the limit wait.
-    if form.master_key.is_empty() || !state.admin_key.matches(form.master_key.as_bytes()) {
-        let client = login_limit::client_address(&extensions, &headers, &state.trusted_proxies);
-        if let Err(wait) = state.login_limiter.failed(client, Instant::now()) {
-            let seconds = wait.as_secs().max(1);
-            tracing::warn!(?client, "admin login refused: too many failed attempts");
-            let mut response = login_page(
-                StatusCode::TOO_MANY_REQUESTS,
-                Some(pages::Notice::Error(format!(
-                    "Too many failed logins from this address. Try again in {seconds} s."
-                ))),
+    let client = login_limit::client_address(&extensions, &headers, &state.trusted_proxies);
+    let email = form.email.trim().to_lowercase();
+    let (actor, account_id) = if email.is_empty() {
+        // The right key is never refused; wrong ones count, and past the limit wait.
+        if form.master_key.is_empty() || !state.admin_key.matches(form.master_key.as_bytes()) {
+            if let Err(wait) = state.login_limiter.failed(client, Instant::now()) {
+                tracing::warn!(?client, "admin login refused: too many failed attempts");
+                return Ok(too_many(wait, "from this address", &headers));
+            }
+            tracing::warn!(?client, "admin login with a wrong key");
+            return Ok(login_page(
+                StatusCode::UNAUTHORIZED,
+                Some(pages::Notice::Error(
+                    "That is not the master key. Check it and try again.".into(),
+                )),
                 &headers,
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            return Ok(response);
+            ));
         }
-        tracing::warn!(?client, "admin login with a wrong key");
-        return Ok(login_page(
-            StatusCode::UNAUTHORIZED,
-            Some(pages::Notice::Error(
-                "That is not the master key. Check it and try again.".into(),
-            )),
-            &headers,
-        ));
-    }
-    let actor = state.admin_key.actor();
-    let token = session::create(&state.pool, &actor).await?;
+        (state.admin_key.actor(), None)
+    } else {
+        match account_login(&state, client, &form, &headers).await? {
+            Ok(account_id) => (format!("account:{account_id}/session"), Some(account_id)),
+            Err(refusal) => return Ok(refusal),
+        }
+    };
+    let token = session::create(&state.pool, &actor, account_id.as_deref()).await?;
     tracing::info!(%actor, "admin logged in to the panel");
     let mut response = Redirect::to("/admin").into_response();
     let cookies = response.headers_mut();
@@ -209,7 +220,72 @@ async fn login(
         header::SET_COOKIE,
         session::set_cookie(LOGIN_CSRF_COOKIE, "", Duration::zero(), &headers),
     );
+    if account_id.is_some() {
+        // This browser is now known to the account: a flood of wrong passwords for it from
+        // elsewhere does not lock it out.
+        cookies.append(
+            header::SET_COOKIE,
+            session::set_cookie(
+                login_limit::DEVICE_COOKIE,
+                &state.login_limiter.device_token(&email),
+                Duration::days(180),
+                &headers,
+            ),
+        );
+    }
     Ok(response)
+}
+
+/// An account's login: past the per-address or per-account limit a password is not even
+/// checked, unless this browser logged in to the account before (its device cookie); the right
+/// password from a known browser is never locked out.
+async fn account_login(
+    state: &AppState,
+    client: Option<std::net::IpAddr>,
+    form: &LoginForm,
+    headers: &HeaderMap,
+) -> Result<Result<String, Response>, ApiError> {
+    let email = form.email.trim().to_lowercase();
+    let known = session::cookie(headers, login_limit::DEVICE_COOKIE)
+        .is_some_and(|token| state.login_limiter.knows_device(token, &email));
+    let now = Instant::now();
+    if !known && let Err(wait) = state.login_limiter.over_limit(client, &email, now) {
+        tracing::warn!(
+            ?client,
+            "account login refused unchecked: too many failed attempts"
+        );
+        return Ok(Err(too_many(wait, "for this account or address", headers)));
+    }
+    let password = secrecy::SecretString::from(form.password.clone());
+    match app::accounts::login(&state.pool, &email, password).await? {
+        Some((account_id, _role)) => Ok(Ok(account_id)),
+        None => {
+            state.login_limiter.failed_login(client, &email, now);
+            tracing::warn!(?client, "account login with a wrong email or password");
+            Ok(Err(login_page(
+                StatusCode::UNAUTHORIZED,
+                Some(pages::Notice::Error(
+                    "Wrong email or password, or the account is disabled.".into(),
+                )),
+                headers,
+            )))
+        }
+    }
+}
+
+fn too_many(wait: std::time::Duration, scope: &str, headers: &HeaderMap) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let mut response = login_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(pages::Notice::Error(format!(
+            "Too many failed logins {scope}. Try again in {seconds} s."
+        ))),
+        headers,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -72,13 +72,21 @@ pub fn login(csrf: &str, notice: Option<Notice>) -> String {
             r#"<main class="login">
 <h1>saas-litellm admin</h1>
 {notice}
-<form method="post" action="/admin/login" autocomplete="off">
+<form method="post" action="/admin/login" id="account-login">
 <input type="hidden" name="csrf" value="{csrf}">
-<label for="master_key">Master key</label>
-<input id="master_key" name="master_key" type="password" required autofocus>
-<button type="submit">Log in</button>
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="username" required autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit" id="login-account">Log in</button>
 </form>
-<p class="hint">The key is checked once and never kept in the browser: you get a session cookie that ends after 30 minutes idle or 12 hours.</p>
+<form method="post" action="/admin/login" autocomplete="off" id="key-login">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="master_key">Or the master key (break-glass owner)</label>
+<input id="master_key" name="master_key" type="password" required>
+<button type="submit" id="login-key">Log in with the key</button>
+</form>
+<p class="hint">What you type is checked once and never kept in the browser: you get a session cookie that ends after 30 minutes idle or 12 hours.</p>
 </main>"#,
             csrf = escape(csrf)
         ),
@@ -103,6 +111,7 @@ pub fn app_shell(csrf: &str) -> String {
 <a href="#/usage">Usage</a>
 <a href="#/audit">Audit</a>
 </nav>
+<span id="whoami" class="muted"></span>
 <form method="post" action="/admin/logout" id="logout-form">
 <input type="hidden" name="csrf" id="logout-csrf">
 <button type="submit" class="link">Log out</button>

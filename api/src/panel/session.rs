@@ -21,6 +21,8 @@ pub const ABSOLUTE_TIMEOUT: Duration = Duration::hours(12);
 pub struct Session {
     pub csrf_token: String,
     pub actor: String,
+    /// The account logged in; `None` for a session opened with the master key.
+    pub account_id: Option<String>,
 }
 
 impl Session {
@@ -44,16 +46,22 @@ fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// Starts a session for `actor`; returns the token for the cookie.
-pub async fn create(pool: &PgPool, actor: &str) -> Result<String, sqlx::Error> {
+/// Starts a session for `actor` (of `account_id`, if an account logged in); returns the token
+/// for the cookie.
+pub async fn create(
+    pool: &PgPool,
+    actor: &str,
+    account_id: Option<&str>,
+) -> Result<String, sqlx::Error> {
     let token = random_token();
     sqlx::query(
-        "insert into admin_sessions (token_digest, csrf_token, actor, expires_at)
-         values ($1, $2, $3, now() + make_interval(secs => $4))",
+        "insert into admin_sessions (token_digest, csrf_token, actor, account_id, expires_at)
+         values ($1, $2, $3, $4, now() + make_interval(secs => $5))",
     )
     .bind(digest(&token))
     .bind(random_token())
     .bind(actor)
+    .bind(account_id)
     .bind(ABSOLUTE_TIMEOUT.num_seconds() as f64)
     .execute(pool)
     .await?;
@@ -62,17 +70,30 @@ pub async fn create(pool: &PgPool, actor: &str) -> Result<String, sqlx::Error> {
 
 /// The live session of `token`, touching it (idle expiry slides); `None` if unknown or expired.
 pub async fn resolve(pool: &PgPool, token: &str) -> Result<Option<Session>, sqlx::Error> {
-    let row: Option<(String, String)> = sqlx::query_as(
+    let row: Option<(String, String, Option<String>)> = sqlx::query_as(
         "update admin_sessions set last_seen_at = now()
           where token_digest = $1 and expires_at > now()
             and last_seen_at > now() - make_interval(secs => $2)
-         returning csrf_token, actor",
+         returning csrf_token, actor, account_id",
     )
     .bind(digest(token))
     .bind(IDLE_TIMEOUT.num_seconds() as f64)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(csrf_token, actor)| Session { csrf_token, actor }))
+    Ok(row.map(|(csrf_token, actor, account_id)| Session {
+        csrf_token,
+        actor,
+        account_id,
+    }))
+}
+
+/// Ends every session of the account (it was disabled).
+pub async fn end_all_of(pool: &PgPool, account_id: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("delete from admin_sessions where account_id = $1")
+        .bind(account_id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 pub async fn delete(pool: &PgPool, token: &str) -> Result<(), sqlx::Error> {
@@ -153,6 +174,7 @@ mod tests {
         let session = Session {
             csrf_token: "abc".into(),
             actor: "admin:x".into(),
+            account_id: None,
         };
         assert!(session.csrf_matches("abc"));
         assert!(!session.csrf_matches("abd"));

@@ -33,6 +33,75 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(enable))
         .routes(routes!(issue_key, list_keys))
         .routes(routes!(revoke_key))
+        .routes(routes!(set_password))
+        .routes(routes!(me))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SetPassword {
+    /// 12 to 256 characters; kept only as an argon2id hash, outside the event log.
+    #[schema(min_length = 12, max_length = 256)]
+    password: String,
+}
+
+#[utoipa::path(post, path = "/api/accounts/{id}/password", tag = "accounts",
+    params(("id" = String, Path, description = "account id")),
+    request_body = SetPassword,
+    responses((status = 200, description = "Set: the account can log in to the panel with its email and this password", body = AccountChanged), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn set_password(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+    AppJson(body): AppJson<SetPassword>,
+) -> ApiResult<(HeaderMap, Json<AccountChanged>)> {
+    let id = account_id(&id)?;
+    let position = app::accounts::set_password(
+        &state.commands,
+        &state.pool,
+        &id,
+        body.password.into(),
+        &meta.for_actor(admin.actor()),
+    )
+    .await?;
+    Ok((
+        position_header(position),
+        Json(AccountChanged {
+            account_id: id.as_str().to_owned(),
+            position,
+        }),
+    ))
+}
+
+/// Who is calling and what their role lets them do (the panel hides what it may not).
+#[utoipa::path(get, path = "/api/me", tag = "accounts",
+    responses((status = 200, description = "The caller", body = responses::Me), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn me(admin: Admin, State(state): State<AppState>) -> ApiResult<Json<responses::Me>> {
+    use domain::account::Permission as P;
+    let account = match admin.account_id() {
+        Some(id) => read_model::get(&state.pool, id)
+            .await?
+            .as_ref()
+            .map(responses::Account::from),
+        None => None,
+    };
+    let may = |p| admin.may(p);
+    Ok(Json(responses::Me {
+        actor: admin.actor().to_owned(),
+        role: admin.role_name(),
+        account,
+        may: responses::Abilities {
+            manage: may(P::Manage),
+            billing: may(P::Billing),
+            suspend: may(P::Suspend),
+            rotate_key: may(P::RotateKey),
+            reveal_key: may(P::RevealKey),
+            accounts: may(P::Accounts),
+        },
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

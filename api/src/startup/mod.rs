@@ -176,9 +176,12 @@ impl Application {
             prices: litellm
                 .clone()
                 .map(|client| app::gateway::prices::PriceBook::new(client, config.prices_max_age)),
-            login_limiter: Arc::new(crate::panel::login_limit::LoginLimiter::new(
-                config.admin_failures_per_minute,
-            )),
+            login_limiter: Arc::new(
+                crate::panel::login_limit::LoginLimiter::new(config.admin_failures_per_minute)
+                    .with_device_key(
+                        AdminKey::new(&config.master_key).derive(b"panel device cookies v1"),
+                    ),
+            ),
             ledger,
             spend_push_token: config
                 .spend_ingest

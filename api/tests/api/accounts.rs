@@ -217,7 +217,7 @@ async fn a_key_is_no_wider_than_its_account_and_only_owners_manage_accounts() {
         "{body}"
     );
     // An admin's key cannot make itself an owner, nor anyone else.
-    let (admin_id, admin_key) = key_for(&app, "ada@example.com", "admin").await;
+    let (admin_id, admin_key, position) = key_and_position(&app, "ada@example.com", "admin").await;
     let response = app
         .client
         .post(app.url(&format!("/api/accounts/{admin_id}/role")))
@@ -228,7 +228,7 @@ async fn a_key_is_no_wider_than_its_account_and_only_owners_manage_accounts() {
         .unwrap();
     assert_eq!(response.status(), 403);
     let (_, account) = app
-        .get_json(&format!("/api/accounts/{admin_id}"), None)
+        .get_json(&format!("/api/accounts/{admin_id}"), Some(position))
         .await;
     assert_eq!(account["role"], "admin");
     // Narrowing the account narrows what its keys may do, whatever role a key was given.

@@ -94,6 +94,34 @@ impl Browser {
             .await
     }
 
+    /// Logs in with an account's email and password, from `address` (`X-Forwarded-For`; the
+    /// test's app trusts loopback as a proxy).
+    async fn login_account(
+        &mut self,
+        app: &TestApp,
+        email: &str,
+        password: &str,
+        address: &str,
+    ) -> reqwest::Response {
+        let csrf = self.login_token(app).await;
+        let response = self
+            .client
+            .post(app.url("/admin/login"))
+            .header("cookie", self.cookie_header())
+            .header("x-forwarded-for", address)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[
+                ("email", email),
+                ("password", password),
+                ("csrf", &csrf),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        self.remember(response.headers());
+        response
+    }
+
     /// The app page's CSRF token (only a logged-in browser gets the page).
     async fn csrf(&mut self, app: &TestApp) -> String {
         let page = self.get(app, "/admin").await.text().await.unwrap();
@@ -694,4 +722,172 @@ async fn a_panel_sessions_idempotent_answer_is_never_replayed_to_anyone_unauthen
         replayed.json::<Value>().await.unwrap()["virtual_key"],
         key.as_str()
     );
+}
+
+/// An account with a password, made with the master key; returns its id.
+async fn account_with_password(app: &TestApp, email: &str, role: &str, password: &str) -> String {
+    let (status, body) = app
+        .post_json(
+            "/api/accounts/create",
+            json!({"email": email, "display_name": "Vera", "role": role}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["account_id"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .post_json(
+            &format!("/api/accounts/{id}/password"),
+            json!({"password": password}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    id
+}
+
+fn has_session(browser: &Browser) -> bool {
+    browser
+        .cookies
+        .iter()
+        .any(|(k, _)| k == "saas_admin_session")
+}
+
+#[tokio::test]
+async fn an_account_logs_in_with_its_password_and_its_role_holds_for_the_session() {
+    let app =
+        spawn_app_with(|c| c.edge.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    app.seed_catalog().await;
+    let (status, body) = app
+        .post_json(
+            "/api/teams/create",
+            json!({"organization_id": "org_acme", "team_id": "team_v", "model_groups": ["gpt"], "credits": 10}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id =
+        account_with_password(&app, "vera@example.com", "viewer", "correct horse battery").await;
+    let mut browser = Browser::new();
+    let wrong = browser
+        .login_account(&app, "vera@example.com", "wrong horse battery", "192.0.2.1")
+        .await;
+    assert_eq!(wrong.status(), 401);
+    let unknown = browser
+        .login_account(
+            &app,
+            "nobody@example.com",
+            "correct horse battery",
+            "192.0.2.1",
+        )
+        .await;
+    assert_eq!(unknown.status(), 401);
+    let response = browser
+        .login_account(
+            &app,
+            "VERA@example.com",
+            "correct horse battery",
+            "192.0.2.1",
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert!(has_session(&browser));
+    let me: Value = browser.get(&app, "/api/me").await.json().await.unwrap();
+    assert_eq!(me["role"], "viewer", "{me}");
+    assert_eq!(me["account"]["email"], "vera@example.com", "{me}");
+    assert_eq!(me["may"]["billing"], false, "{me}");
+    // The viewer's session cannot add credits, even with the session's CSRF token.
+    let csrf = browser.csrf(&app).await;
+    let add = "/api/teams/team_v/credits/add";
+    let five = json!({"amount": 5});
+    assert_error(
+        browser.api_post(&app, add, Some(&csrf), five.clone()).await,
+        403,
+        "not_permitted",
+    )
+    .await;
+    // A new role applies to the open session at once.
+    let role = format!("/api/accounts/{id}/role");
+    assert_eq!(
+        app.post_json(&role, json!({"role": "billing"})).await.0,
+        200
+    );
+    assert_eq!(
+        browser
+            .api_post(&app, add, Some(&csrf), five)
+            .await
+            .status(),
+        200
+    );
+    // The audit names the account's session.
+    let (_, history) = app.get_json("/api/teams/team_v/history", None).await;
+    let actors: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["actor"].as_str())
+        .collect();
+    assert!(
+        actors.contains(&format!("account:{id}/session").as_str()),
+        "{actors:?}"
+    );
+    // Disabling the account ends its session on the next request.
+    let disable = format!("/api/accounts/{id}/disable");
+    assert_eq!(app.post_json(&disable, json!({})).await.0, 200);
+    assert_eq!(browser.get(&app, "/api/teams").await.status(), 401);
+    let again = browser
+        .login_account(
+            &app,
+            "vera@example.com",
+            "correct horse battery",
+            "192.0.2.1",
+        )
+        .await;
+    assert_eq!(again.status(), 401, "a disabled account cannot log in");
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_limited_per_account_without_locking_out_a_browser_it_knows() {
+    let app =
+        spawn_app_with(|c| c.edge.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let password = "the right passphrase";
+    account_with_password(&app, "ana@example.com", "admin", password).await;
+    // Ana logs in once from her browser, which is then known to her account.
+    let mut ana = Browser::new();
+    let first = ana
+        .login_account(&app, "ana@example.com", password, "198.51.100.7")
+        .await;
+    assert_eq!(first.status(), 303);
+    // A guesser spreads wrong passwords over many addresses: the account's own limit holds.
+    let mut guesser = Browser::new();
+    for attempt in 0..10 {
+        let address = format!("203.0.113.{attempt}");
+        let response = guesser
+            .login_account(
+                &app,
+                "ana@example.com",
+                &format!("guess {attempt:012}"),
+                &address,
+            )
+            .await;
+        assert_eq!(response.status(), 401, "guess {attempt}");
+    }
+    // From a new address, even the right password is now refused unchecked...
+    let blocked = guesser
+        .login_account(&app, "ana@example.com", password, "203.0.113.200")
+        .await;
+    assert_eq!(blocked.status(), 429);
+    assert!(blocked.headers().contains_key("retry-after"));
+    assert!(!has_session(&guesser));
+    // ...but Ana's known browser still gets in, from any address.
+    let mut ana_again = Browser::new();
+    ana_again.cookies = ana
+        .cookies
+        .iter()
+        .filter(|(k, _)| k == "saas_admin_device")
+        .cloned()
+        .collect();
+    assert_eq!(ana_again.cookies.len(), 1, "the login left a device cookie");
+    let response = ana_again
+        .login_account(&app, "ana@example.com", password, "203.0.113.201")
+        .await;
+    assert_eq!(response.status(), 303);
+    assert!(has_session(&ana_again));
 }

@@ -42,6 +42,11 @@ impl Account {
         self.role
     }
 
+    /// The role a session of this account may use now: `None` once disabled.
+    pub fn session_role(&self) -> Option<Role> {
+        self.role.filter(|_| !self.disabled)
+    }
+
     /// What a request made with this account's key `key_id` may do at `now`: the account's role
     /// and the key's (both must allow an action), or why the key is refused. Read from the
     /// account's events, so a revocation or a disabling holds from the moment it commits.
@@ -134,6 +139,12 @@ impl Aggregate for Account {
                     expires_at,
                 })
             }
+            AccountCommand::RecordPasswordSet if self.disabled => {
+                return Err(AccountError::Disabled);
+            }
+            AccountCommand::RecordPasswordSet => {
+                Some(AccountEvent::AccountPasswordSet { account_id })
+            }
             AccountCommand::RevokeApiKey { key_id } => match self.keys.get(key_id.as_str()) {
                 None => return Err(AccountError::KeyNotFound),
                 Some(key) if key.revoked => None,
@@ -175,6 +186,7 @@ impl Aggregate for Account {
                     key.revoked = true;
                 }
             }
+            AccountEvent::AccountPasswordSet { .. } => {}
         }
     }
 }

@@ -32,4 +32,6 @@ pub enum AccountCommand {
     RevokeApiKey {
         key_id: ApiKeyId,
     },
+    /// Records that the password changed; the hash itself never reaches the aggregate.
+    RecordPasswordSet,
 }

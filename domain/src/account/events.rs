@@ -39,6 +39,9 @@ pub enum AccountEvent {
         account_id: AccountId,
         key_id: ApiKeyId,
     },
+    AccountPasswordSet {
+        account_id: AccountId,
+    },
 }
 
 impl DomainEvent for AccountEvent {
@@ -50,6 +53,7 @@ impl DomainEvent for AccountEvent {
             Self::AccountEnabled { .. } => "AccountEnabled",
             Self::ApiKeyCreated { .. } => "ApiKeyCreated",
             Self::ApiKeyRevoked { .. } => "ApiKeyRevoked",
+            Self::AccountPasswordSet { .. } => "AccountPasswordSet",
         }
         .to_owned()
     }
