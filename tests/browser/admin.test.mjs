@@ -8,6 +8,7 @@ import { chromium } from 'playwright-core';
 const BASE = process.env.BASE_URL;
 const KEY = process.env.MASTER_KEY;
 const SHOTS = process.env.SCREENSHOT_DIR;
+const VIEWER_PASSWORD = process.env.VIEWER_PASSWORD || 'a viewer passphrase';
 assert.ok(BASE && KEY, 'BASE_URL and MASTER_KEY must be set');
 if (SHOTS) mkdirSync(SHOTS, { recursive: true });
 
@@ -77,7 +78,7 @@ test('a viewer logs in with a password and cannot add credits', async () => {
     { organization_id: org, team_id: team, model_groups: [group], credits: 0 });
   const email = `viewer-${stamp}@example.com`;
   const account = await adminApi('POST', '/api/accounts/create', { email, display_name: 'Vic Viewer', role: 'viewer' });
-  await adminApi('POST', `/api/accounts/${account.account_id}/password`, { password: 'a viewer passphrase' });
+  await adminApi('POST', `/api/accounts/${account.account_id}/password`, { password: VIEWER_PASSWORD });
   // The team's read model has it before the page asks.
   await fetch(`${BASE}/api/teams/${team}`, { headers: { 'x-admin-key': KEY, 'x-wait-for-position': String(created.position) } });
 
@@ -87,7 +88,7 @@ test('a viewer logs in with a password and cannot add credits', async () => {
     await page.goto(`${BASE}/admin`);
     await page.waitForURL(/\/admin\/login/);
     await page.fill('#email', email);
-    await page.fill('#password', 'a viewer passphrase');
+    await page.fill('#password', VIEWER_PASSWORD);
     await Promise.all([page.waitForLoadState('load'), page.click('#login-account')]);
     await page.waitForSelector('#whoami:text("viewer")');
     assert.match(await page.textContent('#whoami'), /Vic Viewer/);

@@ -49,9 +49,15 @@ struct RecordBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RecordItem {
+    // No NUL in any text (PostgreSQL cannot store it); what else a record needs is checked per
+    // record and answered with 422 `invalid_usage`, naming it.
+    #[schema(pattern = "^[^\\x00]*$")]
     request_id: String,
+    #[schema(pattern = "^[^\\x00]*$")]
     team_id: String,
+    #[schema(pattern = "^[^\\x00]*$")]
     model: String,
+    #[schema(pattern = "^[^\\x00]*$")]
     provider_model: Option<String>,
     #[serde(default, deserialize_with = "crate::extract::whole_number::required")]
     prompt_tokens: u64,
@@ -65,6 +71,7 @@ struct RecordItem {
     latency_ms: Option<u64>,
     #[schema(value_type = Option<String>, format = DateTime)]
     occurred_at: Option<DateTime<Utc>>,
+    #[schema(pattern = "^[^\\x00]*$")]
     job_id: Option<String>,
 }
 
