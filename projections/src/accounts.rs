@@ -207,3 +207,16 @@ pub async fn keys_of(pool: &PgPool, account_id: &str) -> Result<Vec<ApiKeyRow>, 
     .fetch_all(pool)
     .await
 }
+
+/// The display name and email of each of `account_ids` that exists, for naming actors.
+pub async fn names(
+    pool: &PgPool,
+    account_ids: &[String],
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "select account_id, display_name, email from accounts where account_id = any($1)",
+    )
+    .bind(account_ids)
+    .fetch_all(pool)
+    .await
+}

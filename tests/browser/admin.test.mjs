@@ -99,6 +99,12 @@ test('a viewer logs in with a password and cannot add credits', async () => {
       assert.equal(await page.locator(`text="${absent}"`).count(), 0, `${absent} is shown to a viewer`);
     }
     await shot(page, 'viewer-team');
+    await page.goto(`${BASE}/admin#/organizations`);
+    await page.waitForSelector('h2:text("All organizations")');
+    assert.equal(await page.locator('text="Create organization"').count(), 0, 'a viewer is offered to create organizations');
+    // Who did what is named: the team was created with the master key.
+    await page.goto(`${BASE}/admin#/teams/${team}`);
+    await page.waitForSelector('#view table span[title^="admin:"]:text("master key")');
     // A forged call from the viewer's own session, CSRF token and all, is refused and changes nothing.
     const forged = await page.evaluate(async (path) => {
       const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -269,7 +275,9 @@ test('an operator runs the service from the admin panel', async (t) => {
     await page.waitForSelector('td:text("CreditsAdded")');
     const text = await page.locator('#view table').textContent();
     assert.match(text, /TeamCreated/);
-    assert.match(text, /admin:/);
+    // The actor is named (the master key here), its raw id in the cell's title.
+    assert.match(text, /master key/);
+    assert.ok(await page.locator('#view table span[title^="admin:"]').count() > 0);
     await shot(page, 'audit');
   });
 
@@ -306,6 +314,29 @@ test('an operator runs the service from the admin panel', async (t) => {
     assert.match(await error.textContent(), /not found/i);
     await page.goto(`${BASE}/admin#/nowhere`);
     await page.waitForSelector('h1:text("Not found")');
+  });
+
+  await t.test('an owner creates an account and issues and revokes its key', async () => {
+    await page.click('#nav-accounts');
+    await page.waitForSelector('h1:text("Accounts")');
+    const form = page.locator('form:has(button:text("Create account"))');
+    await form.locator('input[name=email]').fill(`support-${stamp}@example.com`);
+    await form.locator('input[name=display_name]').fill('Sam Support');
+    await form.locator('select[name=role]').selectOption('support');
+    await form.locator('button:text("Create account")').click();
+    await page.waitForSelector('h1:text("Sam Support")');
+    const keys = page.locator('form:has(button:text("Issue key"))');
+    await keys.locator('input[name=name]').fill('ticket bot');
+    await keys.locator('button:text("Issue key")').click();
+    const key = await (await page.waitForSelector('input.key')).inputValue();
+    assert.match(key, /^sa_key_[0-9a-f]{16}\./);
+    // The key works as X-Admin-Key with the account's role: it may read, not add credits.
+    const read = await fetch(`${BASE}/api/teams`, { headers: { 'x-admin-key': key } });
+    assert.equal(read.status, 200);
+    await page.click('button:text("Revoke")');
+    await page.waitForSelector('.badge.revoked');
+    const after = await fetch(`${BASE}/api/teams`, { headers: { 'x-admin-key': key } });
+    assert.equal(after.status, 401);
   });
 
   await t.test('log out ends the session', async () => {

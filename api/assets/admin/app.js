@@ -328,7 +328,7 @@ async function organizationsPage() {
   const data = await api('GET', '/api/organizations?limit=200');
   setView(
     h('h1', {}, 'Organizations'),
-    section('New organization', form([
+    !can('manage') ? null : section('New organization', form([
       field('Name', 'name', { required: true }),
       field('Organization id (optional)', 'organization_id', { placeholder: 'generated if empty' }),
       field('LiteLLM organization id (optional)', 'litellm_organization_id'),
@@ -360,15 +360,15 @@ async function organizationPage(id) {
       fact('Id', h('code', {}, org.organization_id)), fact('LiteLLM id', org.litellm_organization_id || '—'),
       fact('Created', when(org.created_at)), fact('Teams', teams.teams.length),
       fact('Spent (all time)', exactMoney(usage.total_spend)), fact('Requests', usage.request_count)),
-    h('p', {}, link(`#/teams/new?organization_id=${enc(id)}`, 'New team in this organization')),
+    can('manage') ? h('p', {}, link(`#/teams/new?organization_id=${enc(id)}`, 'New team in this organization')) : null,
     section('Spend, last 30 days', barChart(`Spend per day of ${org.name}`, daily)),
     section('Teams', teamsTable(teams.teams)),
-    section('Rename', form([field('New name', 'name', { value: org.name, required: true })], 'Rename', async (v) => {
+    !can('manage') ? null : section('Rename', form([field('New name', 'name', { value: org.name, required: true })], 'Rename', async (v) => {
       await api('POST', `/api/organizations/${enc(id)}/rename`, { name: v.name });
       say('Organization renamed.');
       route();
     }, { inline: true })),
-    section('Delete', h('p', { class: 'muted' }, 'An organization can be deleted once it has no teams.'),
+    !can('manage') ? null : section('Delete', h('p', { class: 'muted' }, 'An organization can be deleted once it has no teams.'),
       actionButton('Delete organization', 'danger', async () => {
         if (!await confirmAction(`Delete the organization ${org.name}? This cannot be undone.`, 'Delete')) return;
         await api('POST', `/api/organizations/${enc(id)}/delete`, {});
@@ -409,7 +409,7 @@ async function modelGroupsPage() {
   const [groups, catalog] = await Promise.all([api('GET', '/api/model-groups?limit=200'), catalogModels()]);
   setView(
     h('h1', {}, 'Model groups'),
-    section('New model group', form([
+    !can('manage') ? null : section('New model group', form([
       field('Group name', 'group_name', { required: true, placeholder: 'e.g. chat-fast' }),
       field('Description (optional)', 'description'),
       checkboxes("Models from LiteLLM's catalog", 'model', catalog.models),
@@ -435,7 +435,7 @@ async function modelGroupPage(name) {
     h('p', { class: 'crumbs' }, link('#/model-groups', 'Model groups'), ' / ', group.group_name),
     h('h1', {}, group.group_name),
     group.description ? h('p', {}, group.description) : null,
-    section('Models', form([
+    !can('manage') ? section('Models', h('p', {}, group.models.join(', '))) : section('Models', form([
       checkboxes('Models', 'model', known, group.models),
       catalog.note ? h('p', { class: 'muted' }, catalog.note) : null,
       field('Other model names (comma separated)', 'extra_models'),
@@ -444,7 +444,7 @@ async function modelGroupPage(name) {
       say('Models saved; teams using this group are re-synced.');
       route();
     })),
-    section('Delete', h('p', { class: 'muted' }, 'A group can be deleted once no team uses it.'),
+    !can('manage') ? null : section('Delete', h('p', { class: 'muted' }, 'A group can be deleted once no team uses it.'),
       actionButton('Delete group', 'danger', async () => {
         if (!await confirmAction(`Delete the model group ${name}?`, 'Delete')) return;
         await api('POST', `/api/model-groups/${enc(name)}/delete`, {});
@@ -479,7 +479,7 @@ async function teamsPage(params) {
   });
   setView(
     h('h1', {}, 'Teams'),
-    h('p', {}, link('#/teams/new', 'New team')),
+    can('manage') ? h('p', {}, link('#/teams/new', 'New team')) : null,
     search,
     section(`${teams.teams.length} team${teams.teams.length === 1 ? '' : 's'}`, teamsTable(teams.teams)));
 }
@@ -618,7 +618,8 @@ function summary(payload) {
 
 function eventsTable(events) {
   return table(['#', 'When', 'Event', 'Stream', 'Actor', 'Details'], events.map((e) => [
-    e.position, when(e.recorded_at), e.event_type, `${e.aggregate_type} ${e.aggregate_id}`, e.actor || '—',
+    e.position, when(e.recorded_at), e.event_type, `${e.aggregate_type} ${e.aggregate_id}`,
+    e.actor_name ? h('span', { title: e.actor }, e.actor_name) : (e.actor || '—'),
     h('span', { class: 'details' }, summary(e.payload))]), 'No events match.');
 }
 
@@ -687,6 +688,68 @@ async function auditPage(params) {
   await load(undefined);
 }
 
+// ---------------------------------------------------------------- accounts (owners)
+
+const ROLES = [['viewer', 'Viewer'], ['support', 'Support'], ['billing', 'Billing'], ['admin', 'Admin'], ['owner', 'Owner']];
+
+async function accountsPage() {
+  const data = await api('GET', '/api/accounts?limit=200');
+  setView(
+    h('h1', {}, 'Accounts'),
+    section('New account', form([
+      field('Email', 'email', { required: true, type: 'email' }),
+      field('Name', 'display_name', { required: true }),
+      field('Role', 'role', { value: 'viewer', options: ROLES }),
+      field('Password (optional, 12 characters or more)', 'password', { type: 'password' }),
+    ], 'Create account', async (v) => {
+      const created = await api('POST', '/api/accounts/create', { email: v.email.trim(), display_name: v.display_name, role: v.role });
+      if (v.password) await api('POST', `/api/accounts/${enc(created.account_id)}/password`, { password: v.password });
+      say('Account created.');
+      location.hash = `#/accounts/${enc(created.account_id)}`;
+    })),
+    section('All accounts', table(['Name', 'Email', 'Role', 'Status', 'Created'], data.accounts.map((a) => [
+      link(`#/accounts/${enc(a.account_id)}`, a.display_name), a.email, a.role,
+      badge(a.disabled ? 'disabled' : 'active'), when(a.created_at)]), 'No accounts yet: the master key is the only way in.')));
+}
+
+async function accountPage(id) {
+  const [account, keys] = await Promise.all([api('GET', `/api/accounts/${enc(id)}`), api('GET', `/api/accounts/${enc(id)}/api-keys`)]);
+  const base = `/api/accounts/${enc(id)}`;
+  const post = (path, body, message) => async () => { await api('POST', `${base}/${path}`, body); say(message); route(); };
+  const issued = h('div', {});
+  setView(
+    h('p', { class: 'crumbs' }, link('#/accounts', 'Accounts'), ' / ', account.display_name),
+    h('h1', {}, account.display_name, ' ', badge(account.disabled ? 'disabled' : 'active')),
+    h('dl', { class: 'facts' }, fact('Email', account.email), fact('Role', account.role),
+      fact('Account id', h('code', {}, account.account_id)), fact('Created', when(account.created_at))),
+    section('Role', form([field('Role', 'role', { value: account.role, options: ROLES })], 'Set role',
+      async (v) => post('role', { role: v.role }, 'Role set.')(), { inline: true })),
+    section('Password', form([field('New password (12 characters or more)', 'password', { type: 'password', required: true })], 'Set password',
+      async (v) => post('password', { password: v.password }, 'Password set.')(), { inline: true })),
+    section('Access', account.disabled
+      ? actionButton('Enable', 'secondary', post('enable', {}, 'Account enabled.'))
+      : actionButton('Disable', 'danger', async () => {
+          if (!await confirmAction(`Disable ${account.display_name}? Their sessions and keys stop working at once.`, 'Disable')) return;
+          await post('disable', {}, 'Account disabled.')();
+        })),
+    section('API keys',
+      table(['Name', 'Key id', 'Role', 'Expires', 'Last used', 'Status', ''], keys.api_keys.map((k) => [
+        k.name, h('code', {}, k.key_id), k.role, k.expires_at ? when(k.expires_at) : 'never', k.last_used_at ? when(k.last_used_at) : 'never',
+        badge(k.revoked_at ? 'revoked' : 'active'),
+        k.revoked_at ? '' : actionButton('Revoke', 'warn small', post(`api-keys/${enc(k.key_id)}/revoke`, {}, `Key ${k.name} revoked.`))]), 'No keys yet.'),
+      issued,
+      form([field('Name', 'name', { required: true, placeholder: 'e.g. billing export' }),
+        field('Role', 'role', { value: account.role, options: ROLES }),
+        field('Expires (optional, e.g. 2027-01-01T00:00:00Z)', 'expires_at')], 'Issue key', async (v) => {
+        const body = { name: v.name, role: v.role };
+        if (v.expires_at.trim()) body.expires_at = v.expires_at.trim();
+        const key = await api('POST', `${base}/api-keys`, body);
+        await route();
+        document.querySelector('#view').prepend(h('div', { class: 'card' }, h('h2', {}, 'New key (shown once)'), keyBox(key.api_key),
+          h('p', { class: 'muted' }, 'Send it as X-Admin-Key. Only a digest is kept: copy it now.')));
+      }, { inline: true })));
+}
+
 // ---------------------------------------------------------------- router
 
 const ROUTES = [
@@ -700,6 +763,8 @@ const ROUTES = [
   [/^\/teams\/([^/]+)$/, (m) => teamPage(decodeURIComponent(m[1]))],
   [/^\/usage$/, (m, p) => usagePage(p)],
   [/^\/audit$/, (m, p) => auditPage(p)],
+  [/^\/accounts$/, () => accountsPage()],
+  [/^\/accounts\/([^/]+)$/, (m) => accountPage(decodeURIComponent(m[1]))],
 ];
 
 async function route() {
@@ -734,6 +799,7 @@ async function start() {
     ME = await api('GET', '/api/me');
     const who = ME.account ? `${ME.account.display_name} (${ME.account.email})` : 'master key';
     document.getElementById('whoami').textContent = `${who} · ${ME.role}`;
+    document.getElementById('nav-accounts').hidden = !can('accounts');
   } catch (error) {
     // The page still works; actions are then shown and the server decides.
     ME = { role: 'unknown', may: { manage: true, billing: true, suspend: true, rotate_key: true, reveal_key: true } };

@@ -110,6 +110,7 @@ pub fn app_shell(csrf: &str) -> String {
 <a href="#/teams">Teams</a>
 <a href="#/usage">Usage</a>
 <a href="#/audit">Audit</a>
+<a href="#/accounts" id="nav-accounts" hidden>Accounts</a>
 </nav>
 <span id="whoami" class="muted"></span>
 <form method="post" action="/admin/logout" id="logout-form">

@@ -119,6 +119,41 @@ impl AuditParams {
     }
 }
 
+/// The account id in an actor such as `account:acct_1/key:key_2`.
+fn actor_account(actor: &str) -> Option<&str> {
+    actor.strip_prefix("account:")?.split('/').next()
+}
+
+/// Who the actors of `events` are, by name: `Name <email>` for an account's key or session,
+/// `master key` for the master key; others (teams, the system) are their own names.
+async fn actor_names(
+    state: &AppState,
+    events: &[StoredEvent],
+) -> ApiResult<std::collections::HashMap<String, String>> {
+    let mut ids: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.meta("actor").and_then(actor_account))
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let names = projections::accounts::names(&state.pool, &ids).await?;
+    Ok(names
+        .into_iter()
+        .map(|(id, name, email)| (id, format!("{name} <{email}>")))
+        .collect())
+}
+
+fn actor_name(actor: Option<&str>, names: &std::collections::HashMap<String, String>) -> Value {
+    match actor {
+        Some(actor) if actor.starts_with("admin:") => json!("master key"),
+        Some(actor) => actor_account(actor)
+            .and_then(|id| names.get(id))
+            .map_or(Value::Null, |name| json!(name)),
+        None => Value::Null,
+    }
+}
+
 /// One event as an auditor reads it: the payload without its enum wrapper.
 fn event_json(event: &StoredEvent) -> Value {
     let payload = match &event.payload {
@@ -144,8 +179,17 @@ async fn page(state: &AppState, filter: &AuditFilter, limit: i64) -> ApiResult<J
     let next = (events.len() as i64 == limit)
         .then(|| events.last().map(|e| e.global_position.to_string()))
         .flatten();
+    let names = actor_names(state, &events).await?;
+    let events: Vec<Value> = events
+        .iter()
+        .map(|event| {
+            let mut json = event_json(event);
+            json["actor_name"] = actor_name(event.meta("actor"), &names);
+            json
+        })
+        .collect();
     Ok(Json(json!({
-        "events": events.iter().map(event_json).collect::<Vec<_>>(),
+        "events": events,
         "next_cursor": next,
     })))
 }

@@ -828,6 +828,18 @@ async fn an_account_logs_in_with_its_password_and_its_role_holds_for_the_session
         actors.contains(&format!("account:{id}/session").as_str()),
         "{actors:?}"
     );
+    // ...and names the person.
+    let named = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["actor"] == format!("account:{id}/session").as_str())
+        .unwrap();
+    assert_eq!(named["actor_name"], "Vera <vera@example.com>", "{named}");
+    assert_eq!(
+        history["events"][0]["actor_name"], "master key",
+        "the team was created with the master key"
+    );
     // Disabling the account ends its session on the next request.
     let disable = format!("/api/accounts/{id}/disable");
     assert_eq!(app.post_json(&disable, json!({})).await.0, 200);
