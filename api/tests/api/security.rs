@@ -107,6 +107,33 @@ async fn every_route_refuses_missing_wrong_and_other_parties_credentials() {
         PUSH_TOKEN,
         METRICS_TOKEN,
     ];
+    // A real account key, then the same key id with a changed secret.
+    let (status, account) = app
+        .post_json(
+            "/api/accounts/create",
+            json!({"email": "walk@example.com", "display_name": "Walk", "role": "owner"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{account}");
+    let account_id = account["account_id"].as_str().unwrap();
+    let (status, issued) = app
+        .post_json(
+            &format!("/api/accounts/{account_id}/api-keys"),
+            json!({"name": "walk"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    let real = issued["api_key"].as_str().unwrap();
+    let forged_account_key = format!(
+        "{}{}",
+        &real[..real.len() - 2],
+        if real.ends_with("AA") { "BB" } else { "AA" }
+    );
+    let secrets: Vec<&str> = secrets
+        .iter()
+        .copied()
+        .chain([real, forged_account_key.as_str()])
+        .collect();
     let events_before = app.event_count().await;
 
     let document = serde_json::to_value(api::routes::openapi()).unwrap();
@@ -137,6 +164,12 @@ async fn every_route_refuses_missing_wrong_and_other_parties_credentials() {
                     Credential::None,
                     Credential::AdminKey("wrong-key"),
                     Credential::AdminKey(&MASTER_KEY[..MASTER_KEY.len() - 1]),
+                    // An account key's shape with no such key, and with a real key id but
+                    // another secret.
+                    Credential::AdminKey(
+                        "sa_key_0000000000000000.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                    ),
+                    Credential::AdminKey(&forged_account_key),
                     Credential::AdminKey(&key_a),
                     Credential::Bearer(&key_a),
                     Credential::Bearer(MASTER_KEY),
