@@ -166,6 +166,18 @@ impl Target {
         (status, echoed, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The team's spend-log row filed under `call_id`, once LiteLLM has written it.
+    async fn spend_row_of_call(&self, team_id: &str, call_id: &str, what: &str) -> Value {
+        eventually(40, async || {
+            self.spend_rows(team_id)
+                .await
+                .into_iter()
+                .find(|r| r["litellm_call_id"] == call_id)
+        })
+        .await
+        .unwrap_or_else(|| panic!("{what} spend row never came"))
+    }
+
     /// The spend-log rows of a team so far.
     async fn spend_rows(&self, team_id: &str) -> Vec<Value> {
         let now = spend_log_window();
@@ -545,14 +557,9 @@ async fn embeddings_bill_their_input_under_the_callers_call_id() {
     let (status, _, answer) = t.chat(&key, json!({"model": MODELS[0]})).await;
     assert_eq!(status, 403, "{answer}");
 
-    let row = eventually(40, async || {
-        t.spend_rows(&team_id)
-            .await
-            .into_iter()
-            .find(|r| r["litellm_call_id"] == call_id.as_str())
-    })
-    .await
-    .expect("the embedding's spend row never came");
+    let row = t
+        .spend_row_of_call(&team_id, &call_id, "the embedding's")
+        .await;
     assert_eq!(row["request_id"], call_id.as_str(), "{row}");
     assert_eq!(row["call_type"], "aembedding", "{row}");
     assert_eq!(row["prompt_tokens"], 10, "{row}");
@@ -643,14 +650,9 @@ async fn legacy_completions_bill_every_prompts_best_of_under_the_callers_call_id
     assert_eq!(usage["usage"]["completion_tokens"], 3, "{usage}");
     assert!(text.contains("\"text\""), "{text}");
 
-    let row = eventually(40, async || {
-        t.spend_rows(&team_id)
-            .await
-            .into_iter()
-            .find(|r| r["litellm_call_id"] == call_id.as_str())
-    })
-    .await
-    .expect("the completion's spend row never came");
+    let row = t
+        .spend_row_of_call(&team_id, &call_id, "the completion's")
+        .await;
     assert_eq!(row["completion_tokens"], 18, "{row}");
     assert_eq!(row["call_type"], "atext_completion", "{row}");
 }
@@ -696,14 +698,9 @@ async fn anthropic_messages_are_billed_in_their_own_shape_under_the_callers_call
     assert_eq!(delta["usage"]["output_tokens"], 5, "{delta}");
     assert_eq!(delta["usage"]["input_tokens"], input, "{delta}");
 
-    let row = eventually(40, async || {
-        t.spend_rows(&team_id)
-            .await
-            .into_iter()
-            .find(|r| r["litellm_call_id"] == call_id.as_str())
-    })
-    .await
-    .expect("the message's spend row never came");
+    let row = t
+        .spend_row_of_call(&team_id, &call_id, "the message's")
+        .await;
     assert_eq!(row["completion_tokens"], 5, "{row}");
     assert_eq!(row["call_type"], "anthropic_messages", "{row}");
 }
