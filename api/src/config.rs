@@ -438,8 +438,10 @@ impl DatabaseOnly {
         let key = match (self.encryption_key, self.dev_mode) {
             (Some(key), _) => key,
             (None, true) => {
-                let (keys, _) = dev_keys::load_or_create(&dev_keys_path())
-                    .map_err(|e| ConfigError::DevKeys(e.to_string()))?;
+                // Read only: a key made up now could not have sealed anything.
+                let keys = dev_keys::load(&dev_keys_path())
+                    .map_err(|e| ConfigError::DevKeys(e.to_string()))?
+                    .ok_or(ConfigError::MissingEncryptionKey)?;
                 decode_encryption_key(keys.encryption_key.expose_secret())
                     .ok_or(ConfigError::InvalidEncryptionKey)?
             }

@@ -45,6 +45,15 @@ fn random_hex(bytes: usize) -> String {
 
 /// Returns the keys and whether they were just created.
 pub fn load_or_create(path: &Path) -> Result<(DevKeys, bool), DevKeysError> {
+    if let Some(keys) = load(path)? {
+        return Ok((keys, false));
+    }
+    create(path).map(|keys| (keys, true))
+}
+
+/// The keys of an existing file; `None` when there is none (never creates one: a reader such
+/// as `verify --chain` must not make up a key).
+pub fn load(path: &Path) -> Result<Option<DevKeys>, DevKeysError> {
     let shown = path.display().to_string();
     let io = |source| DevKeysError::Io {
         path: shown.clone(),
@@ -67,28 +76,34 @@ pub fn load_or_create(path: &Path) -> Result<(DevKeys, bool), DevKeysError> {
                 .and_then(|mut file| file.read_to_string(&mut text))
                 .map_err(io)?;
             read_keys(&text)
-                .map(|keys| (keys, false))
+                .map(Some)
                 .ok_or(DevKeysError::Incomplete { path: shown })
         }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = [0u8; 32];
-            rand::rng().fill_bytes(&mut key);
-            let keys = DevKeys {
-                master_key: format!("dev-mk-{}", random_hex(24)).into(),
-                encryption_key: BASE64.encode(key).into(),
-            };
-            let mut file = open_no_follow(path, true).map_err(io)?;
-            writeln!(
-                file,
-                "# saas-api dev mode keys (generated; never use in production)\nMASTER_KEY={}\nENCRYPTION_KEY={}",
-                keys.master_key.expose_secret(),
-                keys.encryption_key.expose_secret()
-            )
-            .map_err(io)?;
-            Ok((keys, true))
-        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(io(error)),
     }
+}
+
+fn create(path: &Path) -> Result<DevKeys, DevKeysError> {
+    let io = |source| DevKeysError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let keys = DevKeys {
+        master_key: format!("dev-mk-{}", random_hex(24)).into(),
+        encryption_key: BASE64.encode(key).into(),
+    };
+    let mut file = open_no_follow(path, true).map_err(io)?;
+    writeln!(
+        file,
+        "# saas-api dev mode keys (generated; never use in production)\nMASTER_KEY={}\nENCRYPTION_KEY={}",
+        keys.master_key.expose_secret(),
+        keys.encryption_key.expose_secret()
+    )
+    .map_err(io)?;
+    Ok(keys)
 }
 
 fn read_keys(text: &str) -> Option<DevKeys> {

@@ -164,3 +164,19 @@ async fn migrate_creates_and_migrates_the_database_then_exits() {
         .unwrap();
     assert_eq!(events, 0);
 }
+
+#[test]
+fn verify_chain_in_dev_mode_never_makes_up_a_key() {
+    let dir = std::env::temp_dir().join(format!("saas-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = dir.join("keys.env");
+    let output = saas_api(&[("SAAS_DEV_KEYS_FILE", keys.display().to_string())])
+        .args(["verify", "--chain"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ENCRYPTION_KEY"), "{stderr}");
+    assert!(!keys.exists(), "verify --chain created a dev keys file");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
