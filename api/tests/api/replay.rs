@@ -40,6 +40,29 @@ async fn mixed_workload(app: &TestApp) {
         let (status, body) = app.post_json(path, body).await;
         assert!(status < 300, "{path}: {body}");
     }
+    // Accounts, their roles and keys are read models too.
+    let (status, account) = app
+        .post_json(
+            "/api/accounts/create",
+            json!({"email": "ana@example.com", "display_name": "Ana", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{account}");
+    let id = account["account_id"].as_str().unwrap();
+    for (path, body) in [
+        (
+            format!("/api/accounts/{id}/role"),
+            json!({"role": "billing"}),
+        ),
+        (
+            format!("/api/accounts/{id}/api-keys"),
+            json!({"name": "export"}),
+        ),
+        (format!("/api/accounts/{id}/disable"), json!({})),
+    ] {
+        let (status, body) = app.post_json(&path, body).await;
+        assert!(status < 300, "{path}: {body}");
+    }
     let records: Vec<Value> = (0..30)
         .map(|i| {
             json!({"request_id": format!("req_{i}"), "team_id": if i % 3 == 0 { "team_2" } else { "team_1" },
@@ -94,6 +117,7 @@ async fn answers(app: &TestApp) -> Vec<Value> {
         "/api/teams/team_1/usage",
         "/api/teams/team_2/budget",
         "/api/usage/teams",
+        "/api/accounts",
     ] {
         let (status, mut body) = app.get_json(path, None).await;
         assert_eq!(status, 200, "{path}: {body}");
