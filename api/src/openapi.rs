@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, Schema};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -162,13 +162,7 @@ impl Modify for SecuritySchemes {
 
 /// Schema of `DecimalText`: a JSON number or a numeric string, kept exact.
 pub fn decimal_schema() -> RefOr<Schema> {
-    OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::Number))
-        .item(ObjectBuilder::new().schema_type(Type::String))
-        .description(Some(
-            "An exact decimal, as a JSON number or a string: `84.50` or `\"84.50\"`",
-        ))
-        .into()
+    crate::request_schemas::exact_decimal()
 }
 
 /// The document as served: built once from the router's registered operations.

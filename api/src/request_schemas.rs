@@ -88,6 +88,20 @@ fn decimal(min: f64, exclusive: bool, max: f64, nullable: bool, what: &str) -> R
     } else {
         number.minimum(Some(min))
     };
+    number_or_text(number, nullable, what)
+}
+
+/// Any exact decimal, unbounded (answers and free amounts).
+pub fn exact_decimal() -> RefOr<Schema> {
+    number_or_text(
+        ObjectBuilder::new().schema_type(Type::Number),
+        false,
+        "An exact decimal",
+    )
+}
+
+/// A decimal as a JSON number or its text, the two forms every amount is accepted in.
+fn number_or_text(number: ObjectBuilder, nullable: bool, what: &str) -> RefOr<Schema> {
     let mut one_of = OneOfBuilder::new()
         .item(number)
         .item(ObjectBuilder::new().schema_type(Type::String))
