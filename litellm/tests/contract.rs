@@ -147,23 +147,13 @@ impl Target {
     ) -> (u16, String, Value) {
         let body = json!({"model": model, "max_tokens": 10,
                           "messages": [{"role": "user", "content": content}]});
-        let response = self
-            .http
-            .post(format!("{}/v1/chat/completions", self.url))
-            .bearer_auth(key)
-            .header("x-litellm-call-id", call_id)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let echoed = response
-            .headers()
-            .get("x-litellm-call-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        (status, echoed, response.json().await.unwrap_or(Value::Null))
+        let (status, echoed, _, text) =
+            call(self, key, "/v1/chat/completions", call_id, body).await;
+        (
+            status,
+            echoed,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        )
     }
 
     /// The team's spend-log row filed under `call_id`, once LiteLLM has written it.
