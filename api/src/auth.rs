@@ -14,12 +14,24 @@ use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use domain::account::{Permission, Role};
 
+/// A usage record's request id as an organization-scoped caller sees it: a digest. The id of a
+/// call through saas-api is the call id it sent LiteLLM, and whoever holds one can, for its
+/// lifetime, make direct calls that count as that one call; a customer's own admin must not.
+pub fn redacted_request_id(request_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(request_id.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("redacted-{hex}")
+}
+
 /// Proof that the request carries an admin credential whose role allows the route; handlers
 /// that take it are admin-only.
 #[derive(Debug, Clone)]
 pub struct Admin {
     actor: String,
     grant: Grant,
+    /// The organizations the credential holds for; `None`: every organization.
+    organizations: Option<Vec<String>>,
 }
 
 /// What the credential may do.
@@ -65,17 +77,45 @@ impl Admin {
         Self {
             actor: state.admin_key.actor(),
             grant: Grant::MasterKey,
+            organizations: None,
         }
     }
 
-    /// The route's permission, or 403 `not_permitted` naming what the role lacks.
-    fn permitted(self, parts: &Parts) -> Result<Self, ApiError> {
+    fn of_account(actor: String, access: domain::account::Access) -> Self {
+        Self {
+            actor,
+            grant: Grant::Key {
+                account: access.account_role,
+                key: access.key_role,
+            },
+            organizations: access.organizations,
+        }
+    }
+
+    /// The organizations this caller may see and act on; `None`: every one.
+    pub fn organizations(&self) -> Option<&[String]> {
+        self.organizations.as_deref()
+    }
+
+    /// Whether the caller may see and act on `organization_id`.
+    pub fn reaches(&self, organization_id: &str) -> bool {
+        self.organizations
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|o| o == organization_id))
+    }
+
+    /// The route's permission, or 403 `not_permitted` naming what the role lacks; then, for an
+    /// organization-scoped caller, the route's organization (`crate::permissions::within`).
+    async fn permitted(self, parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         let route = parts
             .extensions
             .get::<MatchedPath>()
             .map_or(parts.uri.path(), MatchedPath::as_str);
         let needed = crate::permissions::needed(&parts.method, route);
         if self.may(needed) {
+            if let Some(organizations) = &self.organizations {
+                crate::permissions::within(organizations, needed, parts, route, state).await?;
+            }
             return Ok(self);
         }
         let role = self.role_name();
@@ -108,7 +148,7 @@ impl FromRequestParts<AppState> for Admin {
         } else {
             return Err(ApiError::unauthorized("missing X-Admin-Key header"));
         };
-        admin.permitted(parts)
+        admin.permitted(parts, state).await
     }
 }
 
@@ -163,12 +203,9 @@ async fn account_key(state: &AppState, key: &[u8]) -> Result<Option<Admin>, ApiE
         return Ok(None);
     };
     let holder = app::accounts::authenticate(&state.pool, key, chrono::Utc::now()).await?;
-    Ok(holder.map(|holder| Admin {
-        actor: format!("account:{}/key:{}", holder.account_id, holder.key_id),
-        grant: Grant::Key {
-            account: holder.account_role,
-            key: holder.key_role,
-        },
+    Ok(holder.map(|holder| {
+        let actor = format!("account:{}/key:{}", holder.account_id, holder.key_id);
+        Admin::of_account(actor, holder.access)
     }))
 }
 
@@ -228,25 +265,20 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Admin, ApiError
             "missing or wrong X-CSRF-Token for this session; reload the page",
         ));
     }
-    let grant = match &session.account_id {
-        None => Grant::MasterKey,
-        // The account's role now, so a changed role applies to its open sessions at once.
-        Some(account_id) => match app::accounts::session_role(&state.pool, account_id).await? {
-            Some(role) => Grant::Key {
-                account: role,
-                key: role,
-            },
-            None => {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorCode::SessionExpired,
-                    "the admin session has ended; log in again",
-                ));
-            }
+    match &session.account_id {
+        None => Ok(Admin {
+            actor: session.actor,
+            grant: Grant::MasterKey,
+            organizations: None,
+        }),
+        // The account as it is now, so a changed role or scope applies to open sessions at once.
+        Some(account_id) => match app::accounts::session_access(&state.pool, account_id).await? {
+            Some(access) => Ok(Admin::of_account(session.actor, access)),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::SessionExpired,
+                "the admin session has ended; log in again",
+            )),
         },
-    };
-    Ok(Admin {
-        actor: session.actor,
-        grant,
-    })
+    }
 }

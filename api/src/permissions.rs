@@ -2,8 +2,13 @@
 //! extractor before a handler runs (so a refused request changes nothing), and compared with the
 //! OpenAPI document by the permission-matrix test so no route goes undeclared.
 
-use axum::http::Method;
+use app::error::ErrorCode;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use domain::account::Permission;
+
+use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Every admin route that changes something, with what it needs. Reads need `Read` (accounts'
 /// reads need `Accounts`); a route missing here needs `Accounts`, so a forgotten one is closed
@@ -63,6 +68,11 @@ pub const WRITES: &[(&str, &str, Permission)] = &[
     ("POST", "/api/accounts/{id}/password", Permission::Accounts),
     (
         "POST",
+        "/api/accounts/{id}/organizations",
+        Permission::Accounts,
+    ),
+    (
+        "POST",
         "/api/accounts/{id}/api-keys/{key_id}/revoke",
         Permission::Accounts,
     ),
@@ -80,6 +90,119 @@ pub fn needed(method: &Method, route: &str) -> Permission {
         .iter()
         .find(|(m, r, _)| *m == method.as_str() && *r == route)
         .map_or(Permission::Accounts, |(_, _, permission)| *permission)
+}
+
+/// Reads an organization-scoped caller may make without naming an organization: their lists
+/// are filtered to the caller's organizations by the handlers, or hold nothing of any.
+const SCOPED_READS: &[&str] = &[
+    "/api/organizations",
+    "/api/teams",
+    "/api/me",
+    "/api/model-groups",
+    "/api/model-groups/{name}",
+    "/api/litellm/models",
+];
+
+/// Reports an organization-scoped caller may read when they name one of its organizations
+/// (`organization_id`) or one of its teams (`team_id`).
+const SCOPED_REPORTS: &[&str] = &[
+    "/api/usage/teams",
+    "/api/usage/daily",
+    "/api/usage/records.csv",
+    "/api/budget-alerts",
+    "/api/audit/events",
+    "/api/webhooks/deliveries",
+];
+
+fn forbidden(message: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::NotPermitted, message)
+}
+
+/// The segment of `path` where `route` has `{id}`.
+fn path_id<'a>(route: &str, path: &'a str) -> Option<&'a str> {
+    route
+        .split('/')
+        .zip(path.split('/'))
+        .find(|(template, _)| *template == "{id}")
+        .map(|(_, segment)| segment)
+}
+
+/// What an organization-scoped caller (`organizations`) may reach: an organization or team
+/// outside them is answered 404, as if it did not exist; a report must name one of theirs; a
+/// route over every organization (the dashboard, the catalog's changes, sync and ingestion,
+/// accounts) is 403. Lists are filtered by their handlers (`Admin::organizations`), and a new
+/// team's organization is checked by its handler (it is in the body).
+pub async fn within(
+    organizations: &[String],
+    needed: Permission,
+    parts: &Parts,
+    route: &str,
+    state: &AppState,
+) -> Result<(), ApiError> {
+    let reaches = |id: &str| organizations.iter().any(|o| o == id);
+    let team_organization = async |team_id: &str| -> Result<Option<String>, ApiError> {
+        Ok(projections::teams::get(&state.pool, team_id)
+            .await?
+            .map(|row| row.organization_id))
+    };
+    let organization_not_found =
+        || ApiError::from(domain::organization::OrganizationError::NotFound);
+    let team_not_found = || ApiError::from(domain::team::TeamError::NotFound);
+    if needed == Permission::Accounts {
+        return Err(forbidden(
+            "an account scoped to organizations cannot manage accounts",
+        ));
+    }
+    let path = parts.uri.path();
+    if route.starts_with("/api/organizations/{id}") {
+        let id = path_id(route, path).unwrap_or_default();
+        return if reaches(id) {
+            Ok(())
+        } else {
+            Err(organization_not_found())
+        };
+    }
+    if route.starts_with("/api/teams/{id}") {
+        let id = path_id(route, path).unwrap_or_default();
+        return match team_organization(id).await? {
+            Some(organization) if !reaches(&organization) => Err(team_not_found()),
+            // A team that does not exist is the handler's 404.
+            _ => Ok(()),
+        };
+    }
+    let reads = parts.method == Method::GET || parts.method == Method::HEAD;
+    if route == "/api/teams/create" || (reads && SCOPED_READS.contains(&route)) {
+        return Ok(());
+    }
+    if reads && SCOPED_REPORTS.contains(&route) {
+        let query: std::collections::HashMap<String, String> =
+            axum::extract::Query::try_from_uri(&parts.uri)
+                .map(|q: axum::extract::Query<_>| q.0)
+                .unwrap_or_default();
+        let named = |name: &str| query.get(name).filter(|v| !v.is_empty());
+        // Every one named must be the caller's: a report may read either.
+        let (organization, team) = (named("organization_id"), named("team_id"));
+        if let Some(organization) = organization
+            && !reaches(organization)
+        {
+            return Err(organization_not_found());
+        }
+        if let Some(team) = team {
+            match team_organization(team).await? {
+                Some(organization) if reaches(&organization) => {}
+                _ => return Err(team_not_found()),
+            }
+        }
+        if organization.is_some() || team.is_some() {
+            return Ok(());
+        }
+        return Err(forbidden(
+            "an account scoped to organizations must name one of them (organization_id) or one of their teams (team_id)",
+        ));
+    }
+    Err(forbidden(
+        "an account scoped to organizations cannot use a route that spans every organization",
+    ))
 }
 
 /// The permission's name in a refusal.

@@ -713,6 +713,8 @@ pub struct Account {
     pub display_name: String,
     /// `owner`, `admin`, `billing`, `support` or `viewer`.
     pub role: String,
+    /// The organizations the role holds for; `null`: every one.
+    pub organizations: Option<Vec<String>>,
     pub disabled: bool,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
@@ -727,6 +729,7 @@ impl From<&projections::accounts::AccountRow> for Account {
             email: row.email.clone(),
             display_name: row.display_name.clone(),
             role: row.role.clone(),
+            organizations: row.organizations.clone(),
             disabled: row.disabled,
             created_at: row.created_at,
             created_by: row.created_by.clone(),
@@ -804,6 +807,8 @@ pub struct Me {
     pub actor: String,
     /// `owner` for the master key.
     pub role: String,
+    /// The organizations the caller reaches; `null`: every one.
+    pub organizations: Option<Vec<String>>,
     /// The account, when an account's key or session is used.
     pub account: Option<Account>,
     pub may: Abilities,

@@ -6,7 +6,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use domain::CommandMetadata;
-use domain::account::{Account, AccountCommand, AccountEvent, AccountId, ApiKeyId, KeyName, Role};
+use domain::account::{
+    Access, Account, AccountCommand, AccountEvent, AccountId, ApiKeyId, KeyName, Role,
+};
 use rand::RngCore;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -31,8 +33,7 @@ pub struct IssuedKey {
 pub struct KeyHolder {
     pub account_id: String,
     pub key_id: String,
-    pub account_role: Role,
-    pub key_role: Role,
+    pub access: Access,
 }
 
 fn digest(secret: &str) -> [u8; 32] {
@@ -103,8 +104,8 @@ pub async fn authenticate(
     }
     let mut conn = pool.acquire().await?;
     let account = fold(&mut conn, &account_id).await?;
-    let (account_role, key_role) = match account.key_access(key_id, now) {
-        Ok(roles) => roles,
+    let access = match account.key_access(key_id, now) {
+        Ok(access) => access,
         Err(refusal) => {
             tracing::info!(key_id, ?refusal, "an account key was refused");
             return Ok(None);
@@ -123,8 +124,7 @@ pub async fn authenticate(
     Ok(Some(KeyHolder {
         account_id,
         key_id: key_id.to_owned(),
-        account_role,
-        key_role,
+        access,
     }))
 }
 
@@ -253,9 +253,9 @@ pub async fn login(
     let Some(account_id) = account_id.filter(|_| matches) else {
         return Ok(None);
     };
-    Ok(session_role(pool, &account_id)
+    Ok(session_access(pool, &account_id)
         .await?
-        .map(|role| (account_id, role)))
+        .map(|access| (account_id, access.account_role)))
 }
 
 /// A hash of a random password nobody knows, verified against when there is no account, so
@@ -272,8 +272,8 @@ static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         .to_string()
 });
 
-/// The role a session of the account may use now: `None` for an unknown or disabled account.
-pub async fn session_role(pool: &PgPool, account_id: &str) -> AppResult<Option<Role>> {
+/// What a session of the account may do now: `None` for an unknown or disabled account.
+pub async fn session_access(pool: &PgPool, account_id: &str) -> AppResult<Option<Access>> {
     let mut conn = pool.acquire().await?;
-    Ok(fold(&mut conn, account_id).await?.session_role())
+    Ok(fold(&mut conn, account_id).await?.session_access())
 }

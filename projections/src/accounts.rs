@@ -53,11 +53,12 @@ impl Projector for AccountsProjector {
                 email,
                 display_name,
                 role,
+                organizations,
             } => {
                 sqlx::query(
-                    "insert into accounts (account_id, email, display_name, role, created_at,
-                        updated_at, created_by, created_position, last_position)
-                     values ($1, $2, $3, $4, $5, $5, $6, $7, $7)
+                    "insert into accounts (account_id, email, display_name, role, organizations,
+                        created_at, updated_at, created_by, created_position, last_position)
+                     values ($1, $2, $3, $4, $8, $5, $5, $6, $7, $7)
                      on conflict (account_id) do nothing",
                 )
                 .bind(account_id.as_str())
@@ -67,8 +68,21 @@ impl Projector for AccountsProjector {
                 .bind(at)
                 .bind(actor)
                 .bind(position)
+                .bind(organization_ids(&organizations))
                 .execute(&mut *tx)
                 .await?;
+            }
+            AccountEvent::AccountOrganizationsChanged {
+                account_id,
+                organizations,
+            } => {
+                sqlx::query(&update("organizations = $4"))
+                    .bind(account_id.as_str())
+                    .bind(at)
+                    .bind(position)
+                    .bind(organization_ids(&organizations))
+                    .execute(&mut *tx)
+                    .await?;
             }
             AccountEvent::AccountRoleChanged {
                 account_id, role, ..
@@ -140,12 +154,22 @@ impl Projector for AccountsProjector {
     }
 }
 
+fn organization_ids(
+    organizations: &Option<Vec<domain::organization::OrganizationId>>,
+) -> Option<Vec<String>> {
+    organizations
+        .as_ref()
+        .map(|list| list.iter().map(|o| o.as_str().to_owned()).collect())
+}
+
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct AccountRow {
     pub account_id: String,
     pub email: String,
     pub display_name: String,
     pub role: String,
+    /// `None`: every organization.
+    pub organizations: Option<Vec<String>>,
     pub disabled: bool,
     pub password_set_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -155,7 +179,8 @@ pub struct AccountRow {
     pub last_position: i64,
 }
 
-const COLUMNS: &str = "account_id, email, display_name, role, disabled, password_set_at,
+const COLUMNS: &str =
+    "account_id, email, display_name, role, organizations, disabled, password_set_at,
     created_at, updated_at, created_by, created_position, last_position";
 
 pub async fn get(pool: &PgPool, account_id: &str) -> Result<Option<AccountRow>, sqlx::Error> {

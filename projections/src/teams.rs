@@ -210,6 +210,8 @@ pub async fn get(pool: &PgPool, team_id: &str) -> Result<Option<TeamRow>, sqlx::
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TeamQuery<'a> {
     pub organization_id: Option<&'a str>,
+    /// Only teams of these organizations (an organization-scoped caller's); `None`: all.
+    pub within: Option<&'a [String]>,
     /// Deleted teams are left out unless asked for (or `status` is `deleted`).
     pub include_deleted: bool,
     /// Only teams with this status (`active`, `suspended`, `deleted`).
@@ -227,6 +229,7 @@ pub async fn list(
 ) -> Result<Vec<TeamRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "{SELECT} where ($1::text is null or t.organization_id = $1)
+                    and ($7::text[] is null or t.organization_id = any($7))
                     and ($2 or t.status <> 'deleted' or $3 = 'deleted')
                     and ($3::text is null or t.status = $3)
                     and ($4::text is null or strpos(lower(t.team_alias), lower($4)) > 0
@@ -240,6 +243,7 @@ pub async fn list(
     .bind(query.search)
     .bind(after.unwrap_or(0))
     .bind(limit)
+    .bind(query.within)
     .fetch_all(pool)
     .await
 }

@@ -67,6 +67,46 @@ async function adminApi(method, path, body) {
   return JSON.parse(text);
 }
 
+test('an organization-scoped admin sees only their organization\'s teams', async () => {
+  const mine = `org_mine_${stamp}`;
+  const theirs = `org_theirs_${stamp}`;
+  const group = `scope-${stamp}`;
+  await adminApi('POST', '/api/model-groups/create', { group_name: group, models: ['fake-gpt'] });
+  let last;
+  for (const [org, team] of [[mine, `team_mine_${stamp}`], [theirs, `team_theirs_${stamp}`]]) {
+    await adminApi('POST', '/api/organizations/create', { organization_id: org, name: org });
+    last = await adminApi('POST', '/api/teams/create', { organization_id: org, team_id: team, model_groups: [group], credits: 0 });
+  }
+  const email = `scoped-${stamp}@example.com`;
+  const account = await adminApi('POST', '/api/accounts/create', { email, display_name: 'Mia Scoped', role: 'admin', organizations: [mine] });
+  await adminApi('POST', `/api/accounts/${account.account_id}/password`, { password: VIEWER_PASSWORD });
+  await fetch(`${BASE}/api/teams`, { headers: { 'x-admin-key': KEY, 'x-wait-for-position': String(last.position) } });
+
+  const browser = await chromium.launch(LAUNCH);
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${BASE}/admin`);
+    await page.waitForURL(/\/admin\/login/);
+    await page.fill('#email', email);
+    await page.fill('#password', VIEWER_PASSWORD);
+    await Promise.all([page.waitForLoadState('load'), page.click('#login-account')]);
+    // Home is their teams, not the dashboard over every organization.
+    await page.waitForSelector(`a:text("team_mine_${stamp}")`);
+    assert.equal(await page.locator(`text="team_theirs_${stamp}"`).count(), 0, 'another organization\'s team is listed');
+    assert.equal(await page.locator('#nav a[href="#/"]').isHidden(), true);
+    await page.goto(`${BASE}/admin#/organizations`);
+    await page.waitForSelector(`a:text("${mine}")`);
+    assert.equal(await page.locator(`text="${theirs}"`).count(), 0, 'another organization is listed');
+    // The other organization's team does not exist for them.
+    await page.goto(`${BASE}/admin#/teams/team_theirs_${stamp}`);
+    await page.waitForSelector('h1:text("Something went wrong")');
+    assert.match(await page.textContent('#view'), /team not found/i);
+  } finally {
+    await browser.close();
+    for (const team of [`team_mine_${stamp}`, `team_theirs_${stamp}`]) await adminApi('POST', `/api/teams/${team}/delete`, {});
+  }
+});
+
 // First: the operator's test below ends with wrong keys that slow this address down.
 test('a viewer logs in with a password and cannot add credits', async () => {
   const org = `org_view_${stamp}`;

@@ -291,6 +291,8 @@ function barChart(title, daily) {
 // ---------------------------------------------------------------- pages
 
 async function dashboardPage() {
+  // An account scoped to organizations has no view over every one: its teams are home.
+  if (ME.organizations) { location.hash = '#/teams'; return; }
   const d = await api('GET', '/api/dashboard');
   const teams = d.teams || {};
   const daily = await api('GET', '/api/usage/daily');
@@ -800,6 +802,15 @@ async function start() {
     const who = ME.account ? `${ME.account.display_name} (${ME.account.email})` : 'master key';
     document.getElementById('whoami').textContent = `${who} · ${ME.role}`;
     document.getElementById('nav-accounts').hidden = !can('accounts');
+    if (ME.organizations) {
+      // The dashboard, usage and audit pages span every organization; theirs are on each
+      // organization's and team's page.
+      for (const href of ['#/', '#/usage', '#/audit']) {
+        const a = document.querySelector(`#nav a[href="${href}"]`);
+        if (a) a.hidden = true;
+      }
+      document.getElementById('whoami').textContent += ` · ${ME.organizations.join(', ')}`;
+    }
   } catch (error) {
     // The page still works; actions are then shown and the server decides.
     ME = { role: 'unknown', may: { manage: true, billing: true, suspend: true, rotate_key: true, reveal_key: true } };

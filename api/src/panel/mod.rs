@@ -82,7 +82,7 @@ pub async fn current_session(
     match &session.account_id {
         None => Ok((session.actor == state.admin_key.actor()).then_some(session)),
         // An account's session lives only while the account is enabled, read from its events.
-        Some(account_id) => Ok(app::accounts::session_role(&state.pool, account_id)
+        Some(account_id) => Ok(app::accounts::session_access(&state.pool, account_id)
             .await?
             .map(|_| session)),
     }

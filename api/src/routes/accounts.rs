@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(issue_key, list_keys))
         .routes(routes!(revoke_key))
         .routes(routes!(set_password))
+        .routes(routes!(change_organizations))
         .routes(routes!(me))
 }
 
@@ -92,6 +93,7 @@ async fn me(admin: Admin, State(state): State<AppState>) -> ApiResult<Json<respo
     Ok(Json(responses::Me {
         actor: admin.actor().to_owned(),
         role: admin.role_name(),
+        organizations: admin.organizations().map(<[String]>::to_vec),
         account,
         may: responses::Abilities {
             manage: may(P::Manage),
@@ -115,6 +117,51 @@ struct CreateAccount {
     #[schema(schema_with = crate::request_schemas::display_name::<200>)]
     display_name: String,
     role: RoleName,
+    /// The organizations the role holds for (a customer's own admin); every one if absent.
+    #[serde(default)]
+    #[schema(nullable, min_items = 1)]
+    organizations: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ChangeOrganizations {
+    /// The organizations the role holds for from now on; `null` for every one.
+    #[schema(nullable, min_items = 1)]
+    organizations: Option<Vec<String>>,
+}
+
+/// Organization ids that exist (and are not deleted), or 422 naming the first that does not.
+async fn existing_organizations(
+    state: &AppState,
+    raw: Option<Vec<String>>,
+) -> ApiResult<Option<Vec<domain::organization::OrganizationId>>> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    if raw.is_empty() {
+        return Err(ApiError::unprocessable(
+            app::error::ErrorCode::ValidationFailed,
+            "organizations must name at least one organization, or be null for every one",
+        ));
+    }
+    let mut ids = Vec::new();
+    for id in raw {
+        let known = projections::organizations::get(&state.pool, &id)
+            .await?
+            .filter(|row| row.deleted_at.is_none());
+        if known.is_none() {
+            return Err(ApiError::unprocessable(
+                app::error::ErrorCode::ValidationFailed,
+                format!("organization {id:?} does not exist"),
+            ));
+        }
+        let id = domain::organization::OrganizationId::parse(&id)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(Some(ids))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -180,6 +227,7 @@ async fn create(
         email: Email::parse(&body.email)?,
         display_name: DisplayName::parse(&body.display_name)?,
         role: body.role.into(),
+        organizations: existing_organizations(&state, body.organizations).await?,
     };
     let (headers, answer) = execute(&state, &admin, &meta, &id, command).await?;
     tracing::info!(account_id = id.as_str(), "account created");
@@ -241,6 +289,23 @@ async fn change_role(
     let command = AccountCommand::ChangeRole {
         role: body.role.into(),
     };
+    execute(&state, &admin, &meta, &account_id(&id)?, command).await
+}
+
+#[utoipa::path(post, path = "/api/accounts/{id}/organizations", tag = "accounts",
+    params(("id" = String, Path, description = "account id")),
+    request_body = ChangeOrganizations,
+    responses((status = 200, description = "Changed: the account's keys and sessions reach only these organizations from the next request on", body = AccountChanged), ApiErrors),
+    security(("admin_key" = []), ("admin_session" = [])))]
+async fn change_organizations(
+    admin: Admin,
+    meta: RequestMeta,
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+    AppJson(body): AppJson<ChangeOrganizations>,
+) -> ApiResult<(HeaderMap, Json<AccountChanged>)> {
+    let organizations = existing_organizations(&state, body.organizations).await?;
+    let command = AccountCommand::ChangeOrganizations { organizations };
     execute(&state, &admin, &meta, &account_id(&id)?, command).await
 }
 

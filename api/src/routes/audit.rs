@@ -174,7 +174,12 @@ fn event_json(event: &StoredEvent) -> Value {
     })
 }
 
-async fn page(state: &AppState, filter: &AuditFilter, limit: i64) -> ApiResult<Json<Value>> {
+async fn page(
+    state: &AppState,
+    admin: &Admin,
+    filter: &AuditFilter,
+    limit: i64,
+) -> ApiResult<Json<Value>> {
     let events = audit::events(&state.pool, filter, limit).await?;
     let next = (events.len() as i64 == limit)
         .then(|| events.last().map(|e| e.global_position.to_string()))
@@ -185,6 +190,17 @@ async fn page(state: &AppState, filter: &AuditFilter, limit: i64) -> ApiResult<J
         .map(|event| {
             let mut json = event_json(event);
             json["actor_name"] = actor_name(event.meta("actor"), &names);
+            // A usage record's id may be a call id saas-api sent (see auth::redacted_request_id).
+            if admin.organizations().is_some() && event.aggregate_type == "Usage" {
+                if let Some(id) = json["payload"]["request_id"].as_str() {
+                    json["payload"]["request_id"] = json!(crate::auth::redacted_request_id(id));
+                }
+                // A usage stream is named `<team>:<request id>`.
+                if let Some((team, id)) = event.aggregate_id.split_once(':') {
+                    json["aggregate_id"] =
+                        json!(format!("{team}:{}", crate::auth::redacted_request_id(id)));
+                }
+            }
             json
         })
         .collect();
@@ -199,13 +215,13 @@ async fn page(state: &AppState, filter: &AuditFilter, limit: i64) -> ApiResult<J
     responses((status = 200, description = "A page of events in log order, with actor and request id", body = Object), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn events(
-    _admin: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     AppQuery(params): AppQuery<AuditParams>,
 ) -> ApiResult<Json<Value>> {
     let (mut filter, limit) = params.filter()?;
     filter.without_usage = params.include_usage == Some(false);
-    page(&state, &filter, limit).await
+    page(&state, &admin, &filter, limit).await
 }
 
 /// Every change to a team with who made it; usage records only with `include_usage=true`.
@@ -214,7 +230,7 @@ async fn events(
     responses((status = 200, description = "The team's changes, oldest first", body = Object), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn team_history(
-    _admin: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
     AppQuery(params): AppQuery<AuditParams>,
@@ -230,7 +246,7 @@ async fn team_history(
     drop(conn);
     filter.team_id = Some(id);
     filter.without_usage = params.include_usage != Some(true);
-    page(&state, &filter, limit).await
+    page(&state, &admin, &filter, limit).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

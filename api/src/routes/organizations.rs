@@ -160,13 +160,27 @@ async fn show(
     responses((status = 200, description = "A page of organizations", body = OrganizationPage), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn list(
-    _admin: Admin,
+    admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
     AppQuery(params): AppQuery<ListParams>,
 ) -> ApiResult<Json<OrganizationPage>> {
     let (limit, after) = params.validate()?;
     state.read_after(read_model::PROJECTOR, read_after).await?;
+    // An organization-scoped caller sees its own organizations, on one page (they are few).
+    if let Some(within) = admin.organizations() {
+        let mut organizations = Vec::new();
+        for id in within {
+            if let Some(row) = read_model::get(&state.pool, id).await? {
+                organizations.push(responses::Organization::from(row));
+            }
+        }
+        return Ok(Json(OrganizationPage {
+            total: organizations.len() as i64,
+            organizations,
+            next_cursor: None,
+        }));
+    }
     // One extra row tells whether another page exists.
     let rows = read_model::list(&state.pool, after, limit + 1).await?;
     let (rows, next_cursor) = page(rows, limit, |row| row.created_position);

@@ -207,6 +207,10 @@ async fn create(
         None => Percent::ZERO,
     };
     let organization_id = OrganizationId::parse(&body.organization_id)?;
+    // Outside an organization-scoped caller's organizations, it does not exist for them.
+    if !admin.reaches(organization_id.as_str()) {
+        return Err(domain::organization::OrganizationError::NotFound.into());
+    }
     let team_alias = TeamAlias::parse(body.team_alias.as_deref().unwrap_or(team_id.as_str()))?;
     let model_groups = parse_groups(&body.model_groups)?;
     let rate_limits = rate_limits(body.rpm_limit, body.tpm_limit)?;
@@ -580,6 +584,7 @@ impl TeamFilter {
         }
         Ok(read_model::TeamQuery {
             organization_id,
+            within: None,
             include_deleted: self.include_deleted,
             status,
             search: self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()),
@@ -613,13 +618,16 @@ async fn list_teams(
     responses((status = 200, description = "A page of teams", body = responses::TeamPage), ApiErrors),
     security(("admin_key" = []), ("admin_session" = [])))]
 async fn list(
-    _admin: Admin,
+    admin: Admin,
     read_after: ReadAfter,
     State(state): State<AppState>,
     AppQuery(params): AppQuery<ListParams>,
     AppQuery(filter): AppQuery<TeamFilter>,
 ) -> ApiResult<Json<responses::TeamPage>> {
-    let query = filter.query(filter.organization_id.as_deref())?;
+    let query = read_model::TeamQuery {
+        within: admin.organizations(),
+        ..filter.query(filter.organization_id.as_deref())?
+    };
     list_teams(&state, query, &params, read_after).await
 }
 

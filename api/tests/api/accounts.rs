@@ -283,3 +283,229 @@ async fn the_audit_names_the_account_and_key_behind_a_command_and_no_key_is_in_t
         "a key's secret is in the log"
     );
 }
+
+#[tokio::test]
+async fn an_organization_scoped_admin_sees_and_acts_on_nothing_outside_its_organizations() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let (status, body) = app
+        .post_json(
+            "/api/organizations/create",
+            json!({"organization_id": "org_beta", "name": "Beta"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for (team, org) in [("team_in", "org_acme"), ("team_out", "org_beta")] {
+        let (status, body) = app
+            .post_json(
+                "/api/teams/create",
+                json!({"organization_id": org, "team_id": team, "model_groups": ["gpt"], "credits": 10}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = app
+        .post_json(
+            "/api/accounts/create",
+            json!({"email": "acme-admin@example.com", "display_name": "Acme's admin", "role": "admin",
+                   "organizations": ["org_acme"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let account_id = body["account_id"].as_str().unwrap().to_owned();
+    let (status, body) = issue_key(&app, &account_id, json!({"name": "acme"})).await;
+    assert_eq!(status, 201, "{body}");
+    let key = body["api_key"].as_str().unwrap().to_owned();
+    let position = body["position"].as_i64().unwrap();
+    let get = |path: String| {
+        let (app, key) = (&app, &key);
+        async move {
+            let response = app
+                .client
+                .get(app.url(&path))
+                .header("x-admin-key", key)
+                .header("x-wait-for-position", position.to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let post = |path: String, body: Value| {
+        let (app, key) = (&app, &key);
+        async move {
+            let response = app
+                .client
+                .post(app.url(&path))
+                .header("x-admin-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    // Lists hold only its organization.
+    let (_, teams) = get("/api/teams".into()).await;
+    let ids: Vec<&str> = teams["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["team_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["team_in"], "{teams}");
+    let (_, organizations) = get("/api/organizations".into()).await;
+    assert_eq!(
+        organizations["organizations"].as_array().unwrap().len(),
+        1,
+        "{organizations}"
+    );
+    let (_, me) = get("/api/me".into()).await;
+    assert_eq!(me["organizations"], json!(["org_acme"]), "{me}");
+    // Every team and organization route answers the other organization's ids 404, writing nothing.
+    let document = serde_json::to_value(api::routes::openapi()).unwrap();
+    let before = app.event_count().await;
+    let mut walked = 0;
+    for (template, item) in document["paths"].as_object().unwrap() {
+        let (outside, code) = if template.starts_with("/api/teams/{id}") {
+            ("team_out", "team_not_found")
+        } else if template.starts_with("/api/organizations/{id}") {
+            ("org_beta", "organization_not_found")
+        } else {
+            continue;
+        };
+        for method in item.as_object().unwrap().keys() {
+            let path = template.replace("{id}", outside);
+            let response = call(&app, &key, method, &path).await;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (404, Some(code)),
+                "{method} {path}: {body}"
+            );
+            walked += 1;
+        }
+    }
+    assert!(walked >= 25, "walked {walked}");
+    assert_eq!(app.event_count().await, before, "a refused call wrote");
+    // Its own organization's teams it manages as an admin.
+    let (status, body) = post(
+        "/api/teams/team_in/credits/add".into(),
+        json!({"amount": 5}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        "/api/teams/create".into(),
+        json!({"organization_id": "org_beta", "team_id": "team_sneak", "model_groups": ["gpt"], "credits": 1}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("organization_not_found"))
+    );
+    let (status, _) = post(
+        "/api/teams/create".into(),
+        json!({"organization_id": "org_acme", "team_id": "team_new", "model_groups": ["gpt"], "credits": 1}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // Reports must name its organization or team; the other's are not found; global ones refused.
+    assert_eq!(
+        get("/api/usage/teams?organization_id=org_acme".into())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(get("/api/usage/daily?team_id=team_in".into()).await.0, 200);
+    assert_eq!(
+        get("/api/usage/daily?organization_id=org_acme&team_id=team_out".into())
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        get("/api/audit/events?organization_id=org_beta".into())
+            .await
+            .0,
+        404
+    );
+    for global in [
+        "/api/usage/teams",
+        "/api/dashboard",
+        "/api/audit/events",
+        "/api/sync/status",
+        "/api/accounts",
+    ] {
+        let (status, body) = get(global.into()).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("not_permitted")),
+            "{global}"
+        );
+    }
+    let (status, _) = post(
+        "/api/organizations/create".into(),
+        json!({"name": "Mine now"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Usage of its own teams it reads, but never the request ids behind them: a gateway call's
+    // id is the call id saas-api sent LiteLLM, which would let direct calls pass as that call.
+    let (status, body) = app
+        .post_json(
+            "/api/usage/records",
+            json!({"records": [{"request_id": "call-id-nobody-may-see", "team_id": "team_in",
+                                "model": "gpt-4o", "provider_cost": 0.01, "prompt_tokens": 1, "completion_tokens": 1}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let wait = body["position"].as_i64().unwrap().to_string();
+    for path in [
+        "/api/usage/records.csv?organization_id=org_acme",
+        "/api/audit/events?organization_id=org_acme&include_usage=true",
+        "/api/teams/team_in/history?include_usage=true",
+    ] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .header("x-admin-key", &key)
+            .header("x-wait-for-position", &wait)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let text = response.text().await.unwrap();
+        assert!(!text.contains("call-id-nobody-may-see"), "{path}: {text}");
+        assert!(
+            text.contains("redacted-"),
+            "{path} lists the record: {text}"
+        );
+    }
+    // Widening the account to every organization applies from the next request.
+    let scope = format!("/api/accounts/{account_id}/organizations");
+    assert_eq!(
+        app.post_json(&scope, json!({"organizations": null}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(get("/api/teams/team_out".into()).await.0, 200);
+    // An organization that does not exist cannot be granted.
+    let (status, body) = app
+        .post_json(&scope, json!({"organizations": ["org_nowhere"]}))
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (422, &json!("validation_failed"))
+    );
+}

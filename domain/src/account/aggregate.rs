@@ -18,6 +18,18 @@ pub struct Account {
     disabled: bool,
     #[serde(default)]
     keys: BTreeMap<String, KeyState>,
+    /// The organizations the role holds for; `None`: every organization.
+    #[serde(default)]
+    organizations: Option<Vec<String>>,
+}
+
+/// What a credential of the account may do now: its role (and a key's own), and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub account_role: Role,
+    pub key_role: Role,
+    /// `None`: every organization.
+    pub organizations: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,15 +54,20 @@ impl Account {
         self.role
     }
 
-    /// The role a session of this account may use now: `None` once disabled.
-    pub fn session_role(&self) -> Option<Role> {
-        self.role.filter(|_| !self.disabled)
+    /// What a session of this account may do now: `None` once disabled.
+    pub fn session_access(&self) -> Option<Access> {
+        let role = self.role.filter(|_| !self.disabled)?;
+        Some(Access {
+            account_role: role,
+            key_role: role,
+            organizations: self.organizations.clone(),
+        })
     }
 
     /// What a request made with this account's key `key_id` may do at `now`: the account's role
     /// and the key's (both must allow an action), or why the key is refused. Read from the
     /// account's events, so a revocation or a disabling holds from the moment it commits.
-    pub fn key_access(&self, key_id: &str, now: DateTime<Utc>) -> Result<(Role, Role), KeyRefusal> {
+    pub fn key_access(&self, key_id: &str, now: DateTime<Utc>) -> Result<Access, KeyRefusal> {
         let (Some(account_role), Some(key)) = (self.role, self.keys.get(key_id)) else {
             return Err(KeyRefusal::UnknownKey);
         };
@@ -63,7 +80,11 @@ impl Account {
         if key.expires_at.is_some_and(|at| at <= now) {
             return Err(KeyRefusal::Expired);
         }
-        Ok((account_role, key.role))
+        Ok(Access {
+            account_role,
+            key_role: key.role,
+            organizations: self.organizations.clone(),
+        })
     }
 }
 
@@ -85,6 +106,7 @@ impl Aggregate for Account {
             email,
             display_name,
             role,
+            organizations,
         } = command
         {
             if self.id.is_some() {
@@ -95,6 +117,7 @@ impl Aggregate for Account {
                 email,
                 display_name,
                 role,
+                organizations,
             };
             sink.write(event, self).await;
             return Ok(());
@@ -111,6 +134,19 @@ impl Aggregate for Account {
                 old_role: current,
                 role,
             }),
+            AccountCommand::ChangeOrganizations { organizations } => {
+                let wanted = organizations.as_ref().map(|list| {
+                    list.iter()
+                        .map(|o| o.as_str().to_owned())
+                        .collect::<Vec<_>>()
+                });
+                (wanted != self.organizations).then_some(
+                    AccountEvent::AccountOrganizationsChanged {
+                        account_id,
+                        organizations,
+                    },
+                )
+            }
             AccountCommand::Disable if self.disabled => None,
             AccountCommand::Disable => Some(AccountEvent::AccountDisabled { account_id }),
             AccountCommand::Enable if !self.disabled => None,
@@ -160,10 +196,17 @@ impl Aggregate for Account {
     fn apply(&mut self, event: Self::Event) {
         match event {
             AccountEvent::AccountCreated {
-                account_id, role, ..
+                account_id,
+                role,
+                organizations,
+                ..
             } => {
                 self.id = Some(account_id);
                 self.role = Some(role);
+                self.organizations = scope(organizations);
+            }
+            AccountEvent::AccountOrganizationsChanged { organizations, .. } => {
+                self.organizations = scope(organizations);
             }
             AccountEvent::AccountRoleChanged { role, .. } => self.role = Some(role),
             AccountEvent::AccountDisabled { .. } => self.disabled = true,
@@ -191,6 +234,10 @@ impl Aggregate for Account {
     }
 }
 
+fn scope(organizations: Option<Vec<crate::organization::OrganizationId>>) -> Option<Vec<String>> {
+    organizations.map(|list| list.iter().map(|o| o.as_str().to_owned()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, Utc};
@@ -211,6 +258,7 @@ mod tests {
             email: Email::parse("ana@example.com").unwrap(),
             display_name: DisplayName::parse("Ana").unwrap(),
             role,
+            organizations: None,
         }
     }
 
@@ -283,8 +331,10 @@ mod tests {
             expires_at: Some(now + Duration::hours(1)),
         });
         assert_eq!(
-            account.key_access("key_1", now),
-            Ok((Role::Admin, Role::Support))
+            account
+                .key_access("key_1", now)
+                .map(|a| (a.account_role, a.key_role, a.organizations)),
+            Ok((Role::Admin, Role::Support, None))
         );
         assert_eq!(
             account.key_access("key_2", now),
@@ -327,5 +377,40 @@ mod tests {
             .given_no_previous_events()
             .when(AccountCommand::Disable)
             .then_expect_error(AccountError::NotFound);
+    }
+
+    #[test]
+    fn an_account_scoped_to_organizations_passes_its_scope_to_keys_and_sessions() {
+        use crate::organization::OrganizationId;
+        let acme = OrganizationId::parse("org_acme").unwrap();
+        AccountTest::with(())
+            .given(vec![created(Role::Admin)])
+            .when(AccountCommand::ChangeOrganizations {
+                organizations: Some(vec![acme.clone()]),
+            })
+            .then_expect_events(vec![AccountEvent::AccountOrganizationsChanged {
+                account_id: id(),
+                organizations: Some(vec![acme.clone()]),
+            }]);
+        let mut account = Account::default();
+        account.apply(created(Role::Admin));
+        account.apply(AccountEvent::AccountOrganizationsChanged {
+            account_id: id(),
+            organizations: Some(vec![acme.clone()]),
+        });
+        let access = account.session_access().unwrap();
+        assert_eq!(access.organizations, Some(vec!["org_acme".to_owned()]));
+        AccountTest::with(())
+            .given(vec![
+                created(Role::Admin),
+                AccountEvent::AccountOrganizationsChanged {
+                    account_id: id(),
+                    organizations: Some(vec![acme.clone()]),
+                },
+            ])
+            .when(AccountCommand::ChangeOrganizations {
+                organizations: Some(vec![acme]),
+            })
+            .then_expect_events(vec![]);
     }
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::role::Role;
 use super::values::{AccountId, ApiKeyId, DisplayName, Email, KeyName};
+use crate::organization::OrganizationId;
 
 /// What an owner (or the account itself, for its keys) can ask. The aggregate id is the
 /// account id.
@@ -14,9 +15,15 @@ pub enum AccountCommand {
         email: Email,
         display_name: DisplayName,
         role: Role,
+        /// `None`: the role holds for every organization.
+        organizations: Option<Vec<OrganizationId>>,
     },
     ChangeRole {
         role: Role,
+    },
+    /// Narrows (or widens, `None`) the organizations the account's role holds for.
+    ChangeOrganizations {
+        organizations: Option<Vec<OrganizationId>>,
     },
     /// Ends the account's access at once: its keys and sessions are refused from then on.
     Disable,

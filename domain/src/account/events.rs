@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::role::Role;
 use super::values::{AccountId, ApiKeyId, DisplayName, Email, KeyName};
+use crate::organization::OrganizationId;
 
 /// Stored externally tagged; the `unique_claim_rules` table reads `email` from that shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +17,14 @@ pub enum AccountEvent {
         email: Email,
         display_name: DisplayName,
         role: Role,
+        /// The organizations the role holds for; absent: every organization.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        organizations: Option<Vec<OrganizationId>>,
+    },
+    /// The role now holds for these organizations only (`None`: every organization).
+    AccountOrganizationsChanged {
+        account_id: AccountId,
+        organizations: Option<Vec<OrganizationId>>,
     },
     AccountRoleChanged {
         account_id: AccountId,
@@ -49,6 +58,7 @@ impl DomainEvent for AccountEvent {
         match self {
             Self::AccountCreated { .. } => "AccountCreated",
             Self::AccountRoleChanged { .. } => "AccountRoleChanged",
+            Self::AccountOrganizationsChanged { .. } => "AccountOrganizationsChanged",
             Self::AccountDisabled { .. } => "AccountDisabled",
             Self::AccountEnabled { .. } => "AccountEnabled",
             Self::ApiKeyCreated { .. } => "ApiKeyCreated",

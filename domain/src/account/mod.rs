@@ -8,7 +8,7 @@ mod events;
 mod role;
 mod values;
 
-pub use aggregate::{Account, KeyRefusal};
+pub use aggregate::{Access, Account, KeyRefusal};
 pub use commands::AccountCommand;
 pub use error::AccountError;
 pub use events::AccountEvent;
