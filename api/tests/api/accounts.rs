@@ -509,3 +509,125 @@ async fn an_organization_scoped_admin_sees_and_acts_on_nothing_outside_its_organ
         (422, &json!("validation_failed"))
     );
 }
+
+/// What a role scoped to one organization may do with another organization's ids, written from
+/// the issue's text: what the role may not do at all is 403; accounts are 403; another
+/// organization's or team's ids are 404, as if they did not exist; its own lists are served
+/// (filtered); reports without an organization or team of its own, and everything spanning every
+/// organization, are 403.
+fn scoped_answer(role: &str, method: &str, template: &str) -> (u16, &'static str) {
+    const LISTS: &[&str] = &[
+        "/api/organizations",
+        "/api/teams",
+        "/api/me",
+        "/api/model-groups",
+        "/api/model-groups/{name}",
+        "/api/litellm/models",
+    ];
+    if !allowed(role, method, template) || template.starts_with("/api/accounts") {
+        return (403, "not_permitted");
+    }
+    if template.starts_with("/api/teams/{id}") {
+        return (404, "team_not_found");
+    }
+    if template.starts_with("/api/organizations/{id}") {
+        return (404, "organization_not_found");
+    }
+    if (method == "get" && LISTS.contains(&template)) || template == "/api/teams/create" {
+        return (200, "");
+    }
+    (403, "not_permitted")
+}
+
+#[tokio::test]
+async fn every_admin_operation_answers_each_organization_scoped_role_as_the_issue_says() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    let (status, body) = app
+        .post_json(
+            "/api/organizations/create",
+            json!({"organization_id": "org_other", "name": "Other"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/teams/create",
+            json!({"organization_id": "org_other", "team_id": "team_other", "model_groups": ["gpt"], "credits": 10}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let target = create_account(&app, "scoped-target@example.com", "viewer").await;
+    let document = serde_json::to_value(api::routes::openapi()).unwrap();
+    let mut checked = 0;
+    for role in ["viewer", "support", "billing", "admin", "owner"] {
+        let (status, body) = app
+            .post_json(
+                "/api/accounts/create",
+                json!({"email": format!("scoped-{role}@example.com"), "display_name": role,
+                       "role": role, "organizations": ["org_acme"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let account_id = body["account_id"].as_str().unwrap().to_owned();
+        let (status, body) = issue_key(&app, &account_id, json!({"name": "scoped"})).await;
+        assert_eq!(status, 201, "{body}");
+        let key = body["api_key"].as_str().unwrap().to_owned();
+        for (template, item) in document["paths"].as_object().unwrap() {
+            let path = template
+                .replace(
+                    "{id}",
+                    if template.starts_with("/api/accounts") {
+                        &target
+                    } else if template.starts_with("/api/organizations") {
+                        "org_other"
+                    } else {
+                        "team_other"
+                    },
+                )
+                .replace("{name}", "gpt")
+                .replace("{key_id}", "key_0000000000000000");
+            for (method, operation) in item.as_object().unwrap() {
+                let admin_only = operation["security"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|scheme| scheme.get("admin_key").is_some());
+                if !admin_only {
+                    continue;
+                }
+                checked += 1;
+                let what = format!("{role} of org_acme: {} {template}", method.to_uppercase());
+                let before = app.event_count().await;
+                let response = call(&app, &key, method, &path).await;
+                let status = response.status().as_u16();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                match scoped_answer(role, method, template) {
+                    (200, _) => assert!(
+                        status != 401 && status != 403 && status != 404,
+                        "{what} was refused: {status} {body}"
+                    ),
+                    (expected, code) => {
+                        assert_eq!(
+                            (status, body["error"]["code"].as_str()),
+                            (expected, Some(code)),
+                            "{what}: {body}"
+                        );
+                        assert_eq!(app.event_count().await, before, "{what} wrote");
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        checked >= 5 * 55,
+        "operations × scoped roles checked: {checked}"
+    );
+    // Nothing of the other organization changed.
+    let (_, team) = app.get_json("/api/teams/team_other", None).await;
+    assert_eq!(
+        (team["status"].as_str(), team["credits"].as_f64()),
+        (Some("active"), Some(10.0)),
+        "{team}"
+    );
+}
