@@ -101,6 +101,19 @@ enum AccountsCommand {
     Keys {
         id: String,
     },
+    /// Sets the account's password, read from the first line of standard input (never an
+    /// argument: those end up in shell histories and process lists).
+    Password {
+        id: String,
+    },
+    /// Grants the role for these organizations only (comma-separated), or `--all`.
+    Organizations {
+        id: String,
+        #[arg(long, value_delimiter = ',', conflicts_with = "all")]
+        only: Vec<String>,
+        #[arg(long)]
+        all: bool,
+    },
     Revoke {
         id: String,
         key_id: String,
@@ -320,6 +333,29 @@ fn request(command: AdminCommand) -> anyhow::Result<Call> {
                     ]),
                 ),
                 AccountsCommand::Keys { id } => get(format!("{}/api-keys", account(&id))),
+                AccountsCommand::Password { id } => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password from standard input")?;
+                    let password = line.trim_end_matches(['\r', '\n']);
+                    post(
+                        format!("{}/password", account(&id)),
+                        json!({"password": password}),
+                    )
+                }
+                AccountsCommand::Organizations { id, only, all } => {
+                    if !all && only.is_empty() {
+                        bail!(
+                            "name the organizations with --only a,b or grant every one with --all"
+                        );
+                    }
+                    let organizations = if all { Value::Null } else { json!(only) };
+                    post(
+                        format!("{}/organizations", account(&id)),
+                        json!({"organizations": organizations}),
+                    )
+                }
                 AccountsCommand::Revoke { id, key_id } => post(
                     format!("{}/api-keys/{}/revoke", account(&id), segment(&key_id)),
                     json!({}),
@@ -416,5 +452,22 @@ mod tests {
             query(&[("from", &Some("2026-11-01".into())), ("to", &None)]),
             "?from=2026-11-01"
         );
+    }
+
+    #[test]
+    fn an_accounts_organizations_are_named_or_every_one() {
+        let scope = |only: &[&str], all: bool| {
+            request(AdminCommand::Accounts(AccountsCommand::Organizations {
+                id: "acct_1".into(),
+                only: only.iter().map(|o| o.to_string()).collect(),
+                all,
+            }))
+        };
+        let (_, path, body) = scope(&["org_a", "org_b"], false).unwrap();
+        assert_eq!(path, "/api/accounts/acct_1/organizations");
+        assert_eq!(body.unwrap()["organizations"], json!(["org_a", "org_b"]));
+        let (_, _, body) = scope(&[], true).unwrap();
+        assert!(body.unwrap()["organizations"].is_null());
+        assert!(scope(&[], false).is_err(), "neither names nor --all");
     }
 }

@@ -97,6 +97,9 @@ test('an organization-scoped admin sees only their organization\'s teams', async
     await page.goto(`${BASE}/admin#/organizations`);
     await page.waitForSelector(`a:text("${mine}")`);
     assert.equal(await page.locator(`text="${theirs}"`).count(), 0, 'another organization is listed');
+    // Their organization's page has its usage.
+    await page.click(`a:text("${mine}")`);
+    await page.waitForSelector('h2:text("Spend, last 30 days")');
     // The other organization's team does not exist for them.
     await page.goto(`${BASE}/admin#/teams/team_theirs_${stamp}`);
     await page.waitForSelector('h1:text("Something went wrong")');
