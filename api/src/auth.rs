@@ -24,6 +24,12 @@ pub fn redacted_request_id(request_id: &str) -> String {
     format!("redacted-{hex}")
 }
 
+/// The account id in an actor such as `account:acct_1/key:key_2` (what an account's key or
+/// session records), `None` for any other actor.
+pub fn actor_account(actor: &str) -> Option<&str> {
+    actor.strip_prefix("account:")?.split('/').next()
+}
+
 /// Proof that the request carries an admin credential whose role allows the route; handlers
 /// that take it are admin-only.
 #[derive(Debug, Clone)]
@@ -52,9 +58,7 @@ impl Admin {
 
     /// The account behind the credential (`None` for the master key).
     pub fn account_id(&self) -> Option<&str> {
-        self.actor
-            .strip_prefix("account:")
-            .and_then(|rest| rest.split('/').next())
+        actor_account(&self.actor)
     }
 
     /// The role in words: the account's, with the key's when it is narrower.
@@ -245,7 +249,8 @@ fn too_many_failures(wait: std::time::Duration) -> ApiError {
 /// The admin panel's requests: a live session cookie, and for anything but a read the
 /// session's CSRF token in `X-CSRF-Token` (a header another site's form cannot send).
 async fn from_session(parts: &Parts, state: &AppState) -> Result<Admin, ApiError> {
-    let Some(session) = crate::panel::current_session(state, &parts.headers).await? else {
+    let Some((session, access)) = crate::panel::current_session(state, &parts.headers).await?
+    else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::SessionExpired,
@@ -265,20 +270,10 @@ async fn from_session(parts: &Parts, state: &AppState) -> Result<Admin, ApiError
             "missing or wrong X-CSRF-Token for this session; reload the page",
         ));
     }
-    match &session.account_id {
-        None => Ok(Admin {
-            actor: session.actor,
-            grant: Grant::MasterKey,
-            organizations: None,
-        }),
+    Ok(match access {
+        // A master-key session lives only under the master key in force (`current_session`).
+        None => Admin::master(state),
         // The account as it is now, so a changed role or scope applies to open sessions at once.
-        Some(account_id) => match app::accounts::session_access(&state.pool, account_id).await? {
-            Some(access) => Ok(Admin::of_account(session.actor, access)),
-            None => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::SessionExpired,
-                "the admin session has ended; log in again",
-            )),
-        },
-    }
+        Some(access) => Admin::of_account(session.actor, access),
+    })
 }

@@ -6,9 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use domain::CommandMetadata;
-use domain::account::{
-    Access, Account, AccountCommand, AccountEvent, AccountId, ApiKeyId, KeyName, Role,
-};
+use domain::account::{Access, Account, AccountCommand, AccountId, ApiKeyId, KeyName, Role};
 use rand::RngCore;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
@@ -130,13 +128,7 @@ pub async fn authenticate(
 
 /// The account as its events say now (not a read model that may lag).
 async fn fold(conn: &mut sqlx::PgConnection, account_id: &str) -> AppResult<Account> {
-    let events = store::event_log::read_stream(conn, "Account", account_id).await?;
-    let mut account = Account::default();
-    for event in &events {
-        let decoded: AccountEvent = event.decode().map_err(AppError::internal)?;
-        cqrs_es::Aggregate::apply(&mut account, decoded);
-    }
-    Ok(account)
+    Ok(store::event_log::fold::<Account>(conn, account_id).await?)
 }
 
 /// The account's role now, if it exists.

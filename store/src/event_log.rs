@@ -239,6 +239,23 @@ pub async fn read_stream(
     rows.iter().map(StoredEvent::from_row).collect()
 }
 
+/// An aggregate as its own events say now, folded from every one (no snapshot, no read model):
+/// for checks that must see a change the moment it commits. An event that does not decode is a
+/// `sqlx::Error::Decode`.
+pub async fn fold<A: cqrs_es::Aggregate + Default>(
+    conn: &mut PgConnection,
+    aggregate_id: &str,
+) -> Result<A, sqlx::Error> {
+    let mut aggregate = A::default();
+    for event in read_stream(conn, A::TYPE, aggregate_id).await? {
+        let decoded: A::Event = event
+            .decode()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        aggregate.apply(decoded);
+    }
+    Ok(aggregate)
+}
+
 /// The global position of an aggregate's newest event: what a command reports it wrote at.
 pub async fn stream_head(
     conn: &mut PgConnection,

@@ -166,6 +166,25 @@ impl LoginLimiter {
         }
     }
 
+    /// The count `client` falls in: its own, or once the window tracks as many addresses as it
+    /// may, the one shared by every further address.
+    fn address_bucket(window: &Window, client: Option<IpAddr>) -> Bucket {
+        let bucket = bucket_of(client);
+        if !window.failures.contains_key(&bucket) && window.failures.len() >= MAX_TRACKED {
+            Bucket::Overflow
+        } else {
+            bucket
+        }
+    }
+
+    /// Counts one failure from `client`; returns the address's count in this window.
+    fn count_address(window: &mut Window, client: Option<IpAddr>) -> u32 {
+        let bucket = Self::address_bucket(window, client);
+        let count = window.failures.entry(bucket).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+
     fn account_key(window: &Window, email: &str) -> String {
         if window.accounts.contains_key(email) || window.accounts.len() < MAX_TRACKED {
             email.to_owned()
@@ -187,7 +206,7 @@ impl LoginLimiter {
         let wait = (window.started + WINDOW).saturating_duration_since(now);
         let by_address = window
             .failures
-            .get(&bucket_of(client))
+            .get(&Self::address_bucket(&window, client))
             .copied()
             .unwrap_or(0);
         let key = Self::account_key(&window, email);
@@ -203,12 +222,7 @@ impl LoginLimiter {
     pub fn failed_login(&self, client: Option<IpAddr>, email: &str, now: Instant) {
         let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
         Self::roll(&mut window, now);
-        let mut bucket = bucket_of(client);
-        if !window.failures.contains_key(&bucket) && window.failures.len() >= MAX_TRACKED {
-            bucket = Bucket::Overflow;
-        }
-        let count = window.failures.entry(bucket).or_insert(0);
-        *count = count.saturating_add(1);
+        Self::count_address(&mut window, client);
         let key = Self::account_key(&window, email);
         let count = window.accounts.entry(key).or_insert(0);
         *count = count.saturating_add(1);
@@ -219,13 +233,7 @@ impl LoginLimiter {
     pub fn failed(&self, client: Option<IpAddr>, now: Instant) -> Result<(), Duration> {
         let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
         Self::roll(&mut window, now);
-        let mut bucket = bucket_of(client);
-        if !window.failures.contains_key(&bucket) && window.failures.len() >= MAX_TRACKED {
-            bucket = Bucket::Overflow;
-        }
-        let count = window.failures.entry(bucket).or_insert(0);
-        *count = count.saturating_add(1);
-        if *count > self.max_failures {
+        if Self::count_address(&mut window, client) > self.max_failures {
             Err((window.started + WINDOW).saturating_duration_since(now))
         } else {
             Ok(())

@@ -22,6 +22,7 @@ use subtle::ConstantTimeEq;
 use crate::error::ApiError;
 use crate::openapi::ApiErrors;
 use crate::state::AppState;
+use domain::account::Access;
 use session::SESSION_COOKIE;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -68,11 +69,12 @@ async fn security_headers(request: Request, next: middleware::Next) -> Response 
 
 /// The session of this request's cookie, if it is live and was opened with the master key in
 /// force now (rotating `MASTER_KEY` ends every session opened with the old one) or by an
-/// account that is still enabled.
+/// account that is still enabled; with what that account may do now (`None` for the master
+/// key), read from its events once.
 pub async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<Option<session::Session>, ApiError> {
+) -> Result<Option<(session::Session, Option<Access>)>, ApiError> {
     let Some(token) = session::cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
@@ -80,11 +82,10 @@ pub async fn current_session(
         return Ok(None);
     };
     match &session.account_id {
-        None => Ok((session.actor == state.admin_key.actor()).then_some(session)),
-        // An account's session lives only while the account is enabled, read from its events.
+        None => Ok((session.actor == state.admin_key.actor()).then_some((session, None))),
         Some(account_id) => Ok(app::accounts::session_access(&state.pool, account_id)
             .await?
-            .map(|_| session)),
+            .map(|access| (session, Some(access)))),
     }
 }
 
@@ -100,7 +101,7 @@ async fn app_slash(state: State<AppState>, headers: HeaderMap) -> Result<Respons
     responses((status = 200, description = "The panel (with a live session)", body = String, content_type = "text/html"), (status = 303, description = "To the login page (no session)"), ApiErrors))]
 async fn app(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     Ok(match current_session(&state, &headers).await? {
-        Some(session) => pages::html(StatusCode::OK, pages::app_shell(&session.csrf_token)),
+        Some((session, _)) => pages::html(StatusCode::OK, pages::app_shell(&session.csrf_token)),
         None => Redirect::to("/admin/login").into_response(),
     })
 }

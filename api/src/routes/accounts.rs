@@ -67,13 +67,7 @@ async fn set_password(
         &meta.for_actor(admin.actor()),
     )
     .await?;
-    Ok((
-        position_header(position),
-        Json(AccountChanged {
-            account_id: id.as_str().to_owned(),
-            position,
-        }),
-    ))
+    Ok(changed(&id, position))
 }
 
 /// Who is calling and what their role lets them do (the panel hides what it may not).
@@ -186,6 +180,17 @@ fn account_id(raw: &str) -> ApiResult<AccountId> {
     AccountId::parse(raw).map_err(|_| AccountError::NotFound.into())
 }
 
+/// The answer to a command on account `id` that wrote at `position`.
+fn changed(id: &AccountId, position: i64) -> (HeaderMap, Json<AccountChanged>) {
+    (
+        position_header(position),
+        Json(AccountChanged {
+            account_id: id.as_str().to_owned(),
+            position,
+        }),
+    )
+}
+
 async fn execute(
     state: &AppState,
     admin: &Admin,
@@ -202,13 +207,7 @@ async fn execute(
             OnConflict::Retry,
         )
         .await?;
-    Ok((
-        position_header(position),
-        Json(AccountChanged {
-            account_id: id.as_str().to_owned(),
-            position,
-        }),
-    ))
+    Ok(changed(id, position))
 }
 
 #[utoipa::path(post, path = "/api/accounts/create", tag = "accounts",

@@ -119,11 +119,6 @@ impl AuditParams {
     }
 }
 
-/// The account id in an actor such as `account:acct_1/key:key_2`.
-fn actor_account(actor: &str) -> Option<&str> {
-    actor.strip_prefix("account:")?.split('/').next()
-}
-
 /// Who the actors of `events` are, by name: `Name <email>` for an account's key or session,
 /// `master key` for the master key; others (teams, the system) are their own names.
 async fn actor_names(
@@ -132,7 +127,7 @@ async fn actor_names(
 ) -> ApiResult<std::collections::HashMap<String, String>> {
     let mut ids: Vec<String> = events
         .iter()
-        .filter_map(|e| e.meta("actor").and_then(actor_account))
+        .filter_map(|e| e.meta("actor").and_then(crate::auth::actor_account))
         .map(str::to_owned)
         .collect();
     ids.sort();
@@ -147,7 +142,7 @@ async fn actor_names(
 fn actor_name(actor: Option<&str>, names: &std::collections::HashMap<String, String>) -> Value {
     match actor {
         Some(actor) if actor.starts_with("admin:") => json!("master key"),
-        Some(actor) => actor_account(actor)
+        Some(actor) => crate::auth::actor_account(actor)
             .and_then(|id| names.get(id))
             .map_or(Value::Null, |name| json!(name)),
         None => Value::Null,

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use domain::job::{Job, JobCommand, JobError, JobEvent, JobId, JobStatus};
+use domain::job::{Job, JobCommand, JobError, JobId, JobStatus};
 use domain::team::TeamId;
 use domain::usage::Endpoint;
 use projections::jobs::{self as read_model};
@@ -183,13 +183,7 @@ async fn create_job(
 /// slip in after the job ended.
 async fn job_state(state: &AppState, id: &JobId) -> ApiResult<Job> {
     let mut conn = state.pool.acquire().await?;
-    let events = store::event_log::read_stream(&mut conn, "Job", id.as_str()).await?;
-    let mut job = Job::default();
-    for event in &events {
-        let decoded: JobEvent = event.decode().map_err(ApiError::internal)?;
-        cqrs_es::Aggregate::apply(&mut job, decoded);
-    }
-    Ok(job)
+    Ok(store::event_log::fold::<Job>(&mut conn, id.as_str()).await?)
 }
 
 #[utoipa::path(post, path = "/api/jobs/{id}/llm-call", tag = "gateway",

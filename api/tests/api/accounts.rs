@@ -34,6 +34,41 @@ fn allowed(role: &str, method: &str, template: &str) -> bool {
     }
 }
 
+/// Every operation of the OpenAPI document that takes the admin key: (method, template, path),
+/// the path's `{id}` filled with the account, organization or team a route names.
+fn admin_operations(
+    account: &str,
+    organization: &str,
+    team: &str,
+) -> Vec<(String, String, String)> {
+    let document = serde_json::to_value(api::routes::openapi()).unwrap();
+    let mut operations = Vec::new();
+    for (template, item) in document["paths"].as_object().unwrap() {
+        let id = if template.starts_with("/api/accounts") {
+            account
+        } else if template.starts_with("/api/organizations") {
+            organization
+        } else {
+            team
+        };
+        let path = template
+            .replace("{id}", id)
+            .replace("{name}", "gpt")
+            .replace("{key_id}", "key_0000000000000000");
+        for (method, operation) in item.as_object().unwrap() {
+            let admin_only = operation["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|scheme| scheme.get("admin_key").is_some());
+            if admin_only {
+                operations.push((method.clone(), template.clone(), path.clone()));
+            }
+        }
+    }
+    operations
+}
+
 async fn create_account(app: &TestApp, email: &str, role: &str) -> String {
     let (status, body) = app
         .post_json(
@@ -87,53 +122,31 @@ async fn every_admin_operation_answers_each_role_as_the_role_allows_and_refusals
         .await;
     assert_eq!(status, 201, "{body}");
     let target = create_account(&app, "target@example.com", "viewer").await;
-    let document = serde_json::to_value(api::routes::openapi()).unwrap();
+    let operations = admin_operations(&target, "org_acme", "team_m");
     let mut checked = 0;
     // Narrowest first, so what a wider role is allowed to change (a delete) comes last.
     for role in ["viewer", "support", "billing", "admin", "owner"] {
         let (_, key) = key_for(&app, &format!("{role}@example.com"), role).await;
-        for (template, item) in document["paths"].as_object().unwrap() {
-            let path = template
-                .replace(
-                    "{id}",
-                    if template.starts_with("/api/accounts") {
-                        &target
-                    } else if template.starts_with("/api/organizations") {
-                        "org_acme"
-                    } else {
-                        "team_m"
-                    },
-                )
-                .replace("{name}", "gpt")
-                .replace("{key_id}", "key_0000000000000000");
-            for (method, operation) in item.as_object().unwrap() {
-                let admin_only = operation["security"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|scheme| scheme.get("admin_key").is_some());
-                if !admin_only {
-                    continue;
-                }
-                checked += 1;
-                let what = format!("{role}: {} {template}", method.to_uppercase());
-                let before = app.event_count().await;
-                let response = call(&app, &key, method, &path).await;
-                let status = response.status().as_u16();
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                if allowed(role, method, template) {
-                    assert!(
-                        status != 401 && body["error"]["code"] != "not_permitted",
-                        "{what} was refused: {status} {body}"
-                    );
-                } else {
-                    assert_eq!(
-                        (status, body["error"]["code"].as_str()),
-                        (403, Some("not_permitted")),
-                        "{what}: {body}"
-                    );
-                    assert_eq!(app.event_count().await, before, "{what} wrote");
-                }
+        for (method, template, path) in &operations {
+            let (method, template) = (method.as_str(), template.as_str());
+            checked += 1;
+            let what = format!("{role}: {} {template}", method.to_uppercase());
+            let before = app.event_count().await;
+            let response = call(&app, &key, method, path).await;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if allowed(role, method, template) {
+                assert!(
+                    status != 401 && body["error"]["code"] != "not_permitted",
+                    "{what} was refused: {status} {body}"
+                );
+            } else {
+                assert_eq!(
+                    (status, body["error"]["code"].as_str()),
+                    (403, Some("not_permitted")),
+                    "{what}: {body}"
+                );
+                assert_eq!(app.event_count().await, before, "{what} wrote");
             }
         }
     }
@@ -558,7 +571,7 @@ async fn every_admin_operation_answers_each_organization_scoped_role_as_the_issu
         .await;
     assert_eq!(status, 201, "{body}");
     let target = create_account(&app, "scoped-target@example.com", "viewer").await;
-    let document = serde_json::to_value(api::routes::openapi()).unwrap();
+    let operations = admin_operations(&target, "org_other", "team_other");
     let mut checked = 0;
     for role in ["viewer", "support", "billing", "admin", "owner"] {
         let (status, body) = app
@@ -573,48 +586,26 @@ async fn every_admin_operation_answers_each_organization_scoped_role_as_the_issu
         let (status, body) = issue_key(&app, &account_id, json!({"name": "scoped"})).await;
         assert_eq!(status, 201, "{body}");
         let key = body["api_key"].as_str().unwrap().to_owned();
-        for (template, item) in document["paths"].as_object().unwrap() {
-            let path = template
-                .replace(
-                    "{id}",
-                    if template.starts_with("/api/accounts") {
-                        &target
-                    } else if template.starts_with("/api/organizations") {
-                        "org_other"
-                    } else {
-                        "team_other"
-                    },
-                )
-                .replace("{name}", "gpt")
-                .replace("{key_id}", "key_0000000000000000");
-            for (method, operation) in item.as_object().unwrap() {
-                let admin_only = operation["security"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|scheme| scheme.get("admin_key").is_some());
-                if !admin_only {
-                    continue;
-                }
-                checked += 1;
-                let what = format!("{role} of org_acme: {} {template}", method.to_uppercase());
-                let before = app.event_count().await;
-                let response = call(&app, &key, method, &path).await;
-                let status = response.status().as_u16();
-                let body: Value = response.json().await.unwrap_or(Value::Null);
-                match scoped_answer(role, method, template) {
-                    (200, _) => assert!(
-                        status != 401 && status != 403 && status != 404,
-                        "{what} was refused: {status} {body}"
-                    ),
-                    (expected, code) => {
-                        assert_eq!(
-                            (status, body["error"]["code"].as_str()),
-                            (expected, Some(code)),
-                            "{what}: {body}"
-                        );
-                        assert_eq!(app.event_count().await, before, "{what} wrote");
-                    }
+        for (method, template, path) in &operations {
+            let (method, template) = (method.as_str(), template.as_str());
+            checked += 1;
+            let what = format!("{role} of org_acme: {} {template}", method.to_uppercase());
+            let before = app.event_count().await;
+            let response = call(&app, &key, method, path).await;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            match scoped_answer(role, method, template) {
+                (200, _) => assert!(
+                    status != 401 && status != 403 && status != 404,
+                    "{what} was refused: {status} {body}"
+                ),
+                (expected, code) => {
+                    assert_eq!(
+                        (status, body["error"]["code"].as_str()),
+                        (expected, Some(code)),
+                        "{what}: {body}"
+                    );
+                    assert_eq!(app.event_count().await, before, "{what} wrote");
                 }
             }
         }
