@@ -330,4 +330,26 @@ mod tests {
             "no peer address: the unknown bucket"
         );
     }
+
+    #[test]
+    fn past_the_tracking_bound_password_guesses_share_one_limited_count() {
+        let limiter = LoginLimiter::default();
+        let now = Instant::now();
+        for n in 0..MAX_TRACKED as u32 {
+            let address = std::net::Ipv4Addr::from(0x0a00_0000 + n);
+            limiter.failed_login(Some(address.into()), "a@example.com", now);
+        }
+        // A fresh address now counts in the shared overflow count, and is limited by it.
+        let late = ip("192.0.2.99");
+        assert!(limiter.over_limit(late, "b@example.com", now).is_ok());
+        for _ in 0..MAX_FAILURES {
+            limiter.failed_login(late, "b@example.com", now);
+        }
+        assert!(limiter.over_limit(late, "b@example.com", now).is_err());
+        assert_eq!(
+            limiter.tracked(),
+            MAX_TRACKED + 1,
+            "the bound plus the shared count"
+        );
+    }
 }
