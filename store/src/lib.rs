@@ -11,7 +11,7 @@ pub mod repository;
 
 pub use event_log::{LogPosition, StoredEvent};
 pub use notifier::EventNotifier;
-pub use repository::{Cqrs, EventStore};
+pub use repository::EventStore;
 
 /// The schema of the event store and every read model, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

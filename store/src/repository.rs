@@ -7,9 +7,9 @@
 //! every new sequence number is a new statement for PostgreSQL to parse and plan. Here a
 //! command's events and its snapshot go in as ONE statement (its own transaction: one round
 //! trip, one commit), every query is a prepared statement with bound parameters, and the append
-//! hands back the global position it wrote at, which the command path used to query again.
-
-use std::cell::Cell;
+//! hands back the global position of each event, which the command bus answers with. The bus
+//! appends through `EventStore::append` (many commands' events in one statement, each with its
+//! own metadata); cqrs-es loads aggregates through the trait.
 
 use cqrs_es::Aggregate;
 use cqrs_es::persist::{
@@ -18,25 +18,12 @@ use cqrs_es::persist::{
 use serde_json::Value;
 use sqlx::{PgPool, Row};
 
-tokio::task_local! {
-    /// The global position of the newest event the current command appended (see `appending`).
-    static WRITTEN_AT: Cell<i64>;
+/// An aggregate's state after the last event of an append, and the snapshot's number.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub state: Value,
+    pub number: usize,
 }
-
-/// Runs a command's future and returns its output with the global position of the last event
-/// it appended through this repository (`None` if it appended nothing).
-pub async fn appending<F: Future>(command: F) -> (F::Output, Option<i64>) {
-    WRITTEN_AT
-        .scope(Cell::new(0), async move {
-            let output = command.await;
-            let position = WRITTEN_AT.with(Cell::get);
-            (output, (position > 0).then_some(position))
-        })
-        .await
-}
-
-/// An aggregate's command handler over this repository, snapshotting.
-pub type Cqrs<A> = cqrs_es::CqrsFramework<A, cqrs_es::persist::PersistedEventStore<EventStore, A>>;
 
 #[derive(Clone)]
 pub struct EventStore {
@@ -72,7 +59,7 @@ const APPEND: &str = "with appended as (
            payload = excluded.payload
      where snapshots.last_sequence < excluded.last_sequence
 )
-select max(global_position) from appended";
+select global_position from appended order by global_position";
 
 /// postgres-es's mapping, kept: a duplicate key is a lost race (optimistic lock); a lost
 /// connection is a connection error; anything else (our unique-claims trigger's SL409 among
@@ -94,6 +81,54 @@ fn sequence(value: usize) -> i64 {
 }
 
 impl EventStore {
+    /// Appends one aggregate's events (in sequence order, each with its own metadata) and, if
+    /// given, its snapshot at the last of them, in one statement and one commit. Returns each
+    /// event's global position, in the events' order.
+    pub async fn append<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot: Option<Snapshot>,
+    ) -> Result<Vec<i64>, PersistenceError> {
+        let Some(first) = events.first() else {
+            return Ok(Vec::new());
+        };
+        let text = |value: &Value| {
+            serde_json::to_string(value).map_err(|e| PersistenceError::UnknownError(Box::new(e)))
+        };
+        let mut sequences = Vec::with_capacity(events.len());
+        let mut types = Vec::with_capacity(events.len());
+        let mut versions = Vec::with_capacity(events.len());
+        let mut payloads = Vec::with_capacity(events.len());
+        let mut metadata = Vec::with_capacity(events.len());
+        for event in events {
+            sequences.push(sequence(event.sequence));
+            types.push(event.event_type.as_str());
+            versions.push(event.event_version.as_str());
+            payloads.push(text(&event.payload)?);
+            metadata.push(text(&event.metadata)?);
+        }
+        let last_sequence = sequences.last().copied().unwrap_or_default();
+        let (snapshot, current_snapshot) = match &snapshot {
+            Some(snapshot) => (Some(text(&snapshot.state)?), sequence(snapshot.number)),
+            None => (None, 0),
+        };
+        let positions: Vec<i64> = sqlx::query_scalar(APPEND)
+            .bind(A::TYPE)
+            .bind(first.aggregate_id.as_str())
+            .bind(&sequences)
+            .bind(&types)
+            .bind(&versions)
+            .bind(&payloads)
+            .bind(&metadata)
+            .bind(last_sequence)
+            .bind(current_snapshot)
+            .bind(snapshot)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(persistence_error)?;
+        Ok(positions)
+    }
+
     async fn events_after<A: Aggregate>(
         &self,
         aggregate_id: &str,
@@ -195,54 +230,16 @@ impl PersistedEventRepository for EventStore {
         .transpose()
     }
 
+    /// cqrs-es's commit path. The command bus appends through `EventStore::append` instead;
+    /// this stays for the trait. cqrs-es hands over a snapshot of the state at the last
+    /// multiple of its snapshot size, which may be before the last event, and this signature
+    /// does not say where: so no snapshot is written here (loading is then slower, never wrong).
     async fn persist<A: Aggregate>(
         &self,
         events: &[SerializedEvent],
-        snapshot_update: Option<(String, Value, usize)>,
+        _snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        let Some(first) = events.first() else {
-            return Ok(());
-        };
-        let text = |value: &Value| {
-            serde_json::to_string(value).map_err(|e| PersistenceError::UnknownError(Box::new(e)))
-        };
-        let mut sequences = Vec::with_capacity(events.len());
-        let mut types = Vec::with_capacity(events.len());
-        let mut versions = Vec::with_capacity(events.len());
-        let mut payloads = Vec::with_capacity(events.len());
-        let mut metadata = Vec::with_capacity(events.len());
-        for event in events {
-            sequences.push(sequence(event.sequence));
-            types.push(event.event_type.as_str());
-            versions.push(event.event_version.as_str());
-            payloads.push(text(&event.payload)?);
-            metadata.push(text(&event.metadata)?);
-        }
-        let last_sequence = sequences.last().copied().unwrap_or_default();
-        let (snapshot, current_snapshot) = match &snapshot_update {
-            Some((_, aggregate, current_snapshot)) => {
-                (Some(text(aggregate)?), sequence(*current_snapshot))
-            }
-            None => (None, 0),
-        };
-        let position: Option<i64> = sqlx::query_scalar(APPEND)
-            .bind(A::TYPE)
-            .bind(first.aggregate_id.as_str())
-            .bind(&sequences)
-            .bind(&types)
-            .bind(&versions)
-            .bind(&payloads)
-            .bind(&metadata)
-            .bind(last_sequence)
-            .bind(current_snapshot)
-            .bind(snapshot)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(persistence_error)?;
-        if let Some(position) = position {
-            let _ = WRITTEN_AT.try_with(|written| written.set(written.get().max(position)));
-        }
-        Ok(())
+        self.append::<A>(events, None).await.map(drop)
     }
 
     async fn stream_events<A: Aggregate>(

@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use cqrs_es::CqrsFramework;
-use cqrs_es::persist::PersistedEventStore;
 use domain::model_group::ModelGroupServices;
 use domain::organization::OrganizationServices;
 use domain::team::TeamServices;
@@ -25,7 +23,7 @@ use store::EventNotifier;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use app::commands::{Aggregates, CommandBus};
+use app::commands::{Aggregates, CommandBus, Lane};
 use app::keys::Vault;
 use app::lookups::{LitellmCatalog, ReadModelLookups};
 use app::sync::{Reconciler, SyncSettings};
@@ -110,32 +108,32 @@ impl Application {
             progress: progress.clone(),
             timeout: config.read_wait_timeout,
         };
-        let organizations = CqrsFramework::new(
-            event_store(&pool),
-            vec![],
+        let organizations = Lane::new(
+            &pool,
             OrganizationServices {
                 lookups: Box::new(lookups.clone()),
             },
+            SNAPSHOT_EVERY,
         );
-        let model_groups = CqrsFramework::new(
-            event_store(&pool),
-            vec![],
+        let model_groups = Lane::new(
+            &pool,
             ModelGroupServices {
                 lookups: Box::new(lookups.clone()),
                 catalog: Box::new(LitellmCatalog {
                     client: litellm.clone(),
                 }),
             },
+            SNAPSHOT_EVERY,
         );
-        let teams = CqrsFramework::new(
-            event_store(&pool),
-            vec![],
+        let teams = Lane::new(
+            &pool,
             TeamServices {
                 lookups: Box::new(lookups),
             },
+            SNAPSHOT_EVERY,
         );
-        let jobs = CqrsFramework::new(event_store(&pool), vec![], ());
-        let accounts = CqrsFramework::new(event_store(&pool), vec![], ());
+        let jobs = Lane::new(&pool, (), SNAPSHOT_EVERY);
+        let accounts = Lane::new(&pool, (), SNAPSHOT_EVERY);
         let key_cache = KeyCache::default();
         let commands = CommandBus::new(
             Aggregates {
@@ -145,7 +143,6 @@ impl Application {
                 jobs,
                 accounts,
             },
-            pool.clone(),
             key_cache.clone(),
         );
         let leases = Arc::new(app::gateway::leases::Leases::new(holds_pool.clone()));
@@ -329,17 +326,6 @@ fn lower_priority(nice: i32) {
     if result != 0 {
         tracing::debug!(nice, "could not lower a background thread's priority");
     }
-}
-
-/// The snapshotting event store every aggregate uses.
-fn event_store<A: cqrs_es::Aggregate>(
-    pool: &PgPool,
-) -> PersistedEventStore<store::repository::EventStore, A> {
-    PersistedEventStore::new_snapshot_store(
-        store::repository::EventStore::new(pool.clone()),
-        SNAPSHOT_EVERY,
-    )
-    .with_upcasters(domain::upcast::for_cqrs())
 }
 
 /// Cancels the token on ctrl-c or SIGTERM.

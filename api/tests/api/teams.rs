@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{MASTER_KEY, assert_error, spawn_app};
+use crate::helpers::{MASTER_KEY, TestApp, assert_error, spawn_app, spawn_app_with_database};
 
 fn seed_team() -> Value {
     json!({
@@ -179,54 +179,175 @@ async fn invalid_teams_are_refused_and_append_nothing() {
     assert_eq!(keys, 1, "keys of refused teams are discarded");
 }
 
-#[tokio::test]
-async fn sixty_four_concurrent_credit_additions_all_count() {
-    let app = spawn_app().await;
-    app.seed_catalog().await;
-    app.post_json("/api/teams/create", seed_team()).await;
+/// Sends every request at once (a path on `app`, or a whole URL); answers (status, body) in
+/// the same order.
+async fn burst(app: &TestApp, requests: Vec<(String, Value)>) -> Vec<(u16, Value)> {
     let mut tasks = Vec::new();
-    for _ in 0..64 {
+    for (path, body) in requests {
         let client = app.client.clone();
-        let url = app.url("/api/teams/team_support/credits/add");
+        let url = if path.starts_with("http") {
+            path
+        } else {
+            app.url(&path)
+        };
         tasks.push(tokio::spawn(async move {
             let response = client
                 .post(url)
                 .header("x-admin-key", MASTER_KEY)
-                .json(&json!({"amount": 1.25, "reason": "load"}))
+                .json(&body)
                 .send()
                 .await
                 .unwrap();
             let status = response.status().as_u16();
-            let body: Value = response.json().await.unwrap();
-            (status, body["position"].as_i64().unwrap_or(0))
+            (status, response.json::<Value>().await.unwrap())
         }));
     }
-    let mut max_position = 0;
-    let mut ok = 0;
+    let mut answers = Vec::new();
     for task in tasks {
-        let (status, position) = task.await.unwrap();
-        if status == 200 {
-            ok += 1;
-        } else {
-            assert_eq!(status, 409, "only exhausted retries may fail");
-        }
-        max_position = max_position.max(position);
+        answers.push(task.await.unwrap());
     }
+    answers
+}
+
+/// Global position, transaction id and request id of every event of this type on the team.
+async fn team_events(app: &TestApp, event_type: &str) -> Vec<(i64, String, String)> {
+    sqlx::query_as(
+        "select global_position, tx_id::text, metadata->>'request_id' from events
+          where aggregate_type = 'Team' and aggregate_id = 'team_support' and event_type = $1
+          order by global_position",
+    )
+    .bind(event_type)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn sixty_four_concurrent_credit_additions_all_count_each_with_its_own_answer() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    app.post_json("/api/teams/create", seed_team()).await;
+    let add = || {
+        (
+            "/api/teams/team_support/credits/add".to_owned(),
+            json!({"amount": 1.25, "reason": "load"}),
+        )
+    };
+    let answers = burst(&app, (0..64).map(|_| add()).collect()).await;
+    for (status, body) in &answers {
+        assert_eq!(
+            *status, 200,
+            "one process queues commands on one team: {body}"
+        );
+    }
+    let mut positions: Vec<i64> = answers
+        .iter()
+        .map(|(_, body)| body["position"].as_i64().unwrap())
+        .collect();
+    positions.sort();
+    let max_position = *positions.last().unwrap();
     let (_, team) = app
         .get_json("/api/teams/team_support", Some(max_position))
         .await;
-    let expected = 84.5 + 1.25 * ok as f64;
-    assert_eq!(team["credits"], json!(expected));
     assert_eq!(
-        ok, 64,
-        "one process queues commands on one team instead of failing them"
+        team["credits"],
+        json!(84.5 + 1.25 * 64.0),
+        "the sum is exact"
     );
-    let added: i64 =
-        sqlx::query_scalar("select count(*) from events where event_type = 'CreditsAdded'")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(added, ok as i64, "one event per acknowledged request");
+    let events = team_events(&app, "CreditsAdded").await;
+    assert_eq!(events.len(), 64, "one event per acknowledged request");
+    assert_eq!(
+        positions,
+        events.iter().map(|e| e.0).collect::<Vec<_>>(),
+        "each command is answered with the position of its own event"
+    );
+    let requests: std::collections::HashSet<&str> = events.iter().map(|e| e.2.as_str()).collect();
+    assert_eq!(
+        requests.len(),
+        64,
+        "each event carries its own request's metadata"
+    );
+    let commits: std::collections::HashSet<&str> = events.iter().map(|e| e.1.as_str()).collect();
+    assert!(
+        commits.len() < 64,
+        "commands that queued behind one another are appended together ({} commits for 64)",
+        commits.len()
+    );
+}
+
+#[tokio::test]
+async fn a_burst_on_one_team_answers_refused_commands_alone_and_keeps_the_rest() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    app.post_json("/api/teams/create", seed_team()).await;
+    let requests: Vec<(String, Value)> = (0..48)
+        .map(|i| match i % 3 {
+            // "claude" exists but is not the team's: refused on the team's state.
+            0 => (
+                "/api/teams/team_support/model-groups/unassign".to_owned(),
+                json!({"group_name": "claude"}),
+            ),
+            1 => (
+                "/api/teams/team_support/credits/add".to_owned(),
+                json!({"amount": "0.10"}),
+            ),
+            _ => (
+                "/api/teams/team_support/rate-limits".to_owned(),
+                json!({"rpm_limit": 100 + i, "tpm_limit": 100000}),
+            ),
+        })
+        .collect();
+    let answers = burst(&app, requests).await;
+    let mut newest = 0;
+    for (i, (status, body)) in answers.iter().enumerate() {
+        if i % 3 == 0 {
+            assert_eq!(*status, 409, "{body}");
+            assert_eq!(body["error"]["code"], "model_group_not_assigned", "{body}");
+        } else {
+            assert_eq!(*status, 200, "{body}");
+            newest = newest.max(body["position"].as_i64().unwrap());
+        }
+    }
+    let (_, team) = app.get_json("/api/teams/team_support", Some(newest)).await;
+    assert_eq!(team["credits"], json!(84.5 + 0.1 * 16.0), "{team}");
+    assert_eq!(team_events(&app, "CreditsAdded").await.len(), 16);
+    assert!(team_events(&app, "ModelGroupUnassigned").await.is_empty());
+    assert_eq!(team["allowed_models"], json!(["gpt-4o", "gpt-4o-mini"]));
+}
+
+#[tokio::test]
+async fn two_processes_adding_credits_to_one_team_lose_nothing() {
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    app.post_json("/api/teams/create", seed_team()).await;
+    let other = spawn_app_with_database(&app.database_url, |_| {}).await;
+    let add = |target: &TestApp| {
+        (
+            target.url("/api/teams/team_support/credits/add"),
+            json!({"amount": "0.50"}),
+        )
+    };
+    // Both processes at once: their appends race on the optimistic lock, and the losers'
+    // whole batches are decided again against the winner's state.
+    let requests = (0..64)
+        .map(|i| if i % 2 == 0 { add(&app) } else { add(&other) })
+        .collect();
+    let mut newest = 0;
+    let mut added = 0;
+    for (status, body) in burst(&app, requests).await {
+        if status == 200 {
+            added += 1;
+            newest = newest.max(body["position"].as_i64().unwrap());
+        } else {
+            assert_eq!(status, 409, "only exhausted retries may fail: {body}");
+            assert_eq!(body["error"]["code"], "concurrent_modification");
+        }
+    }
+    assert!(added > 0);
+    let (_, team) = app.get_json("/api/teams/team_support", Some(newest)).await;
+    assert_eq!(team["credits"], json!(84.5 + 0.5 * added as f64), "{team}");
+    assert_eq!(team_events(&app, "CreditsAdded").await.len(), added);
+    other.stop().await;
 }
 
 #[tokio::test]
@@ -573,4 +694,59 @@ async fn whole_numbers_written_as_floats_are_whole_numbers() {
         assert_eq!(status, 422, "{refused}: {body}");
     }
     assert_eq!(app.events_of("Team").await, events);
+}
+
+/// A burst appended together can cross a snapshot boundary with many events: the snapshot must
+/// be the state after the last of them, at that sequence (cqrs-es's own commit snapshots the
+/// boundary's state, which a repository writing the last sequence would silently mislabel).
+#[tokio::test]
+async fn a_burst_across_a_snapshot_boundary_snapshots_the_state_it_is_labelled_with() {
+    use cqrs_es::Aggregate;
+    let app = spawn_app().await;
+    app.seed_catalog().await;
+    app.post_json("/api/teams/create", seed_team()).await;
+    let every = api::startup::SNAPSHOT_EVERY as i64;
+    loop {
+        let events = team_events(&app, "CreditsAdded").await.len() as i64;
+        if events + 1 >= every - 3 {
+            break;
+        }
+        let (status, _) = app
+            .post_json(
+                "/api/teams/team_support/credits/add",
+                json!({"amount": "0.01"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let requests = (0..32)
+        .map(|i| {
+            (
+                "/api/teams/team_support/rate-limits".to_owned(),
+                json!({"rpm_limit": 1000 + i, "tpm_limit": 100000}),
+            )
+        })
+        .collect();
+    for (status, body) in burst(&app, requests).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    let (last_sequence, payload): (i64, Value) = sqlx::query_as(
+        "select last_sequence, payload::jsonb from snapshots
+          where aggregate_type = 'Team' and aggregate_id = 'team_support'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("the team was snapshotted");
+    assert!(last_sequence >= every, "{last_sequence}");
+    let mut conn = app.pool.acquire().await.unwrap();
+    let mut folded = domain::team::Team::default();
+    for event in store::event_log::read_stream(&mut conn, "Team", "team_support")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.sequence <= last_sequence)
+    {
+        folded.apply(event.decode().unwrap());
+    }
+    assert_eq!(payload, serde_json::to_value(&folded).unwrap());
 }

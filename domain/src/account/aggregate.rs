@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{AccountCommand, AccountError, AccountEvent, AccountId, Role};
 
 /// Only the state the command rules need; read models hold the rest.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Account {
     id: Option<AccountId>,
     role: Option<Role>,

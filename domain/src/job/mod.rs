@@ -113,7 +113,7 @@ pub enum JobError {
 }
 
 /// The rules' state; the read model holds the rest.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Job {
     id: Option<JobId>,
     team_id: Option<TeamId>,

@@ -165,7 +165,7 @@ pub struct ModelGroupServices {
     pub catalog: Box<dyn ModelCatalog>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ModelGroup {
     name: Option<GroupName>,
     models: Vec<ModelName>,

@@ -21,7 +21,7 @@ pub struct OrganizationServices {
 }
 
 /// Only the state the command rules need; read models hold the rest.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Organization {
     id: Option<OrganizationId>,
     name: Option<OrganizationName>,

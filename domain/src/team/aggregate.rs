@@ -48,7 +48,7 @@ pub struct TeamServices {
     pub lookups: Box<dyn TeamLookups>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Team {
     id: Option<TeamId>,
     status: TeamStatus,

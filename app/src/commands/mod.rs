@@ -1,7 +1,12 @@
 //! The command bus: every command of every aggregate goes through `CommandBus::execute`, which
-//! queues commands on one aggregate in-process, retries optimistic-lock conflicts for commands
-//! that may re-run, maps errors once, counts the outcome, invalidates what the command made
-//! stale, and returns the global position the command wrote at.
+//! queues commands on one aggregate in-process and appends what queued together (`lane`),
+//! retries optimistic-lock conflicts for commands that may re-run, maps errors once, counts the
+//! outcome, invalidates what the command made stale, and returns the global position the
+//! command wrote at.
+
+mod lane;
+
+pub use lane::Lane;
 
 use crate::error::ErrorCode;
 use std::sync::Arc;
@@ -13,9 +18,7 @@ use domain::job::Job;
 use domain::model_group::ModelGroup;
 use domain::organization::Organization;
 use domain::team::Team;
-use sqlx::PgPool;
 use sqlx::postgres::PgDatabaseError;
-use store::repository::{self, Cqrs};
 
 use crate::error::{AppError, AppResult};
 use crate::team_keys::KeyCache;
@@ -28,49 +31,34 @@ pub enum OnConflict {
     Fail,
 }
 
+/// Attempts of a command that may re-run before its conflict is answered.
 const MAX_ATTEMPTS: u32 = 10;
 
-/// Commands on one aggregate queue up in this process instead of racing to a conflict; the
-/// optimistic lock still guards against other processes. Striped, so memory stays bounded.
-struct AggregateLocks {
-    stripes: Vec<tokio::sync::Mutex<()>>,
-}
-
-impl Default for AggregateLocks {
-    fn default() -> Self {
-        Self {
-            stripes: (0..1024).map(|_| tokio::sync::Mutex::new(())).collect(),
-        }
-    }
-}
-
-impl AggregateLocks {
-    fn stripe(&self, aggregate_type: &str, id: &str) -> &tokio::sync::Mutex<()> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (aggregate_type, id).hash(&mut hasher);
-        &self.stripes[(hasher.finish() % self.stripes.len() as u64) as usize]
-    }
-}
-
-/// One framework per aggregate, over the same event store.
+/// One command lane per aggregate type, over the same event store.
 pub struct Aggregates {
-    pub organizations: Cqrs<Organization>,
-    pub model_groups: Cqrs<ModelGroup>,
-    pub teams: Cqrs<Team>,
-    pub jobs: Cqrs<Job>,
-    pub accounts: Cqrs<Account>,
+    pub organizations: Arc<Lane<Organization>>,
+    pub model_groups: Arc<Lane<ModelGroup>>,
+    pub teams: Arc<Lane<Team>>,
+    pub jobs: Arc<Lane<Job>>,
+    pub accounts: Arc<Lane<Account>>,
 }
 
-/// An aggregate the bus runs commands for.
-pub trait OnBus: Aggregate<Command: Clone + std::fmt::Debug, Error: Into<AppError>> {
-    fn framework(aggregates: &Aggregates) -> &Cqrs<Self>;
+/// An aggregate the bus runs commands for. `Clone`: a refused command's state is put back.
+pub trait OnBus:
+    Aggregate<
+        Command: Clone + std::fmt::Debug + Send + Sync + 'static,
+        Error: Into<AppError> + Send + 'static,
+        Services: 'static,
+    > + Clone
+    + 'static
+{
+    fn lane(aggregates: &Aggregates) -> &Arc<Lane<Self>>;
 }
 
 macro_rules! on_bus {
     ($($aggregate:ty => $field:ident),* $(,)?) => {$(
         impl OnBus for $aggregate {
-            fn framework(aggregates: &Aggregates) -> &Cqrs<Self> {
+            fn lane(aggregates: &Aggregates) -> &Arc<Lane<Self>> {
                 &aggregates.$field
             }
         }
@@ -87,17 +75,13 @@ on_bus!(
 
 pub struct CommandBus {
     aggregates: Aggregates,
-    locks: AggregateLocks,
-    pool: PgPool,
     key_cache: KeyCache,
 }
 
 impl CommandBus {
-    pub fn new(aggregates: Aggregates, pool: PgPool, key_cache: KeyCache) -> Arc<Self> {
+    pub fn new(aggregates: Aggregates, key_cache: KeyCache) -> Arc<Self> {
         Arc::new(Self {
             aggregates,
-            locks: AggregateLocks::default(),
-            pool,
             key_cache,
         })
     }
@@ -112,7 +96,9 @@ impl CommandBus {
         on_conflict: OnConflict,
     ) -> AppResult<i64> {
         let variant = crate::metrics::variant(&command);
-        let outcome = self.run::<A>(id, command, metadata, on_conflict).await;
+        let outcome = A::lane(&self.aggregates)
+            .execute(id, command, metadata, on_conflict)
+            .await;
         crate::metrics::command(A::TYPE, &variant, outcome.as_ref().err().map(|e| e.kind));
         let position = outcome?;
         if A::TYPE == Team::TYPE {
@@ -121,49 +107,6 @@ impl CommandBus {
             self.key_cache.invalidate(id, position);
         }
         Ok(position)
-    }
-
-    async fn run<A: OnBus>(
-        &self,
-        id: &str,
-        command: A::Command,
-        metadata: &CommandMetadata,
-        on_conflict: OnConflict,
-    ) -> AppResult<i64> {
-        let cqrs = A::framework(&self.aggregates);
-        let _queued = self.locks.stripe(A::TYPE, id).lock().await;
-        let attempts = async {
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                match cqrs
-                    .execute_with_metadata(id, command.clone(), metadata.to_map())
-                    .await
-                {
-                    Ok(()) => return Ok(()),
-                    Err(AggregateError::AggregateConflict)
-                        if on_conflict == OnConflict::Retry && attempt < MAX_ATTEMPTS =>
-                    {
-                        // Another process won the race: back off exponentially, with jitter.
-                        let ceiling = 2u64.pow(attempt.min(7));
-                        tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(
-                            1..=ceiling,
-                        )))
-                        .await;
-                    }
-                    Err(error) => return Err(aggregate_error(error)),
-                }
-            }
-        };
-        let (outcome, written_at) = repository::appending(attempts).await;
-        outcome?;
-        if let Some(position) = written_at {
-            return Ok(position);
-        }
-        // Nothing appended (a command that changed nothing): the stream's newest event.
-        let mut conn = self.pool.acquire().await?;
-        let position = store::event_log::stream_head(&mut conn, A::TYPE, id).await?;
-        Ok(position.unwrap_or(0))
     }
 }
 
