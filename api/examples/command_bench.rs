@@ -7,7 +7,9 @@
 //!    commit-to-read-model lag: it adds credits to its own team and reads the team back with
 //!    `X-Wait-For-Position` set to the command's position, timing from the command's answer to
 //!    the read's;
-//! 3. a team with HISTORY events: add-credits on one team HISTORY times, then the latency of a
+//! 3. one hot team: CLIENTS clients adding credits to the same team for SECONDS, then the
+//!    team's credits checked to the cent against what was acknowledged;
+//! 4. a team with HISTORY events: add-credits on one team HISTORY times, then the latency of a
 //!    command on it against one on a fresh team;
 //!
 //! and the peak memory of the `saas-api` process (VmHWM).
@@ -381,6 +383,7 @@ async fn main() -> anyhow::Result<()> {
         percentile(&all, 0.5),
         percentile(&all, 0.99)
     );
+    let mixed_rate = all.len() as f64 / elapsed.as_secs_f64();
     for (kind, latencies) in &mut mix.by_kind {
         latencies.sort();
         println!(
@@ -392,7 +395,78 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    // 3. A long history.
+    // 3. One hot team: every client on the same team.
+    let (ok, _) = admin
+        .post("/api/teams/create", &create_team_body("team_hot"))
+        .await;
+    anyhow::ensure!(ok, "could not create team_hot");
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (admin, stop) = (admin.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut samples = Samples::default();
+                let mut newest = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let (ok, position) = admin
+                        .post("/api/teams/team_hot/credits/add", &json!({"amount": "0.01"}))
+                        .await;
+                    newest = newest.max(position);
+                    samples.record("", t.elapsed(), ok);
+                }
+                (samples, newest)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut hot = Samples::default();
+    let mut newest = 0;
+    for task in tasks {
+        let (samples, position) = task.await.expect("client task");
+        hot.merge(samples);
+        newest = newest.max(position);
+    }
+    let elapsed = started.elapsed();
+    let acknowledged = hot.all();
+    println!(
+        "{}",
+        line(
+            &format!("add credits to ONE team, {clients} clients, {seconds} s"),
+            &acknowledged,
+            hot.failures,
+            elapsed
+        )
+    );
+    // The sum must be exact: 100 at creation plus a cent per acknowledged command.
+    let team: Value = admin
+        .http
+        .get(format!("{}/api/teams/team_hot", admin.base))
+        .header("x-admin-key", &*admin.key)
+        .header("x-wait-for-position", newest.to_string())
+        .send()
+        .await?
+        .json()
+        .await?;
+    let expected = rust_decimal::Decimal::from(100)
+        + rust_decimal::Decimal::new(acknowledged.len() as i64, 2);
+    let credits: rust_decimal::Decimal = team["credits"]
+        .to_string()
+        .trim_matches('"')
+        .parse()
+        .context("team credits")?;
+    anyhow::ensure!(
+        credits == expected,
+        "the hot team's credits are {credits}, the acknowledged commands add up to {expected}"
+    );
+    let hot_summary = format!(
+        "The hot team's credits after the run: {credits}, exactly 100 + 0.01 × {} acknowledged.",
+        acknowledged.len()
+    );
+
+    // 4. A long history.
     let (latencies, failures, elapsed) = closed_loop(
         &admin,
         clients.min(8),
@@ -440,6 +514,19 @@ async fn main() -> anyhow::Result<()> {
         percentile(&lags, 0.99),
         percentile(&lags, 1.0)
     );
+    println!("{hot_summary}");
+    // What this PostgreSQL commits in the same run (scripts/bench-commands runs pgbench first).
+    if let Some(tps) = std::env::var("BENCH_PGBENCH_TPS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        println!(
+            "pgbench, one event-sized insert per transaction at {clients} clients on this \
+             PostgreSQL in the same run: {tps:.0} transactions/s; the mixed workload ran at \
+             {mixed_rate:.0} commands/s, {:.1} % of it.",
+            100.0 * mixed_rate / tps
+        );
+    }
     match peak_rss_mb(&pid) {
         Some(mb) => println!("Peak RSS of saas-api over the run: {mb:.1} MB."),
         None => println!("Peak RSS of saas-api: not readable."),

@@ -1,7 +1,9 @@
 //! Gateway overhead benchmark: the latency `saas-api` adds to a chat completion over calling
-//! the same upstream (the LiteLLM double, a separate process) directly, at fixed request rates
-//! (open loop), and the peak memory of the `saas-api` process. `scripts/bench-gateway` starts
-//! the processes and appends the table to bench/RESULTS.md.
+//! the same upstream (the LiteLLM double or the real LiteLLM, a separate process) directly, at
+//! fixed request rates (open loop at intended send times), the peak memory of the `saas-api`
+//! process, and a check that every request saas-api served is in the ledger with the tokens
+//! its answer reported. `scripts/bench-gateway` starts the processes and appends the table to
+//! bench/RESULTS.md.
 //!
 //!   gateway_bench API_URL UPSTREAM_URL ADMIN_KEY SAAS_API_PID [SECONDS] [RATES...]
 
@@ -10,16 +12,49 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{Value, json};
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
+/// One request's fate: its latency from when it should have been sent, and what the answer
+/// said it used (`None`: it failed).
+type Outcome = (Duration, Option<Tokens>);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Tokens {
+    prompt: i64,
+    completion: i64,
 }
 
-/// Sends `rate` requests a second for `seconds` to `url`, each on its own task (open loop:
-/// a slow answer does not delay the next send). Returns sorted latencies and failures.
+/// The latencies of one run, sorted, with failures counted at the far end: a failed request
+/// is never faster than a served one, so failures cannot flatter a percentile.
+struct Run {
+    served: Vec<Duration>,
+    failed: usize,
+    tokens: Tokens,
+}
+
+impl Run {
+    fn total(&self) -> usize {
+        self.served.len() + self.failed
+    }
+
+    /// The `p` percentile over every request sent; `None` when it falls among the failures.
+    fn percentile(&self, p: f64) -> Option<f64> {
+        let total = self.total();
+        if total == 0 {
+            return None;
+        }
+        let index = ((total as f64 - 1.0) * p).round() as usize;
+        self.served
+            .get(index)
+            .map(|latency| latency.as_secs_f64() * 1000.0)
+    }
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "failed".to_owned(), |v| format!("{v:.2}"))
+}
+
+/// Sends `rate` requests a second for `seconds` to `url` (open loop): request `i` is due at
+/// `start + i / rate` and its latency runs from then, not from when the generator got round to
+/// it, so a generator or server that falls behind shows as latency (no coordinated omission).
 async fn run(
     http: &reqwest::Client,
     url: &str,
@@ -27,33 +62,50 @@ async fn run(
     body: &Value,
     rate: u64,
     seconds: u64,
-) -> (Vec<Duration>, usize) {
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut tasks = Vec::with_capacity((rate * seconds) as usize);
-    for i in 0..rate * seconds {
-        ticker.tick().await;
+) -> Run {
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = tokio::time::Instant::now() + Duration::from_millis(10);
+    let total = rate * seconds;
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
         let key = &keys[i as usize % keys.len()];
         let request = http.post(url).bearer_auth(key).json(body);
         tasks.push(tokio::spawn(async move {
-            let started = Instant::now();
-            let ok = match request.send().await {
-                Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
-                Err(_) => false,
-            };
-            (started.elapsed(), ok)
+            let tokens = async {
+                let response = request.send().await.ok()?;
+                if !response.status().is_success() {
+                    return None;
+                }
+                let answer: Value = response.json().await.ok()?;
+                Some(Tokens {
+                    prompt: answer["usage"]["prompt_tokens"].as_i64()?,
+                    completion: answer["usage"]["completion_tokens"].as_i64()?,
+                })
+            }
+            .await;
+            (due.elapsed(), tokens)
         }));
     }
-    let mut latencies = Vec::with_capacity(tasks.len());
-    let mut failures = 0;
+    let mut run = Run {
+        served: Vec::with_capacity(tasks.len()),
+        failed: 0,
+        tokens: Tokens::default(),
+    };
     for task in tasks {
-        match task.await {
-            Ok((latency, true)) => latencies.push(latency),
-            _ => failures += 1,
+        let outcome: Outcome = task.await.unwrap_or((Duration::MAX, None));
+        match outcome {
+            (latency, Some(tokens)) => {
+                run.served.push(latency);
+                run.tokens.prompt += tokens.prompt;
+                run.tokens.completion += tokens.completion;
+            }
+            (_, None) => run.failed += 1,
         }
     }
-    latencies.sort();
-    (latencies, failures)
+    run.served.sort();
+    run
 }
 
 fn peak_rss_mb(pid: &str) -> Option<f64> {
@@ -81,6 +133,10 @@ async fn main() -> anyhow::Result<()> {
         vec![200, 1000]
     };
     let mode = std::env::var("BENCH_BUDGET_MODE").unwrap_or_else(|_| "hard".into());
+    // The model the upstream serves, and what to call the upstream in the table.
+    let model = std::env::var("BENCH_MODEL").unwrap_or_else(|_| "fake-gpt".into());
+    let upstream_name =
+        std::env::var("BENCH_UPSTREAM_NAME").unwrap_or_else(|_| "the upstream".into());
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(2048)
         .build()?;
@@ -97,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     post(
         "/api/model-groups/create",
-        json!({"group_name": "bench", "models": ["fake-gpt"]}),
+        json!({"group_name": "bench", "models": [model]}),
     )
     .await?;
     // BENCH_TEAMS teams share the load round-robin (1: one busy team, the worst case for holds).
@@ -139,42 +195,82 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let body = json!({"model": "fake-gpt", "max_tokens": 64,
+    let body = json!({"model": model, "max_tokens": 64,
                       "messages": [{"role": "user", "content": "Say hello in one short sentence."}]});
     let direct = format!("{upstream}/v1/chat/completions");
     let via = format!("{api}/v1/chat/completions");
     // Warm connections and caches on both paths.
     run(&http, &direct, &keys, &body, 100, 2).await;
-    run(&http, &via, &keys, &body, 100, 2).await;
+    let warm = run(&http, &via, &keys, &body, 100, 2).await;
+    let mut served_via = warm.served.len() as i64;
+    let mut tokens_via = warm.tokens;
 
-    println!("| rate (req/s) | path | requests | failed | p50 ms | p99 ms |");
-    println!("|---|---|---|---|---|---|");
+    println!("| rate (req/s) | path | requests | failed | p50 ms | p99 ms | p99.9 ms |");
+    println!("|---|---|---|---|---|---|---|");
     let mut added = Vec::new();
     for rate in rates {
-        let (d, d_failed) = run(&http, &direct, &keys, &body, rate, seconds).await;
-        let (v, v_failed) = run(&http, &via, &keys, &body, rate, seconds).await;
-        println!(
-            "| {rate} | direct to the upstream | {} | {d_failed} | {:.2} | {:.2} |",
-            d.len(),
-            percentile(&d, 0.5),
-            percentile(&d, 0.99)
-        );
-        println!(
-            "| {rate} | through saas-api ({mode} budget, usage recorded) | {} | {v_failed} | {:.2} | {:.2} |",
-            v.len(),
-            percentile(&v, 0.5),
-            percentile(&v, 0.99)
-        );
-        added.push((
-            rate,
-            percentile(&v, 0.5) - percentile(&d, 0.5),
-            percentile(&v, 0.99) - percentile(&d, 0.99),
-        ));
+        let d = run(&http, &direct, &keys, &body, rate, seconds).await;
+        let v = run(&http, &via, &keys, &body, rate, seconds).await;
+        served_via += v.served.len() as i64;
+        tokens_via.prompt += v.tokens.prompt;
+        tokens_via.completion += v.tokens.completion;
+        for (path, r) in [
+            (format!("direct to {upstream_name}"), &d),
+            (format!("through saas-api ({mode} budget, usage recorded)"), &v),
+        ] {
+            println!(
+                "| {rate} | {path} | {} | {} | {} | {} | {} |",
+                r.total(),
+                r.failed,
+                ms(r.percentile(0.5)),
+                ms(r.percentile(0.99)),
+                ms(r.percentile(0.999)),
+            );
+        }
+        let diff = |p| Some(v.percentile(p)? - d.percentile(p)?);
+        added.push((rate, diff(0.5), diff(0.99)));
     }
     println!();
     for (rate, p50, p99) in added {
-        println!("Added by saas-api at {rate} req/s: p50 {p50:.2} ms, p99 {p99:.2} ms.");
+        println!(
+            "Added by saas-api at {rate} req/s: p50 {} ms, p99 {} ms.",
+            ms(p50),
+            ms(p99)
+        );
     }
+    // Every request saas-api answered must be in the ledger, once, with the tokens its answer
+    // reported: the usage reports of the teams, summed, once the recorder has caught up.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (recorded, prompt, completion) = loop {
+        let mut sums = (0, 0, 0);
+        for n in 0..team_count {
+            let usage: Value = http
+                .get(format!("{api}/api/teams/team_bench_{n}/usage"))
+                .header("x-admin-key", admin)
+                .send()
+                .await?
+                .json()
+                .await?;
+            sums.0 += usage["request_count"].as_i64().context("usage report")?;
+            sums.1 += usage["prompt_tokens"].as_i64().context("usage report")?;
+            sums.2 += usage["completion_tokens"].as_i64().context("usage report")?;
+        }
+        if sums.0 >= served_via || Instant::now() > deadline {
+            break sums;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!(
+        "Ledger: {recorded} usage records for {served_via} requests served through saas-api; \
+         prompt tokens {prompt} recorded / {} answered, completion tokens {completion} / {}.",
+        tokens_via.prompt, tokens_via.completion
+    );
+    anyhow::ensure!(
+        recorded == served_via
+            && prompt == tokens_via.prompt
+            && completion == tokens_via.completion,
+        "the ledger does not match what was served"
+    );
     match peak_rss_mb(pid) {
         Some(mb) => println!("Peak RSS of saas-api over the run: {mb:.1} MB."),
         None => println!("Peak RSS of saas-api: not readable."),
