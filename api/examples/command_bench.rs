@@ -411,7 +411,10 @@ async fn main() -> anyhow::Result<()> {
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
                     let (ok, position) = admin
-                        .post("/api/teams/team_hot/credits/add", &json!({"amount": "0.01"}))
+                        .post(
+                            "/api/teams/team_hot/credits/add",
+                            &json!({"amount": "0.01"}),
+                        )
                         .await;
                     newest = newest.max(position);
                     samples.record("", t.elapsed(), ok);
@@ -441,17 +444,28 @@ async fn main() -> anyhow::Result<()> {
         )
     );
     // The sum must be exact: 100 at creation plus a cent per acknowledged command.
-    let team: Value = admin
-        .http
-        .get(format!("{}/api/teams/team_hot", admin.base))
-        .header("x-admin-key", &*admin.key)
-        .header("x-wait-for-position", newest.to_string())
-        .send()
-        .await?
-        .json()
-        .await?;
-    let expected = rust_decimal::Decimal::from(100)
-        + rust_decimal::Decimal::new(acknowledged.len() as i64, 2);
+    // (Read-your-writes: the read waits for the newest acknowledged position, and is asked
+    // again if the service's read wait ran out first.)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let team: Value = loop {
+        let response = admin
+            .http
+            .get(format!("{}/api/teams/team_hot", admin.base))
+            .header("x-admin-key", &*admin.key)
+            .header("x-wait-for-position", newest.to_string())
+            .send()
+            .await?;
+        if response.status().is_success() {
+            break response.json().await?;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the hot team never became readable: {}",
+            response.status()
+        );
+    };
+    let expected =
+        rust_decimal::Decimal::from(100) + rust_decimal::Decimal::new(acknowledged.len() as i64, 2);
     let credits: rust_decimal::Decimal = team["credits"]
         .to_string()
         .trim_matches('"')

@@ -216,7 +216,10 @@ async fn main() -> anyhow::Result<()> {
         tokens_via.completion += v.tokens.completion;
         for (path, r) in [
             (format!("direct to {upstream_name}"), &d),
-            (format!("through saas-api ({mode} budget, usage recorded)"), &v),
+            (
+                format!("through saas-api ({mode} budget, usage recorded)"),
+                &v,
+            ),
         ] {
             println!(
                 "| {rate} | {path} | {} | {} | {} | {} | {} |",
@@ -253,7 +256,9 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             sums.0 += usage["request_count"].as_i64().context("usage report")?;
             sums.1 += usage["prompt_tokens"].as_i64().context("usage report")?;
-            sums.2 += usage["completion_tokens"].as_i64().context("usage report")?;
+            sums.2 += usage["completion_tokens"]
+                .as_i64()
+                .context("usage report")?;
         }
         if sums.0 >= served_via || Instant::now() > deadline {
             break sums;

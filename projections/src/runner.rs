@@ -1,5 +1,6 @@
-//! Runs one consumer: claim the checkpoint, read a batch in global order, apply it, move the
-//! checkpoint, commit; then wait for a notification or the poll interval.
+//! Runs one consumer, or a group of consumers in one transaction: claim the checkpoints, read a
+//! batch in global order once, apply it to each, move the checkpoints, commit; then wait for a
+//! notification or the poll interval.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +51,10 @@ pub enum Step {
 
 pub struct ConsumerRunner {
     pool: PgPool,
-    projector: Arc<dyn Projector>,
+    /// One consumer, or several stepping together (each still with its own checkpoint).
+    projectors: Vec<Arc<dyn Projector>>,
+    /// The union of the projectors' interests (`None`: every event).
+    interests: Option<Vec<&'static str>>,
     config: RunnerConfig,
     progress: ProgressSignal,
 }
@@ -62,80 +66,110 @@ impl ConsumerRunner {
         config: RunnerConfig,
         progress: ProgressSignal,
     ) -> Self {
+        Self::group(pool, vec![projector], config, progress)
+    }
+
+    /// Consumers that step in one transaction: the batch is read once and applied to each,
+    /// and every checkpoint moves in the same commit, so a burst costs one transaction instead
+    /// of one per consumer. A consumer whose checkpoint another process holds is skipped that
+    /// time; if the group's batch fails, each consumer steps alone, so one that cannot apply
+    /// an event does not hold back the others.
+    pub fn group(
+        pool: PgPool,
+        projectors: Vec<Arc<dyn Projector>>,
+        config: RunnerConfig,
+        progress: ProgressSignal,
+    ) -> Self {
+        assert!(
+            !projectors.is_empty(),
+            "a runner runs at least one consumer"
+        );
+        let interests = projectors
+            .iter()
+            .map(|p| p.interests())
+            .collect::<Option<Vec<_>>>()
+            .map(|all| {
+                let mut union: Vec<&'static str> = all.into_iter().flatten().copied().collect();
+                union.sort_unstable();
+                union.dedup();
+                union
+            });
         Self {
             pool,
-            projector,
+            projectors,
+            interests,
             config,
             progress,
         }
     }
 
-    pub fn name(&self) -> &'static str {
-        self.projector.name()
+    /// The consumers' names, joined (for logs).
+    pub fn name(&self) -> String {
+        let names: Vec<&str> = self.projectors.iter().map(|p| p.name()).collect();
+        names.join("+")
     }
 
-    /// Applies at most one batch, atomically with its checkpoint.
+    /// Applies at most one batch, atomically with the checkpoints. For a group whose batch
+    /// failed, each consumer then steps alone (the first error is returned if none progressed).
     pub async fn step(&self) -> Result<Step, ProjectionError> {
-        let name = self.projector.name();
-        let mut tx = self.pool.begin().await?;
-        // Read models are derived from the log and move with their checkpoint in this
-        // transaction: a crash that lost the commit loses both, and the batch is applied again.
-        // So the commit need not wait for the WAL flush, and row locks (e.g. on a busy team's
-        // budget row, which the gateway's holds also update) are held for less time.
-        // A projector that appends events says so, or readers would not wait for its
-        // transaction (see `event_log::NO_EVENTS_APPLICATION`).
-        let application = if self.projector.appends_events() {
-            event_log::APPENDING_PROJECTOR_APPLICATION
-        } else {
-            event_log::NO_EVENTS_APPLICATION
-        };
-        sqlx::query(
-            "select set_config('synchronous_commit', 'off', true),
-                    set_config('application_name', $1, true)",
+        match step_together(
+            &self.pool,
+            &self.projectors,
+            self.interests.as_deref(),
+            &self.config,
         )
-        .bind(application)
-        .execute(&mut *tx)
-        .await?;
-        let Some(from) = checkpoint::claim(&mut tx, name).await? else {
-            return Ok(Step::Busy);
-        };
-        let events = event_log::read_after_for(
-            &mut tx,
-            from,
-            self.config.batch_size,
-            self.projector.interests(),
-        )
-        .await?;
-        let Some(last) = events.last().map(|e| e.log_position()) else {
-            let behind_horizon = event_log::has_events_behind_horizon(&mut tx, from).await?;
-            return Ok(Step::Idle { behind_horizon });
-        };
-        self.projector.apply_batch(&mut tx, &events).await?;
-        if !checkpoint::advance(&mut tx, name, from, last, events.len() as i64).await? {
-            // Dropping `tx` rolls the batch back.
-            return Err(ProjectionError::CheckpointMoved {
-                consumer: name.to_owned(),
-            });
+        .await
+        {
+            Ok(step) => {
+                self.applied(step);
+                Ok(step)
+            }
+            Err(error) if self.projectors.len() > 1 => {
+                tracing::warn!(consumers = %self.name(), %error, "group batch failed; stepping each consumer alone");
+                let mut first_error = Some(error);
+                let mut progressed = None;
+                for projector in &self.projectors {
+                    let one = std::slice::from_ref(projector);
+                    match step_together(&self.pool, one, projector.interests(), &self.config).await
+                    {
+                        Ok(step) => {
+                            self.applied(step);
+                            if matches!(step, Step::Applied(_)) {
+                                progressed = Some(step);
+                            }
+                        }
+                        Err(error) => {
+                            tracing::error!(consumer = projector.name(), %error, "projection batch failed");
+                        }
+                    }
+                }
+                match (progressed, first_error.take()) {
+                    (Some(step), _) => Ok(step),
+                    (None, Some(error)) => Err(error),
+                    (None, None) => Ok(Step::Busy),
+                }
+            }
+            Err(error) => Err(error),
         }
-        tx.commit().await?;
-        self.progress.bump();
-        tracing::debug!(
-            consumer = name,
-            events = events.len(),
-            position = last.position,
-            "applied batch"
-        );
-        Ok(Step::Applied(events.len()))
+    }
+
+    fn applied(&self, step: Step) {
+        if let Step::Applied(n) = step {
+            self.progress.bump();
+            tracing::debug!(consumers = %self.name(), events = n, "applied batch");
+        }
     }
 
     /// Runs until `shutdown` is cancelled. Errors are logged and retried with backoff: a
     /// consumer stalls rather than skip an event it cannot apply.
     pub async fn run(self, notifier: EventNotifier, shutdown: CancellationToken) {
-        let name = self.projector.name();
-        if let Err(error) = checkpoint::register(&self.pool, name).await {
-            tracing::warn!(consumer = name, %error, "could not register consumer; will retry");
+        let name = self.name();
+        for projector in &self.projectors {
+            if let Err(error) = checkpoint::register(&self.pool, projector.name()).await {
+                tracing::warn!(consumer = projector.name(), %error, "could not register consumer; will retry");
+            }
         }
-        let mut wakeups = notifier.subscribe(self.projector.interests());
+        let mut wakeups = notifier.subscribe(self.interests.as_deref());
         let mut failures: u32 = 0;
         let mut horizon_pause = Duration::from_millis(1);
         loop {
@@ -174,9 +208,12 @@ impl ConsumerRunner {
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     let pause = backoff(failures, self.config.max_backoff);
-                    tracing::error!(consumer = name, %error, attempt = failures, retry_in_ms = pause.as_millis() as u64, "projection batch failed");
-                    if let Err(error) = checkpoint::register(&self.pool, name).await {
-                        tracing::debug!(consumer = name, %error, "register retry failed");
+                    tracing::error!(consumer = %name, %error, attempt = failures, retry_in_ms = pause.as_millis() as u64, "projection batch failed");
+                    for projector in &self.projectors {
+                        if let Err(error) = checkpoint::register(&self.pool, projector.name()).await
+                        {
+                            tracing::debug!(consumer = projector.name(), %error, "register retry failed");
+                        }
                     }
                     pause
                 }
@@ -194,8 +231,74 @@ impl ConsumerRunner {
                 _ = tokio::time::sleep(pause) => {}
             }
         }
-        tracing::info!(consumer = name, "consumer stopped");
+        tracing::info!(consumer = %name, "consumer stopped");
     }
+}
+
+/// One transaction: claim the free checkpoints among `projectors`, read one batch after the
+/// earliest, give each consumer the events after its own checkpoint, move them all, commit.
+async fn step_together(
+    pool: &PgPool,
+    projectors: &[Arc<dyn Projector>],
+    interests: Option<&[&str]>,
+    config: &RunnerConfig,
+) -> Result<Step, ProjectionError> {
+    let mut tx = pool.begin().await?;
+    // Read models are derived from the log and move with their checkpoint in this
+    // transaction: a crash that lost the commit loses both, and the batch is applied again.
+    // So the commit need not wait for the WAL flush, and row locks (e.g. on a busy team's
+    // budget row, which the gateway's holds also update) are held for less time.
+    // A projector that appends events says so, or readers would not wait for its
+    // transaction (see `event_log::NO_EVENTS_APPLICATION`).
+    let application = if projectors.iter().any(|p| p.appends_events()) {
+        event_log::APPENDING_PROJECTOR_APPLICATION
+    } else {
+        event_log::NO_EVENTS_APPLICATION
+    };
+    sqlx::query(
+        "select set_config('synchronous_commit', 'off', true),
+                set_config('application_name', $1, true)",
+    )
+    .bind(application)
+    .execute(&mut *tx)
+    .await?;
+    let names: Vec<&str> = projectors.iter().map(|p| p.name()).collect();
+    let claimed = checkpoint::claim_all(&mut tx, &names).await?;
+    let Some(from) = claimed.iter().map(|(_, from)| *from).min() else {
+        return Ok(Step::Busy);
+    };
+    let events = event_log::read_after_for(&mut tx, from, config.batch_size, interests).await?;
+    let Some(last) = events.last().map(|e| e.log_position()) else {
+        let behind_horizon = event_log::has_events_behind_horizon(&mut tx, from).await?;
+        return Ok(Step::Idle { behind_horizon });
+    };
+    let mut moves = Vec::with_capacity(claimed.len());
+    for (name, its_from) in claimed {
+        let projector = projectors
+            .iter()
+            .find(|p| p.name() == name)
+            .expect("claimed checkpoints are the group's");
+        // Events are in log order: this consumer's share starts after its own checkpoint.
+        let start = events.partition_point(|e| e.log_position() <= its_from);
+        let mine = &events[start..];
+        if mine.is_empty() {
+            continue;
+        }
+        projector.apply_batch(&mut tx, mine).await?;
+        moves.push(checkpoint::Move {
+            consumer: name,
+            from: its_from,
+            applied: mine.len() as i64,
+        });
+    }
+    if !checkpoint::advance_all(&mut tx, &moves, last).await? {
+        // Dropping `tx` rolls the batch back.
+        return Err(ProjectionError::CheckpointMoved {
+            consumer: names.join("+"),
+        });
+    }
+    tx.commit().await?;
+    Ok(Step::Applied(events.len()))
 }
 
 /// Exponential backoff with full jitter, capped.

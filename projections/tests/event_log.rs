@@ -44,11 +44,47 @@ impl Projector for Recorder {
     }
 }
 
+/// Records like `Recorder` but takes a poison event in its stride.
+struct Sturdy {
+    name: &'static str,
+}
+
+#[async_trait]
+impl Projector for Sturdy {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<(), ProjectionError> {
+        sqlx::query("insert into applied (consumer, global_position, tx_id) values ($1, $2, $3)")
+            .bind(self.name)
+            .bind(event.global_position)
+            .bind(event.tx_id as i64)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+}
+
+fn group(pool: &PgPool, projectors: Vec<Arc<dyn Projector>>) -> ConsumerRunner {
+    ConsumerRunner::group(
+        pool.clone(),
+        projectors,
+        RunnerConfig::default(),
+        ProgressSignal::default(),
+    )
+}
+
 async fn setup() -> anyhow::Result<PgPool> {
     let db = testkit::fresh_database().await?;
     sqlx::query(
         "create table applied (id bigserial primary key, consumer text not null,
-                               global_position bigint not null, tx_id bigint not null)",
+                               global_position bigint not null, tx_id bigint not null,
+                               applied_in text not null default pg_current_xact_id()::text)",
     )
     .execute(&db.pool)
     .await?;
@@ -449,5 +485,88 @@ async fn transaction_ids_are_ordered_as_numbers_not_text() -> anyhow::Result<()>
     let next = store::event_log::read_after(&mut conn, first[0].log_position(), 10).await?;
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].aggregate_id, "late");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_group_gives_each_consumer_the_events_after_its_own_checkpoint_in_one_transaction()
+-> anyhow::Result<()> {
+    let pool = setup().await?;
+    for name in ["ahead", "behind"] {
+        checkpoint::register(&pool, name).await?;
+    }
+    let mut conn = connect(&pool).await?;
+    let mut positions = Vec::new();
+    for seq in 1..=3 {
+        positions.push(insert_event(&mut conn, "s", seq, "Tested").await?);
+    }
+    drain(&runner(&pool, "ahead")).await?;
+    for seq in 4..=5 {
+        positions.push(insert_event(&mut conn, "s", seq, "Tested").await?);
+    }
+    let together = group(
+        &pool,
+        vec![
+            Arc::new(Recorder { name: "ahead" }),
+            Arc::new(Recorder { name: "behind" }),
+        ],
+    );
+    drain(&together).await?;
+    assert_eq!(applied(&pool, "ahead").await?, positions, "each event once");
+    assert_eq!(
+        applied(&pool, "behind").await?,
+        positions,
+        "from its own start"
+    );
+    let transactions: Vec<String> = sqlx::query_scalar(
+        "select distinct applied_in from applied where global_position = any($1)",
+    )
+    .bind(&positions[3..])
+    .fetch_all(&pool)
+    .await?;
+    assert_eq!(
+        transactions.len(),
+        1,
+        "the group applied the batch to both consumers in one transaction"
+    );
+    for name in ["ahead", "behind"] {
+        let at = checkpoint::current(&pool, name).await?.expect("registered");
+        assert_eq!(
+            at.position, positions[4],
+            "{name}'s checkpoint moved to the end"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_consumer_that_cannot_apply_an_event_does_not_hold_back_the_rest_of_its_group()
+-> anyhow::Result<()> {
+    let pool = setup().await?;
+    for name in ["fragile", "sturdy"] {
+        checkpoint::register(&pool, name).await?;
+    }
+    let mut conn = connect(&pool).await?;
+    let mut positions = Vec::new();
+    for (seq, event_type) in [(1, "Tested"), (2, "Poison"), (3, "Tested")] {
+        positions.push(insert_event(&mut conn, "s", seq, event_type).await?);
+    }
+    let together = group(
+        &pool,
+        vec![
+            Arc::new(Recorder { name: "fragile" }),
+            Arc::new(Sturdy { name: "sturdy" }),
+        ],
+    );
+    assert_eq!(together.step().await?, Step::Applied(3));
+    assert_eq!(applied(&pool, "sturdy").await?, positions);
+    assert!(
+        applied(&pool, "fragile").await?.is_empty(),
+        "the failing consumer's batch rolled back"
+    );
+    let fragile = checkpoint::current(&pool, "fragile")
+        .await?
+        .expect("registered");
+    assert_eq!(fragile, LogPosition::START, "and its checkpoint stayed put");
     Ok(())
 }

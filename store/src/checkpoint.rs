@@ -41,6 +41,64 @@ pub async fn claim(
     row.as_ref().map(position_of).transpose()
 }
 
+/// Claims whichever of `consumers`' checkpoints no one else holds, in one statement (a group
+/// of consumers stepping in one transaction); the others are skipped this time.
+pub async fn claim_all(
+    conn: &mut PgConnection,
+    consumers: &[&str],
+) -> Result<Vec<(String, LogPosition)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select consumer_name, last_tx_id::text as tx_id, last_position from consumer_checkpoints
+          where consumer_name = any($1) order by consumer_name for update skip locked",
+    )
+    .bind(consumers)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("consumer_name")?, position_of(row)?)))
+        .collect()
+}
+
+/// One checkpoint's move within `advance_all`.
+#[derive(Debug, Clone)]
+pub struct Move {
+    pub consumer: String,
+    pub from: LogPosition,
+    pub applied: i64,
+}
+
+/// Moves every checkpoint in `moves` from its `from` to `to`, in one statement, with the same
+/// compare-and-set as `advance`; true only if every one of them moved.
+pub async fn advance_all(
+    conn: &mut PgConnection,
+    moves: &[Move],
+    to: LogPosition,
+) -> Result<bool, sqlx::Error> {
+    let names: Vec<&str> = moves.iter().map(|m| m.consumer.as_str()).collect();
+    let from_tx: Vec<String> = moves.iter().map(|m| m.from.tx_id.to_string()).collect();
+    let from_position: Vec<i64> = moves.iter().map(|m| m.from.position).collect();
+    let applied: Vec<i64> = moves.iter().map(|m| m.applied).collect();
+    let updated = sqlx::query(
+        "update consumer_checkpoints c
+            set last_tx_id = $1::text::xid8, last_position = $2,
+                events_applied = c.events_applied + m.applied, updated_at = now()
+           from unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[])
+                as m(consumer_name, from_tx, from_position, applied)
+          where c.consumer_name = m.consumer_name and c.last_tx_id = m.from_tx::xid8
+            and c.last_position = m.from_position",
+    )
+    .bind(to.tx_id.to_string())
+    .bind(to.position)
+    .bind(&names)
+    .bind(&from_tx)
+    .bind(&from_position)
+    .bind(&applied)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(updated == moves.len() as u64)
+}
+
 /// Moves the checkpoint from `from` to `to`. A compare-and-set on top of the row lock: if the
 /// checkpoint is no longer `from`, nothing is written and the caller must roll back, so a
 /// batch can never be applied twice even if the lock were somehow lost.

@@ -15,13 +15,13 @@ pub const CHANNEL: &str = "saas_events";
 
 struct Subscriber {
     /// `None`: every event.
-    interests: Option<&'static [&'static str]>,
+    interests: Option<Vec<&'static str>>,
     wake: watch::Sender<u64>,
 }
 
 impl Subscriber {
     fn wants(&self, types: &[&str]) -> bool {
-        match self.interests {
+        match &self.interests {
             None => true,
             Some(interests) => types.is_empty() || types.iter().any(|t| interests.contains(t)),
         }
@@ -68,9 +68,12 @@ impl EventNotifier {
     }
 
     /// Wake-ups for events of the given aggregate types (`None`: all).
-    pub fn subscribe(&self, interests: Option<&'static [&'static str]>) -> watch::Receiver<u64> {
+    pub fn subscribe(&self, interests: Option<&[&'static str]>) -> watch::Receiver<u64> {
         let (wake, rx) = watch::channel(0u64);
-        self.lock().push(Subscriber { interests, wake });
+        self.lock().push(Subscriber {
+            interests: interests.map(<[_]>::to_vec),
+            wake,
+        });
         rx
     }
 

@@ -34,10 +34,10 @@ pub(super) fn spawn_all(
     shutdown: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
     let mut consumers = Vec::new();
-    for projector in app::consumers::all(w.seal_key) {
-        let runner = ConsumerRunner::new(
+    for group in app::consumers::groups(w.seal_key) {
+        let runner = ConsumerRunner::group(
             w.consumers_pool.clone(),
-            projector,
+            group,
             w.runner_config.clone(),
             w.state.progress.clone(),
         );

@@ -347,6 +347,22 @@ async fn two_processes_adding_credits_to_one_team_lose_nothing() {
     let (_, team) = app.get_json("/api/teams/team_support", Some(newest)).await;
     assert_eq!(team["credits"], json!(84.5 + 0.5 * added as f64), "{team}");
     assert_eq!(team_events(&app, "CreditsAdded").await.len(), added);
+    // Each process kept the team as it last appended it; the other one's appends made that
+    // stale. A command that may not re-run (delete) must still be decided on the real state,
+    // not refused as a conflict with a stale copy.
+    let (status, body) = app
+        .post_json(
+            "/api/teams/team_support/credits/add",
+            json!({"amount": "1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let response = other
+        .admin_post("/api/teams/team_support/delete")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     other.stop().await;
 }
 

@@ -22,6 +22,20 @@ use store::repository::{EventStore, Snapshot};
 /// Most commands decided and appended together (bounds one statement's size).
 const MAX_BATCH: usize = 256;
 
+/// Most aggregates whose state is kept after a batch (bounds memory; a team's state is well
+/// under a kilobyte).
+const CACHED: usize = 4096;
+
+/// An aggregate as this process last appended it: the next batch on it starts here instead of
+/// reading its snapshot and the events after it. Another process appending meanwhile makes
+/// the next append collide on the stream's primary key, and the batch is decided again from
+/// the database (`Lane::attempt`).
+struct Cached<A> {
+    state: A,
+    sequence: usize,
+    snapshot: Option<usize>,
+}
+
 /// One queued command and where its answer goes.
 struct Queued<A: Aggregate> {
     command: A::Command,
@@ -47,6 +61,8 @@ pub struct Lane<A: OnBus> {
     snapshot_every: usize,
     /// Per aggregate id, the commands waiting; an entry exists while a drainer runs for it.
     waiting: Mutex<HashMap<String, Vec<Queued<A>>>>,
+    /// Taken out by the (one) drainer of an id while it runs a batch, put back after.
+    cache: Mutex<HashMap<String, Cached<A>>>,
 }
 
 impl<A: OnBus> Lane<A> {
@@ -60,6 +76,7 @@ impl<A: OnBus> Lane<A> {
             pool: pool.clone(),
             snapshot_every,
             waiting: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -166,15 +183,27 @@ impl<A: OnBus> Lane<A> {
         batch: &mut Vec<Queued<A>>,
     ) -> AppResult<Vec<AppResult<i64>>> {
         let mut attempt = 0;
+        let mut cached = self.take_cached(id);
         loop {
             attempt += 1;
-            let context = self
-                .store
-                .load_aggregate(id)
-                .await
-                .map_err(aggregate_error)?;
-            let loaded_at = context.current_sequence;
-            let mut state = context.aggregate;
+            let from_cache = cached.is_some();
+            let context = match cached.take() {
+                Some(cached) => cached,
+                None => {
+                    let context = self
+                        .store
+                        .load_aggregate(id)
+                        .await
+                        .map_err(aggregate_error)?;
+                    Cached {
+                        state: context.aggregate,
+                        sequence: context.current_sequence,
+                        snapshot: context.current_snapshot,
+                    }
+                }
+            };
+            let loaded_at = context.sequence;
+            let mut state = context.state;
             let mut events: Vec<SerializedEvent> = Vec::new();
             let mut decided = Vec::with_capacity(batch.len());
             for queued in batch.iter() {
@@ -217,20 +246,45 @@ impl<A: OnBus> Lane<A> {
                 }
             }
             let positions = if events.is_empty() {
+                self.put_cached(
+                    id,
+                    Cached {
+                        state,
+                        sequence: loaded_at,
+                        snapshot: context.snapshot,
+                    },
+                );
                 Vec::new()
             } else {
                 let last = loaded_at + events.len();
                 let snapshot = if last / self.snapshot_every > loaded_at / self.snapshot_every {
                     Some(Snapshot {
                         state: serde_json::to_value(&state).map_err(AppError::internal)?,
-                        number: context.current_snapshot.map_or(1, |n| n + 1),
+                        number: context.snapshot.map_or(1, |n| n + 1),
                     })
                 } else {
                     None
                 };
+                let snapshot_number = snapshot.as_ref().map(|s| s.number);
                 match self.repository.append::<A>(&events, snapshot).await {
-                    Ok(positions) => positions,
+                    Ok(positions) => {
+                        self.put_cached(
+                            id,
+                            Cached {
+                                state,
+                                sequence: last,
+                                snapshot: snapshot_number.or(context.snapshot),
+                            },
+                        );
+                        positions
+                    }
                     Err(error) => match AggregateError::<A::Error>::from(error) {
+                        // The state kept from our last batch was stale (another process
+                        // appended since): decide again from the database, as if first.
+                        AggregateError::AggregateConflict if from_cache => {
+                            attempt -= 1;
+                            continue;
+                        }
                         AggregateError::AggregateConflict if attempt < MAX_ATTEMPTS => {
                             let (retry, fail): (Vec<_>, Vec<_>) = std::mem::take(batch)
                                 .into_iter()
@@ -272,6 +326,26 @@ impl<A: OnBus> Lane<A> {
                 .collect();
             break Ok(answers);
         }
+    }
+}
+
+impl<A: OnBus> Lane<A> {
+    fn take_cached(&self, id: &str) -> Option<Cached<A>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+    }
+
+    fn put_cached(&self, id: &str, cached: Cached<A>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHED {
+            // Any one goes: a miss costs one load.
+            if let Some(other) = cache.keys().next().cloned() {
+                cache.remove(&other);
+            }
+        }
+        cache.insert(id.to_owned(), cached);
     }
 }
 

@@ -14,8 +14,11 @@ pub const NAME: &str = "litellm_sync_marker";
 
 pub struct LitellmSyncMarker;
 
+/// Marks many teams in one statement (each team once, in id order, so two markers lock rows in
+/// the same order).
 const MARK: &str = "insert into litellm_sync (team_id, wanted_position, status, next_attempt_at)
-     values ($1, $2, 'pending', now())
+     select m.team_id, m.position, 'pending', now()
+       from unnest($1::text[], $2::bigint[]) as m(team_id, position)
      on conflict (team_id) do update
         set wanted_position = greatest(litellm_sync.wanted_position, excluded.wanted_position),
             status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()";
@@ -35,49 +38,75 @@ impl Projector for LitellmSyncMarker {
         tx: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        match event.aggregate_type.as_str() {
-            "Team" => {
+        self.apply_batch(tx, std::slice::from_ref(event)).await
+    }
+
+    /// A batch's team events become one statement marking each team at its newest position
+    /// (a mark is level-triggered, so only the newest matters); a group's change marks the
+    /// teams using it as it comes.
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[StoredEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut teams = std::collections::BTreeMap::<&str, i64>::new();
+        for event in events {
+            if event.aggregate_type == "Team" {
                 let decoded: TeamEvent = event
                     .decode()
                     .map_err(|e| ProjectionError::decode(event, e))?;
                 // A reveal changes nothing in LiteLLM.
-                if matches!(decoded, TeamEvent::VirtualKeyRevealed { .. }) {
-                    return Ok(());
+                if !matches!(decoded, TeamEvent::VirtualKeyRevealed { .. }) {
+                    let newest = teams.entry(event.aggregate_id.as_str()).or_default();
+                    *newest = (*newest).max(event.global_position);
                 }
-                sqlx::query(MARK)
-                    .bind(&event.aggregate_id)
-                    .bind(event.global_position)
-                    .execute(&mut *tx)
-                    .await?;
+            } else {
+                mark_group_users(tx, event).await?;
             }
-            "ModelGroup" => {
-                let decoded: ModelGroupEvent = event
-                    .decode()
-                    .map_err(|e| ProjectionError::decode(event, e))?;
-                let group = match &decoded {
-                    ModelGroupEvent::ModelGroupModelsChanged { group_name, .. }
-                    | ModelGroupEvent::ModelGroupDeleted { group_name } => group_name.as_str(),
-                    ModelGroupEvent::ModelGroupCreated { .. } => return Ok(()),
-                };
-                // Teams the teams read model does not show yet have their own, later mark (from
-                // their creation or assignment), and the reconciler reads fully caught-up models.
-                sqlx::query(
-                    "insert into litellm_sync (team_id, wanted_position, status, next_attempt_at)
-                     select team_id, $2, 'pending', now() from teams
-                      where $1 = any(model_groups) and status <> 'deleted'
-                     on conflict (team_id) do update
-                        set wanted_position = greatest(litellm_sync.wanted_position, excluded.wanted_position),
-                            status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()",
-                )
-                .bind(group)
-                .bind(event.global_position)
+        }
+        if !teams.is_empty() {
+            let (ids, positions): (Vec<&str>, Vec<i64>) = teams.into_iter().unzip();
+            sqlx::query(MARK)
+                .bind(&ids)
+                .bind(&positions)
                 .execute(&mut *tx)
                 .await?;
-            }
-            _ => {}
         }
         Ok(())
     }
+}
+
+/// Marks every live team using a model group whose models changed or that was deleted.
+async fn mark_group_users(
+    tx: &mut PgConnection,
+    event: &StoredEvent,
+) -> Result<(), ProjectionError> {
+    if event.aggregate_type != "ModelGroup" {
+        return Ok(());
+    }
+    let decoded: ModelGroupEvent = event
+        .decode()
+        .map_err(|e| ProjectionError::decode(event, e))?;
+    let group = match &decoded {
+        ModelGroupEvent::ModelGroupModelsChanged { group_name, .. }
+        | ModelGroupEvent::ModelGroupDeleted { group_name } => group_name.as_str(),
+        ModelGroupEvent::ModelGroupCreated { .. } => return Ok(()),
+    };
+    // Teams the teams read model does not show yet have their own, later mark (from their
+    // creation or assignment), and the reconciler reads fully caught-up models.
+    sqlx::query(
+        "insert into litellm_sync (team_id, wanted_position, status, next_attempt_at)
+         select team_id, $2, 'pending', now() from teams
+          where $1 = any(model_groups) and status <> 'deleted'
+         on conflict (team_id) do update
+            set wanted_position = greatest(litellm_sync.wanted_position, excluded.wanted_position),
+                status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()",
+    )
+    .bind(group)
+    .bind(event.global_position)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
