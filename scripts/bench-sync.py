@@ -16,7 +16,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 target, n = sys.argv[1], int(sys.argv[2])
-BIN = "target/release/saas-api"
+BIN = os.environ.get("BENCH_SAAS_API", "target/release/saas-api")
 DOUBLE_BIN = "target/release/litellm-double"
 PORT = 18113
 API = f"http://127.0.0.1:{PORT}"

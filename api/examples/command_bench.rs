@@ -7,6 +7,8 @@
 //!    commit-to-read-model lag: it adds credits to its own team and reads the team back with
 //!    `X-Wait-For-Position` set to the command's position, timing from the command's answer to
 //!    the read's;
+//!    then, open loop at half the rate the mix reached, add credits and rate limits on random
+//!    teams for SECONDS (latency from each command's intended send time), with the prober;
 //! 3. one hot team: CLIENTS clients adding credits to the same team for SECONDS, then the
 //!    team's credits checked to the cent against what was acknowledged;
 //! 4. a team with HISTORY events: add-credits on one team HISTORY times, then the latency of a
@@ -269,6 +271,67 @@ async fn closed_loop(
     (all.all(), all.failures, started.elapsed())
 }
 
+/// Sends `rate` commands a second for `seconds` (open loop): command `i` is due at
+/// `start + i / rate`, paced from a thread with the OS's sleep, and its latency runs from then.
+/// Returns the sorted latencies of the acknowledged commands, the failures and the elapsed time.
+async fn open_loop_mix(
+    admin: &Admin,
+    teams: usize,
+    rate: f64,
+    seconds: u64,
+) -> (Vec<Duration>, usize, Duration) {
+    let total = (rate * seconds as f64) as u64;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let runtime = tokio::runtime::Handle::current();
+    let admin = admin.clone();
+    let started = Instant::now();
+    let tasks = tokio::task::spawn_blocking(move || {
+        let start = Instant::now() + Duration::from_millis(10);
+        let mut n: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..total)
+            .map(|i| {
+                let due = start + interval.mul_f64(i as f64);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                n = n
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let team = format!("team_{}", (n >> 20) as usize % teams.max(1));
+                let (path, body) = if (n >> 33) % 10 < 6 {
+                    (
+                        format!("/api/teams/{team}/credits/add"),
+                        json!({"amount": "0.05"}),
+                    )
+                } else {
+                    let rpm = 100 + (n >> 40) % 1000;
+                    (
+                        format!("/api/teams/{team}/rate-limits"),
+                        json!({"rpm_limit": rpm, "tpm_limit": rpm * 1000}),
+                    )
+                };
+                let admin = admin.clone();
+                runtime.spawn(async move {
+                    let (ok, _) = admin.post(&path, &body).await;
+                    (due.elapsed(), ok)
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("the pacing thread");
+    let mut latencies = Vec::with_capacity(tasks.len());
+    let mut failures = 0;
+    for task in tasks {
+        match task.await {
+            Ok((latency, true)) => latencies.push(latency),
+            _ => failures += 1,
+        }
+    }
+    latencies.sort();
+    (latencies, failures, started.elapsed())
+}
+
 fn line(what: &str, latencies: &[Duration], failures: usize, elapsed: Duration) -> String {
     format!(
         "| {what} | {} | {failures} | {:.0} | {:.2} | {:.2} |",
@@ -394,6 +457,26 @@ async fn main() -> anyhow::Result<()> {
             percentile(latencies, 0.99)
         );
     }
+
+    // 2b. Half of saturation, open loop: add credits (60 %) and rate limits (40 %) on random
+    // teams sent at half the rate the closed loop reached, each due at its intended time and
+    // timed from it, with the lag prober running.
+    let half_rate = (mixed_rate / 2.0).max(1.0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = tokio::spawn(lag_prober(admin.clone(), stop.clone()));
+    let (open_loop, open_failed, open_elapsed) =
+        open_loop_mix(&admin, teams, half_rate, seconds).await;
+    stop.store(true, Ordering::Relaxed);
+    let (half_lags, half_gave_up) = prober.await.expect("prober");
+    println!(
+        "{}",
+        line(
+            &format!("open loop at half that rate ({half_rate:.0}/s), {seconds} s"),
+            &open_loop,
+            open_failed,
+            open_elapsed
+        )
+    );
 
     // 3. One hot team: every client on the same team.
     let (ok, _) = admin
@@ -527,6 +610,14 @@ async fn main() -> anyhow::Result<()> {
         percentile(&lags, 0.5),
         percentile(&lags, 0.99),
         percentile(&lags, 1.0)
+    );
+    println!(
+        "Commit-to-read-model lag at half of saturation (open loop, {} probes; {half_gave_up} gave \
+         up): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms.",
+        half_lags.len(),
+        percentile(&half_lags, 0.5),
+        percentile(&half_lags, 0.99),
+        percentile(&half_lags, 1.0)
     );
     println!("{hot_summary}");
     // What this PostgreSQL commits in the same run (scripts/bench-commands runs pgbench first).
