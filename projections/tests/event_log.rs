@@ -34,14 +34,23 @@ impl Projector for Recorder {
                 "poison event".into(),
             )));
         }
-        sqlx::query("insert into applied (consumer, global_position, tx_id) values ($1, $2, $3)")
-            .bind(self.name)
-            .bind(event.global_position)
-            .bind(event.tx_id as i64)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+        record(tx, self.name, event).await
     }
+}
+
+/// Notes that `consumer` applied `event`.
+async fn record(
+    tx: &mut PgConnection,
+    consumer: &str,
+    event: &StoredEvent,
+) -> Result<(), ProjectionError> {
+    sqlx::query("insert into applied (consumer, global_position, tx_id) values ($1, $2, $3)")
+        .bind(consumer)
+        .bind(event.global_position)
+        .bind(event.tx_id as i64)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// Records like `Recorder` but takes a poison event in its stride.
@@ -60,13 +69,7 @@ impl Projector for Sturdy {
         tx: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<(), ProjectionError> {
-        sqlx::query("insert into applied (consumer, global_position, tx_id) values ($1, $2, $3)")
-            .bind(self.name)
-            .bind(event.global_position)
-            .bind(event.tx_id as i64)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+        record(tx, self.name, event).await
     }
 }
 
