@@ -126,7 +126,6 @@ impl ConsumerRunner {
             }
             Err(error) if self.projectors.len() > 1 => {
                 tracing::warn!(consumers = %self.name(), %error, "group batch failed; stepping each consumer alone");
-                let mut first_error = Some(error);
                 let mut progressed = None;
                 for projector in &self.projectors {
                     let one = std::slice::from_ref(projector);
@@ -143,13 +142,23 @@ impl ConsumerRunner {
                         }
                     }
                 }
-                match (progressed, first_error.take()) {
-                    (Some(step), _) => Ok(step),
-                    (None, Some(error)) => Err(error),
-                    (None, None) => Ok(Step::Busy),
-                }
+                progressed.ok_or(error)
             }
             Err(error) => Err(error),
+        }
+    }
+
+    /// Creates each consumer's checkpoint row if it is missing: at start (a failure is a
+    /// warning) and again after a failed batch (the batch's error was logged already).
+    async fn register(&self, at_start: bool) {
+        for projector in &self.projectors {
+            if let Err(error) = checkpoint::register(&self.pool, projector.name()).await {
+                if at_start {
+                    tracing::warn!(consumer = projector.name(), %error, "could not register consumer; will retry");
+                } else {
+                    tracing::debug!(consumer = projector.name(), %error, "register retry failed");
+                }
+            }
         }
     }
 
@@ -164,11 +173,7 @@ impl ConsumerRunner {
     /// consumer stalls rather than skip an event it cannot apply.
     pub async fn run(self, notifier: EventNotifier, shutdown: CancellationToken) {
         let name = self.name();
-        for projector in &self.projectors {
-            if let Err(error) = checkpoint::register(&self.pool, projector.name()).await {
-                tracing::warn!(consumer = projector.name(), %error, "could not register consumer; will retry");
-            }
-        }
+        self.register(true).await;
         let mut wakeups = notifier.subscribe(self.interests.as_deref());
         let mut failures: u32 = 0;
         let mut horizon_pause = Duration::from_millis(1);
@@ -209,12 +214,7 @@ impl ConsumerRunner {
                     failures = failures.saturating_add(1);
                     let pause = backoff(failures, self.config.max_backoff);
                     tracing::error!(consumer = %name, %error, attempt = failures, retry_in_ms = pause.as_millis() as u64, "projection batch failed");
-                    for projector in &self.projectors {
-                        if let Err(error) = checkpoint::register(&self.pool, projector.name()).await
-                        {
-                            tracing::debug!(consumer = projector.name(), %error, "register retry failed");
-                        }
-                    }
+                    self.register(false).await;
                     pause
                 }
             };

@@ -25,24 +25,9 @@ pub async fn register(pool: &PgPool, consumer: &str) -> Result<(), sqlx::Error> 
     Ok(())
 }
 
-/// Locks the consumer's row and returns its position, or `None` when another process holds
-/// it (it is applying a batch right now) or the consumer was never registered.
-pub async fn claim(
-    conn: &mut PgConnection,
-    consumer: &str,
-) -> Result<Option<LogPosition>, sqlx::Error> {
-    let row = sqlx::query(
-        "select last_tx_id::text as tx_id, last_position from consumer_checkpoints
-          where consumer_name = $1 for update skip locked",
-    )
-    .bind(consumer)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(position_of).transpose()
-}
-
-/// Claims whichever of `consumers`' checkpoints no one else holds, in one statement (a group
-/// of consumers stepping in one transaction); the others are skipped this time.
+/// Locks whichever of `consumers`' checkpoint rows no one else holds (another process applying
+/// a batch right now) and returns their positions, in one statement; the others, and consumers
+/// never registered, are left out this time.
 pub async fn claim_all(
     conn: &mut PgConnection,
     consumers: &[&str],
@@ -67,8 +52,10 @@ pub struct Move {
     pub applied: i64,
 }
 
-/// Moves every checkpoint in `moves` from its `from` to `to`, in one statement, with the same
-/// compare-and-set as `advance`; true only if every one of them moved.
+/// Moves every checkpoint in `moves` from its `from` to `to`, in one statement. A
+/// compare-and-set on top of the row locks: a checkpoint no longer at its `from` is not written,
+/// and the caller must roll back (this returns false unless every one moved), so a batch can
+/// never be applied twice even if a lock were somehow lost.
 pub async fn advance_all(
     conn: &mut PgConnection,
     moves: &[Move],
@@ -97,34 +84,6 @@ pub async fn advance_all(
     .await?
     .rows_affected();
     Ok(updated == moves.len() as u64)
-}
-
-/// Moves the checkpoint from `from` to `to`. A compare-and-set on top of the row lock: if the
-/// checkpoint is no longer `from`, nothing is written and the caller must roll back, so a
-/// batch can never be applied twice even if the lock were somehow lost.
-pub async fn advance(
-    conn: &mut PgConnection,
-    consumer: &str,
-    from: LogPosition,
-    to: LogPosition,
-    applied: i64,
-) -> Result<bool, sqlx::Error> {
-    let updated = sqlx::query(
-        "update consumer_checkpoints
-            set last_tx_id = $2::text::xid8, last_position = $3,
-                events_applied = events_applied + $4, updated_at = now()
-          where consumer_name = $1 and last_tx_id = $5::text::xid8 and last_position = $6",
-    )
-    .bind(consumer)
-    .bind(to.tx_id.to_string())
-    .bind(to.position)
-    .bind(applied)
-    .bind(from.tx_id.to_string())
-    .bind(from.position)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
 }
 
 /// The committed checkpoint, without locking (for status and lag reports).

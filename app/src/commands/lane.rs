@@ -148,17 +148,9 @@ impl<A: OnBus> Lane<A> {
 
     /// Decides and appends a batch; if the batch as a whole fails (a database error, a unique
     /// value another aggregate holds), each command runs alone so each gets its own answer.
-    async fn run(&self, id: &str, batch: Vec<Queued<A>>) {
-        if batch.len() == 1 {
-            let mut batch = batch;
-            let outcome = self.attempt(id, &mut batch).await;
-            answer(batch, outcome);
-            return;
-        }
-        let mut batch = batch;
+    async fn run(&self, id: &str, mut batch: Vec<Queued<A>>) {
         match self.attempt(id, &mut batch).await {
-            Ok(answers) => answer(batch, Ok(answers)),
-            Err(error) => {
+            Err(error) if batch.len() > 1 => {
                 tracing::debug!(
                     code = error.code.as_str(),
                     commands = batch.len(),
@@ -170,6 +162,7 @@ impl<A: OnBus> Lane<A> {
                     answer(alone, outcome);
                 }
             }
+            outcome => answer(batch, outcome),
         }
     }
 
