@@ -23,6 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
+#[path = "shared/pacing.rs"]
+mod pacing;
 use serde_json::{Value, json};
 
 const GROUPS: [&str; 4] = ["bench_a", "bench_b", "bench_c", "bench_d"];
@@ -272,7 +275,7 @@ async fn closed_loop(
 }
 
 /// Sends `rate` commands a second for `seconds` (open loop): command `i` is due at
-/// `start + i / rate`, paced from a thread with the OS's sleep, and its latency runs from then.
+/// `start + i / rate` (`pacing::paced`), and its latency runs from then.
 /// Returns the sorted latencies of the acknowledged commands, the failures and the elapsed time.
 async fn open_loop_mix(
     admin: &Admin,
@@ -281,45 +284,34 @@ async fn open_loop_mix(
     seconds: u64,
 ) -> (Vec<Duration>, usize, Duration) {
     let total = (rate * seconds as f64) as u64;
-    let interval = Duration::from_secs_f64(1.0 / rate);
     let runtime = tokio::runtime::Handle::current();
     let admin = admin.clone();
     let started = Instant::now();
-    let tasks = tokio::task::spawn_blocking(move || {
-        let start = Instant::now() + Duration::from_millis(10);
-        let mut n: u64 = 0x9e37_79b9_7f4a_7c15;
-        (0..total)
-            .map(|i| {
-                let due = start + interval.mul_f64(i as f64);
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                n = n
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let team = format!("team_{}", (n >> 20) as usize % teams.max(1));
-                let (path, body) = if (n >> 33) % 10 < 6 {
-                    (
-                        format!("/api/teams/{team}/credits/add"),
-                        json!({"amount": "0.05"}),
-                    )
-                } else {
-                    let rpm = 100 + (n >> 40) % 1000;
-                    (
-                        format!("/api/teams/{team}/rate-limits"),
-                        json!({"rpm_limit": rpm, "tpm_limit": rpm * 1000}),
-                    )
-                };
-                let admin = admin.clone();
-                runtime.spawn(async move {
-                    let (ok, _) = admin.post(&path, &body).await;
-                    (due.elapsed(), ok)
-                })
-            })
-            .collect::<Vec<_>>()
+    let mut n: u64 = 0x9e37_79b9_7f4a_7c15;
+    let tasks = pacing::paced(rate, total, move |_, due| {
+        n = n
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let team = format!("team_{}", (n >> 20) as usize % teams.max(1));
+        let (path, body) = if (n >> 33) % 10 < 6 {
+            (
+                format!("/api/teams/{team}/credits/add"),
+                json!({"amount": "0.05"}),
+            )
+        } else {
+            let rpm = 100 + (n >> 40) % 1000;
+            (
+                format!("/api/teams/{team}/rate-limits"),
+                json!({"rpm_limit": rpm, "tpm_limit": rpm * 1000}),
+            )
+        };
+        let admin = admin.clone();
+        runtime.spawn(async move {
+            let (ok, _) = admin.post(&path, &body).await;
+            (due.elapsed(), ok)
+        })
     })
-    .await
-    .expect("the pacing thread");
+    .await;
     let mut latencies = Vec::with_capacity(tasks.len());
     let mut failures = 0;
     for task in tasks {

@@ -10,6 +10,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
+#[path = "shared/pacing.rs"]
+mod pacing;
 use serde_json::{Value, json};
 
 /// One request's fate: its latency from when it should have been sent, and what the answer
@@ -63,42 +66,29 @@ async fn run(
     rate: u64,
     seconds: u64,
 ) -> Run {
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let total = rate * seconds;
-    // Paced from a thread of its own with the OS's sleep (tokio's timer rounds up to the next
-    // millisecond, which would add up to a millisecond to every latency measured from `due`).
     let runtime = tokio::runtime::Handle::current();
     let (http, url, keys, body) = (http.clone(), url.to_owned(), keys.to_vec(), body.clone());
-    let tasks = tokio::task::spawn_blocking(move || {
-        let start = Instant::now() + Duration::from_millis(10);
-        let mut tasks = Vec::with_capacity(total as usize);
-        for i in 0..total {
-            let due = start + interval.mul_f64(i as f64);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            let key = &keys[i as usize % keys.len()];
-            let request = http.post(&url).bearer_auth(key).json(&body);
-            tasks.push(runtime.spawn(async move {
-                let tokens = async {
-                    let response = request.send().await.ok()?;
-                    if !response.status().is_success() {
-                        return None;
-                    }
-                    let answer: Value = response.json().await.ok()?;
-                    Some(Tokens {
-                        prompt: answer["usage"]["prompt_tokens"].as_i64()?,
-                        completion: answer["usage"]["completion_tokens"].as_i64()?,
-                    })
+    let tasks = pacing::paced(rate as f64, total, move |i, due| {
+        let key = &keys[i as usize % keys.len()];
+        let request = http.post(&url).bearer_auth(key).json(&body);
+        runtime.spawn(async move {
+            let tokens = async {
+                let response = request.send().await.ok()?;
+                if !response.status().is_success() {
+                    return None;
                 }
-                .await;
-                (due.elapsed(), tokens)
-            }));
-        }
-        tasks
+                let answer: Value = response.json().await.ok()?;
+                Some(Tokens {
+                    prompt: answer["usage"]["prompt_tokens"].as_i64()?,
+                    completion: answer["usage"]["completion_tokens"].as_i64()?,
+                })
+            }
+            .await;
+            (due.elapsed(), tokens)
+        })
     })
-    .await
-    .expect("the pacing thread");
+    .await;
     let mut run = Run {
         served: Vec::with_capacity(tasks.len()),
         failed: 0,
