@@ -28,7 +28,7 @@ pub fn read_models() -> Vec<std::sync::Arc<dyn Projector>> {
         std::sync::Arc::new(model_groups::ModelGroupsProjector),
         std::sync::Arc::new(teams::TeamsProjector),
         std::sync::Arc::new(usage::UsageProjector),
-        std::sync::Arc::new(budgets::BudgetsProjector),
+        std::sync::Arc::new(budgets::BudgetsProjector::default()),
         std::sync::Arc::new(jobs::JobsProjector),
         std::sync::Arc::new(accounts::AccountsProjector),
     ]

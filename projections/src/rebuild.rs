@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Acquire, PgConnection, PgPool};
 
 use crate::projector::{ProjectionError, Projector};
 use store::event_log::{self, LogPosition, StoredEvent};
@@ -80,6 +80,8 @@ pub struct Rebuild {
     /// Definitions of the live tables' secondary indexes, built on the copies only once they
     /// are filled (a bulk load is several times faster without them).
     deferred_indexes: Vec<String>,
+    /// Unique constraints taken off the bulk-loaded copies, put back before `finish_rebuild`.
+    unique_to_restore: Vec<String>,
 }
 
 impl Rebuild {
@@ -128,6 +130,27 @@ impl Rebuild {
                 definition.replacen(" ON public.", &format!(" ON {schema}."), 1)
             })
             .collect();
+        let mut unique_to_restore = Vec::new();
+        for table in projector.bulk_loaded_tables() {
+            let constraints: Vec<(String, String)> = sqlx::query_as(
+                "select conname::text, pg_get_constraintdef(oid) from pg_constraint
+                  where conrelid = ($1 || '.' || $2)::regclass and contype in ('p', 'u')",
+            )
+            .bind(&schema)
+            .bind(table)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (name, definition) in constraints {
+                sqlx::query(&format!(
+                    "alter table {schema}.{table} drop constraint \"{name}\""
+                ))
+                .execute(&mut *tx)
+                .await?;
+                unique_to_restore.push(format!(
+                    "alter table {schema}.{table} add constraint \"{name}\" {definition}"
+                ));
+            }
+        }
         tx.commit().await?;
         Ok(Self {
             pool: pool.clone(),
@@ -136,6 +159,7 @@ impl Rebuild {
             position: LogPosition::START,
             events: 0,
             deferred_indexes,
+            unique_to_restore,
         })
     }
 
@@ -221,10 +245,26 @@ impl Rebuild {
         Ok(())
     }
 
-    /// What the projector deferred during the bulk phase.
+    /// What the bulk phase left out: the unique constraints (repeats dropped first if one does
+    /// not hold), then what the projector deferred.
     async fn finish_bulk(&self) -> Result<(), RebuildError> {
         let mut tx = self.pool.begin().await?;
         self.point_at_scratch(&mut tx).await?;
+        sqlx::query("set local maintenance_work_mem = '256MB'")
+            .execute(&mut *tx)
+            .await?;
+        for statement in &self.unique_to_restore {
+            let mut attempt = tx.begin().await?;
+            match sqlx::query(statement).execute(&mut *attempt).await {
+                Ok(_) => attempt.commit().await?,
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    attempt.rollback().await?;
+                    self.projector.drop_repeats(&mut tx).await?;
+                    sqlx::query(statement).execute(&mut *tx).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         self.projector.finish_rebuild(&mut tx).await?;
         tx.commit().await?;
         Ok(())
@@ -241,10 +281,21 @@ impl Rebuild {
     pub async fn swap(mut self) -> Result<Progress, RebuildError> {
         let name = self.projector.name();
         // Built (and made crash-safe) before the swap's locks are taken, so readers never
-        // wait for them.
-        for definition in std::mem::take(&mut self.deferred_indexes) {
-            sqlx::query(&definition).execute(&self.pool).await?;
-        }
+        // wait for them; each on a connection of its own, side by side.
+        let builds = std::mem::take(&mut self.deferred_indexes)
+            .into_iter()
+            .map(|definition| {
+                let pool = self.pool.clone();
+                async move {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query("set local maintenance_work_mem = '256MB'")
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(&definition).execute(&mut *tx).await?;
+                    tx.commit().await
+                }
+            });
+        futures::future::try_join_all(builds).await?;
 
         let retired = format!("{}_retired", self.schema);
         let mut tx = self.pool.begin().await?;
@@ -455,9 +506,7 @@ pub async fn run_together(
         on_progress(&progress);
     }
     reader.await.ok();
-    for rebuild in rebuilds.iter() {
-        rebuild.finish_bulk().await?;
-    }
+    futures::future::try_join_all(rebuilds.iter().map(Rebuild::finish_bulk)).await?;
     Ok(())
 }
 

@@ -44,14 +44,31 @@ impl Projector for UsageProjector {
         Ok(())
     }
 
-    /// Rows only; the roll-ups are summed once at the end (an upsert per day and model per
-    /// batch was most of a rebuild's time).
+    /// Rows only, into a copy without its primary key; the roll-ups are summed once at the end
+    /// (an upsert per day and model per batch was most of a rebuild's time).
     async fn rebuild_batch(
         &self,
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
         insert(tx, &records_of(events)?, false).await?;
+        Ok(())
+    }
+
+    fn bulk_loaded_tables(&self) -> &'static [&'static str] {
+        &["usage_records"]
+    }
+
+    /// A request recorded under two streams (before and after usage streams were scoped by
+    /// team) counts once, the first in log order, as the live path's conflict clause keeps it.
+    async fn drop_repeats(&self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::query(
+            "delete from usage_records r using usage_records f
+              where f.team_id = r.team_id and f.request_id = r.request_id
+                and f.position < r.position",
+        )
+        .execute(&mut *tx)
+        .await?;
         Ok(())
     }
 
@@ -111,12 +128,12 @@ fn tokens(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Inserts the records (a team's request id already there is skipped) and, with `daily`, adds the
-/// inserted ones to the roll-ups.
+/// Inserts the records (a team's request id already there is skipped) and adds the inserted ones
+/// to the roll-ups; with `live` false (a rebuild's bulk load) only inserts, checking nothing.
 async fn insert(
     tx: &mut PgConnection,
     records: &[(UsageRecord, i64)],
-    daily: bool,
+    live: bool,
 ) -> Result<(), sqlx::Error> {
     if records.is_empty() {
         return Ok(());
@@ -150,11 +167,10 @@ async fn insert(
                  provider_cost, price, status, latency_ms, occurred_at, job_id, source, position)
              select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                  $7::bigint[], $8::bigint[], $9::bigint[], $10::numeric[], $11::numeric[], $12::text[],
-                 $13::bigint[], $14::timestamptz[], $15::text[], $16::text[], $17::bigint[])
-             on conflict (team_id, request_id) do nothing";
-    let sql = if daily {
+                 $13::bigint[], $14::timestamptz[], $15::text[], $16::text[], $17::bigint[])";
+    let sql = if live {
         format!(
-            "with ins as ({rows} returning *)
+            "with ins as ({rows} on conflict (team_id, request_id) do nothing returning *)
              insert into usage_daily ({DAILY_COLUMNS}) {DAILY_SUMS} from ins group by 1, 2, 3
              on conflict (team_id, day, model) do update set
                  requests = usage_daily.requests + excluded.requests,

@@ -155,7 +155,7 @@ async fn budgets_add_prices_to_spend_and_alert_once_per_threshold_and_credit_lev
 -> anyhow::Result<()> {
     let db = testkit::fresh_database().await?;
     let pool = &db.pool;
-    let budgets: Arc<dyn Projector> = Arc::new(projections::budgets::BudgetsProjector);
+    let budgets: Arc<dyn Projector> = Arc::new(projections::budgets::BudgetsProjector::default());
     append(
         pool,
         "Team",
@@ -222,7 +222,7 @@ async fn budgets_add_prices_to_spend_and_alert_once_per_threshold_and_credit_lev
 async fn budgets_release_the_part_of_a_hold_each_recorded_request_took() -> anyhow::Result<()> {
     let db = testkit::fresh_database().await?;
     let pool = &db.pool;
-    let budgets: Arc<dyn Projector> = Arc::new(projections::budgets::BudgetsProjector);
+    let budgets: Arc<dyn Projector> = Arc::new(projections::budgets::BudgetsProjector::default());
     append(
         pool,
         "Team",
@@ -391,6 +391,97 @@ async fn usage_keeps_each_request_once_and_its_daily_sums_agree() -> anyhow::Res
             .fetch_one(pool)
             .await?;
     assert_eq!(again, (2, price));
+    Ok(())
+}
+
+/// The same request recorded under two streams (one from before usage streams were scoped by
+/// team, one after: an upgrade racing a re-read) counts once, live and after a replay, and the
+/// daily sums agree with the rows.
+#[tokio::test]
+async fn usage_recorded_under_two_streams_counts_once_after_a_replay_too() -> anyhow::Result<()> {
+    let db = testkit::fresh_database().await?;
+    let pool = &db.pool;
+    let projector: Arc<dyn Projector> = Arc::new(projections::usage::UsageProjector);
+    record(pool, vec![usage("team-a", "r1", "1", "0")]).await?;
+    let scoped = StreamStart::with_metadata_text(
+        USAGE_AGGREGATE,
+        domain::usage::stream_id("team-a", "r1"),
+        &UsageEvent::UsageRecorded(usage("team-a", "r1", "5", "0")),
+        "{}".into(),
+    )?;
+    append::open_streams(&mut *pool.acquire().await?, &[scoped]).await?;
+    record(pool, vec![usage("team-a", "r2", "2", "0")]).await?;
+
+    let sums = |pool: PgPool| async move {
+        let rows: (i64, Decimal) = sqlx::query_as("select count(*), sum(price) from usage_records")
+            .fetch_one(&pool)
+            .await?;
+        let daily: (i64, Decimal) =
+            sqlx::query_as("select sum(requests)::bigint, sum(price) from usage_daily")
+                .fetch_one(&pool)
+                .await?;
+        anyhow::Ok((rows, daily))
+    };
+    project(pool, projector.clone()).await?;
+    // The first in log order is kept: 1 + 2.
+    let live = sums(pool.clone()).await?;
+    assert_eq!(live, ((2, d("3")), (2, d("3"))));
+    replay(pool, projector).await?;
+    assert_eq!(sums(pool.clone()).await?, live);
+    let keys: i64 = sqlx::query_scalar(
+        "select count(*) from pg_constraint where conname = 'usage_records_pkey'
+            and conrelid = 'public.usage_records'::regclass",
+    )
+    .fetch_one(pool)
+    .await?;
+    assert_eq!(keys, 1, "the replayed table keeps its primary key");
+    Ok(())
+}
+
+/// A rebuild reads the log in batches; a team's budget folded over several of them (the 80 %
+/// threshold crossed in the second) comes out as the live one did.
+#[tokio::test]
+async fn budgets_rebuilt_over_several_batches_match_the_live_ones() -> anyhow::Result<()> {
+    let db = testkit::fresh_database().await?;
+    let pool = &db.pool;
+    let budgets: Arc<dyn Projector> = Arc::new(projections::budgets::BudgetsProjector::default());
+    let requests = projections::rebuild::BATCH as usize + 1;
+    let credits = (requests as i64 * 5 / 4).to_string();
+    append(
+        pool,
+        "Team",
+        "team-a",
+        1,
+        &created("team-a", &credits, BudgetMode::Soft),
+    )
+    .await?;
+    let records: Vec<UsageRecord> = (0..requests)
+        .map(|i| usage("team-a", &format!("r{i}"), "1", "0"))
+        .collect();
+    record(pool, records).await?;
+    project(pool, budgets.clone()).await?;
+    let live = projections::budgets::get(pool, "team-a")
+        .await?
+        .expect("a budget");
+    assert_eq!(
+        (live.spend, live.request_count),
+        (Decimal::from(requests), requests as i64)
+    );
+    let alerts = projections::budgets::alerts(pool, None).await?;
+
+    replay(pool, budgets).await?;
+    let rebuilt = projections::budgets::get(pool, "team-a")
+        .await?
+        .expect("a budget");
+    assert_eq!(rebuilt, live);
+    assert_eq!(projections::budgets::alerts(pool, None).await?, alerts);
+    assert_eq!(
+        alerts
+            .iter()
+            .map(|a| a.threshold_percent)
+            .collect::<Vec<_>>(),
+        [80]
+    );
     Ok(())
 }
 
