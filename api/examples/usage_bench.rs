@@ -2,7 +2,7 @@
 //! lag from recording usage to the report showing it. Prints a markdown table row set;
 //! `scripts/bench-usage` runs it in release mode and appends the output to bench/RESULTS.md.
 //!
-//!   cargo run --release -p api --example usage_bench -- [TEAMS] [RECORDS] [INGEST_ROWS]
+//!   cargo run --release -p api --example usage_bench -- [TEAMS] [RECORDS] [INGEST_ROWS] [REPORT_RECORDS]
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,8 @@ struct Bench {
     base: String,
     http: reqwest::Client,
     pool: PgPool,
+    /// Consumers paused by BENCH_ABLATE, not waited for.
+    paused: Vec<String>,
 }
 
 impl Bench {
@@ -70,8 +72,9 @@ impl Bench {
                    from consumer_checkpoints c,
                         (select tx_id, global_position from events
                           order by tx_id desc, global_position desc limit 1) e
-                  where c.consumer_name in ('usage', 'budgets')",
+                  where c.consumer_name in ('usage', 'budgets') and c.consumer_name <> all($1)",
             )
+            .bind(&self.paused)
             .fetch_one(&self.pool)
             .await?;
             if done {
@@ -80,6 +83,103 @@ impl Bench {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// Grows the usage read model to `copies` times its rows by SQL (appending ten million records
+/// through the ledger would take a quarter of an hour here): each record copied under new
+/// request ids, the roll-ups multiplied to match. Secondary indexes are rebuilt after.
+async fn grow_ledger(pool: &PgPool, copies: u64) -> anyhow::Result<()> {
+    let extra = i64::try_from(copies - 1)?;
+    let mut conn = pool.acquire().await?;
+    sqlx::query("set maintenance_work_mem = '512MB'")
+        .execute(&mut *conn)
+        .await?;
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "select indexname::text, indexdef from pg_indexes
+          where schemaname = 'public' and tablename = 'usage_records'
+            and indexname <> 'usage_records_pkey'",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (name, _) in &indexes {
+        sqlx::query(&format!("drop index {name}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query(
+        "insert into usage_records
+         select request_id || '~' || g, team_id, organization_id, key_fingerprint, model,
+                provider_model, prompt_tokens, completion_tokens, cached_tokens, provider_cost,
+                price, status, latency_ms, occurred_at, job_id, source, position
+           from usage_records, generate_series(1, $1::bigint) g",
+    )
+    .bind(extra)
+    .execute(&mut *conn)
+    .await?;
+    let k = extra + 1;
+    sqlx::query(
+        "update usage_daily set requests = requests * $1, failed_requests = failed_requests * $1,
+                prompt_tokens = prompt_tokens * $1, completion_tokens = completion_tokens * $1,
+                cached_tokens = cached_tokens * $1, provider_cost = provider_cost * $1,
+                price = price * $1",
+    )
+    .bind(k)
+    .execute(&mut *conn)
+    .await?;
+    for (_, definition) in &indexes {
+        sqlx::query(definition).execute(&mut *conn).await?;
+    }
+    sqlx::query("vacuum analyze usage_records")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("vacuum analyze usage_daily")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// 64 clients, each asking for random teams' reports back to back: throughput and latency
+/// (closed loop: each client sends its next request when the last one is answered).
+async fn concurrent_reports(
+    bench: &Bench,
+    teams: &[String],
+    query: &str,
+    records: u64,
+) -> anyhow::Result<String> {
+    const CLIENTS: u64 = 64;
+    const EACH: u64 = 300;
+    let started = Instant::now();
+    let clients = (0..CLIENTS).map(|c| async move {
+        let mut state = 0x9e3779b97f4a7c15u64 ^ (c + 1).wrapping_mul(0x2545f4914f6cdd1d);
+        let mut samples = Vec::with_capacity(EACH as usize);
+        for _ in 0..EACH {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let team = &teams[(state % teams.len() as u64) as usize];
+            let sent = Instant::now();
+            let body = bench.get(&format!("/api/teams/{team}/usage{query}")).await?;
+            samples.push(sent.elapsed());
+            anyhow::ensure!(body["request_count"].as_i64().is_some());
+        }
+        anyhow::Ok(samples)
+    });
+    let mut samples: Vec<Duration> = futures::future::try_join_all(clients)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    let secs = started.elapsed().as_secs_f64();
+    samples.sort();
+    Ok(format!(
+        "| `GET /api/teams/{{id}}/usage` 10-day period with partial edge days, {records} records / {} teams, {CLIENTS} clients at once ({} requests, {:.0}/s) | p50 {:.2} ms, p99 {:.2} ms | max {:.2} ms |",
+        teams.len(),
+        samples.len(),
+        samples.len() as f64 / secs,
+        percentile(&samples, 0.5),
+        percentile(&samples, 0.99),
+        percentile(&samples, 1.0)
+    ))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -118,6 +218,12 @@ async fn main() -> anyhow::Result<()> {
     let teams = args.first().copied().unwrap_or(1000);
     let records = args.get(1).copied().unwrap_or(1_000_000);
     let ingest_rows = args.get(2).copied().unwrap_or(200_000).min(records);
+    // The ledger grown (a whole multiple of RECORDS) for the concurrent report phase; 0 skips it.
+    let report_records = args.get(3).copied().unwrap_or(0);
+    anyhow::ensure!(
+        report_records == 0 || (report_records >= records && report_records % records == 0),
+        "REPORT_RECORDS is 0 or a whole multiple of RECORDS"
+    );
 
     // KEEP_BENCH_DB=<name> keeps the filled database under that name (scripts/bench-replay).
     let name = std::env::var("KEEP_BENCH_DB")
@@ -150,10 +256,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let call_ids = config.call_ids()?;
     let app = Application::build(config).await?;
-    let bench = Bench {
+    let mut bench = Bench {
         base: format!("http://127.0.0.1:{}", app.port()),
         http: reqwest::Client::new(),
         pool: app.pool().clone(),
+        paused: Vec::new(),
     };
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
@@ -190,6 +297,42 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     bench.caught_up().await?;
     let mut lines = Vec::new();
+
+    // BENCH_ABLATE=hash_chain,budgets,event_seals takes parts away for the ingestion and
+    // append phases, to measure what each costs (never in a run quoted as the service's
+    // figure): the per-event hash-chain trigger is disabled (hashes left zero), a consumer is
+    // paused by holding its checkpoint row (the runner skips a locked checkpoint; the holding
+    // transaction is named as one that appends no events, so readers do not wait for it).
+    let ablate: Vec<String> = std::env::var("BENCH_ABLATE")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mut paused = Vec::new();
+    for part in &ablate {
+        match part.as_str() {
+            "hash_chain" => {
+                sqlx::raw_sql(
+                    "alter table events disable trigger events_hash_chain;
+                     alter table events alter column hash set default '\\x00'",
+                )
+                .execute(&bench.pool)
+                .await?;
+            }
+            "budgets" | "event_seals" => paused.push(part.clone()),
+            other => anyhow::bail!("BENCH_ABLATE: no part named {other:?}"),
+        }
+    }
+    let mut hold = bench.pool.begin().await?;
+    sqlx::query("set local application_name = 'saas-no-events'")
+        .execute(&mut *hold)
+        .await?;
+    sqlx::query("select 1 from consumer_checkpoints where consumer_name = any($1) for update")
+        .bind(&paused)
+        .execute(&mut *hold)
+        .await?;
+    bench.paused = paused;
 
     // 1. Spend-log ingestion, end to end: rows served by the LiteLLM double, paged, attributed
     //    by key hash, appended to the event store.
@@ -297,6 +440,9 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     anyhow::ensure!(total as u64 == records, "usage_records holds {total}");
 
+    hold.rollback().await?;
+    bench.paused.clear();
+    bench.caught_up().await?;
     // 3. Report latency over the full ledger, in a steady state: statistics fresh, no
     //    autovacuum of the bulk load competing.
     sqlx::query("vacuum analyze").execute(&bench.pool).await?;
@@ -374,6 +520,24 @@ async fn main() -> anyhow::Result<()> {
         percentile(&lags, 0.99),
         percentile(&lags, 1.0)
     ));
+
+    // 5. Reports from 64 clients at once over a ledger grown to REPORT_RECORDS.
+    if report_records > records {
+        let copies = report_records / records;
+        grow_ledger(&bench.pool, copies).await?;
+        // The growth is checked where the report reads it: one team's all-time count.
+        let team = next_team();
+        let rows: i64 = sqlx::query_scalar("select count(*) from usage_records where team_id = $1")
+            .bind(&team)
+            .fetch_one(&bench.pool)
+            .await?;
+        let reported = bench.get(&format!("/api/teams/{team}/usage")).await?["request_count"]
+            .as_i64()
+            .unwrap_or(-1);
+        anyhow::ensure!(reported == rows, "report {reported} vs rows {rows}");
+        let teams_now = team_ids.clone();
+        lines.push(concurrent_reports(&bench, &teams_now, &format!("?from={from}"), report_records).await?);
+    }
 
     shutdown.cancel();
     let _ = server.await;
