@@ -158,7 +158,9 @@ async fn concurrent_reports(
             state ^= state << 17;
             let team = &teams[(state % teams.len() as u64) as usize];
             let sent = Instant::now();
-            let body = bench.get(&format!("/api/teams/{team}/usage{query}")).await?;
+            let body = bench
+                .get(&format!("/api/teams/{team}/usage{query}"))
+                .await?;
             samples.push(sent.elapsed());
             anyhow::ensure!(body["request_count"].as_i64().is_some());
         }
@@ -535,8 +537,9 @@ async fn main() -> anyhow::Result<()> {
             .as_i64()
             .unwrap_or(-1);
         anyhow::ensure!(reported == rows, "report {reported} vs rows {rows}");
-        let teams_now = team_ids.clone();
-        lines.push(concurrent_reports(&bench, &teams_now, &format!("?from={from}"), report_records).await?);
+        lines.push(
+            concurrent_reports(&bench, &team_ids, &format!("?from={from}"), report_records).await?,
+        );
     }
 
     shutdown.cancel();
