@@ -34,6 +34,13 @@ pub struct BudgetsProjector {
     rebuilt: std::sync::Mutex<HashMap<String, Folded>>,
 }
 
+impl BudgetsProjector {
+    /// The rebuild's budgets (a panic while folding leaves them to a rebuild that fails anyway).
+    fn rebuilt(&self) -> std::sync::MutexGuard<'_, HashMap<String, Folded>> {
+        self.rebuilt.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// What folding a batch asks to be written besides the budgets.
 #[derive(Default)]
 struct Effects<'a> {
@@ -194,15 +201,13 @@ impl Projector for BudgetsProjector {
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
         let relevant = relevant(events);
-        let mut teams =
-            std::mem::take(&mut *self.rebuilt.lock().unwrap_or_else(|p| p.into_inner()));
-        let effects = fold(&mut teams, &relevant);
-        *self.rebuilt.lock().unwrap_or_else(|p| p.into_inner()) = teams;
-        write_alerts(tx, &effects?).await
+        // Folding is synchronous: the lock is released before anything is written.
+        let effects = fold(&mut self.rebuilt(), &relevant)?;
+        write_alerts(tx, &effects).await
     }
 
     async fn finish_rebuild(&self, tx: &mut PgConnection) -> Result<(), ProjectionError> {
-        let teams = std::mem::take(&mut *self.rebuilt.lock().unwrap_or_else(|p| p.into_inner()));
+        let teams = std::mem::take(&mut *self.rebuilt());
         save(tx, &teams, &HashMap::new()).await?;
         Ok(())
     }
