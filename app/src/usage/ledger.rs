@@ -262,6 +262,8 @@ impl Ledger {
             "select aggregate_id, payload -> 'UsageRecorded' ->> 'team_id' from events
               where aggregate_type = $1 and sequence = 1 and aggregate_id = any($2)",
         )
+        // Planned for these keys, never from a cached plan (ARCHITECTURE.md, "Query plans").
+        .persistent(false)
         .bind(USAGE_AGGREGATE)
         .bind(&ids)
         .fetch_all(&self.pool)
@@ -327,6 +329,8 @@ impl Ledger {
                from virtual_keys k join teams t on t.team_id = k.team_id
               where k.key_hash = any($1)",
         )
+        // Planned for these keys, never from a cached plan (ARCHITECTURE.md, "Query plans").
+        .persistent(false)
         .bind(hashes)
         .fetch_all(&self.pool)
         .await?;
@@ -351,6 +355,8 @@ impl Ledger {
         let rows: Vec<(String, String, Decimal, DateTime<Utc>)> = sqlx::query_as(
             "select team_id, organization_id, markup_percent, created_at from teams where team_id = any($1)",
         )
+        // Planned for these keys, never from a cached plan (ARCHITECTURE.md, "Query plans").
+        .persistent(false)
         .bind(ids)
         .fetch_all(&self.pool)
         .await?;
