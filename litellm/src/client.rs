@@ -77,11 +77,16 @@ impl LitellmClient {
         }
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
-        let text = response.text().await.map_err(transport)?;
+        // Parsed from the bytes as they came: a spend-log page is megabytes, and its text
+        // would be one more copy of it.
+        let body = response.bytes().await.map_err(transport)?;
         if !status.is_success() {
-            return Err(LitellmError::from_response(status.as_u16(), &text));
+            return Err(LitellmError::from_response(
+                status.as_u16(),
+                &String::from_utf8_lossy(&body),
+            ));
         }
-        serde_json::from_str(&text).map_err(|e| LitellmError::Garbage(format!("{path}: {e}")))
+        serde_json::from_slice(&body).map_err(|e| LitellmError::Garbage(format!("{path}: {e}")))
     }
 
     async fn post(&self, path: &str, body: Value) -> Result<Value, LitellmError> {

@@ -13,7 +13,9 @@ mod types;
 
 pub use client::{ClientConfig, LitellmClient};
 pub use error::LitellmError;
-pub use types::{KeyInfo, KeySpec, SpendLogPage, TeamInfo, TeamSpec};
+pub use types::{
+    JobTag, KeyInfo, KeySpec, SpendLogMetadata, SpendLogPage, SpendLogRow, TeamInfo, TeamSpec,
+};
 
 /// How LiteLLM identifies a key in its database (SHA-256 hex of the key); every key endpoint
 /// takes it in place of the key, so the key itself never has to travel in a URL.

@@ -107,15 +107,80 @@ impl KeyInfo {
     }
 }
 
-/// One page of `GET /spend/logs/v2`. Rows stay JSON: callers pick the fields they trust.
+/// One page of `GET /spend/logs/v2`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SpendLogPage {
     #[serde(default)]
-    pub data: Vec<serde_json::Value>,
+    pub data: Vec<SpendLogRow>,
     #[serde(default)]
     pub total: u64,
     #[serde(default)]
     pub page: u64,
     #[serde(default)]
     pub total_pages: u64,
+}
+
+/// The fields of a `/spend/logs/v2` row that we read, as JSON (callers pick what they trust).
+/// The rest of a row (the request and response bodies, and the copy of the model's price entry
+/// LiteLLM keeps in its metadata: most of a real row's 10 KB) is skipped while a page is parsed,
+/// so a page costs little more than its text.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SpendLogRow {
+    pub request_id: serde_json::Value,
+    pub api_key: serde_json::Value,
+    pub spend: serde_json::Value,
+    pub prompt_tokens: serde_json::Value,
+    pub completion_tokens: serde_json::Value,
+    #[serde(rename = "startTime")]
+    pub start_time: serde_json::Value,
+    pub model: serde_json::Value,
+    pub model_group: serde_json::Value,
+    pub team_id: serde_json::Value,
+    pub status: serde_json::Value,
+    pub request_duration_ms: serde_json::Value,
+    pub litellm_call_id: serde_json::Value,
+    #[serde(deserialize_with = "object_or_none")]
+    pub metadata: Option<SpendLogMetadata>,
+}
+
+/// The part of a spend-log row's `metadata` that we read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SpendLogMetadata {
+    pub litellm_call_id: serde_json::Value,
+    pub status: serde_json::Value,
+    pub user_api_key_team_id: serde_json::Value,
+    /// `{"prompt_tokens_details": {"cached_tokens": n}}`, among others.
+    pub usage_object: serde_json::Value,
+    #[serde(deserialize_with = "object_or_none")]
+    pub spend_logs_metadata: Option<JobTag>,
+    #[serde(deserialize_with = "object_or_none")]
+    pub requester_metadata: Option<JobTag>,
+}
+
+/// A nested object we read, or `None` for anything else in its place (null, a string, a
+/// list): one odd row must not make its whole page unreadable.
+fn object_or_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Shape<T> {
+        Object(T),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Shape::<T>::deserialize(deserializer)? {
+        Shape::Object(value) => Some(value),
+        Shape::Other(_) => None,
+    })
+}
+
+/// A client's metadata, of which we read only the job it tags the call with.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct JobTag {
+    pub job_id: serde_json::Value,
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::CommandMetadata;
-use litellm::{LitellmClient, LitellmError, SpendLogPage};
+use litellm::{LitellmClient, LitellmError, SpendLogPage, SpendLogRow};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -192,7 +192,7 @@ impl SpendLogIngestor {
 
     async fn ingest_rows(
         &self,
-        rows: &[serde_json::Value],
+        rows: &[SpendLogRow],
         stats: &mut PassStats,
     ) -> Result<(), IngestError> {
         stats.rows_seen += rows.len() as u64;

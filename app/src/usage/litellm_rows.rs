@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use domain::usage::{UsageInput, UsageSource, UsageStatus};
+use litellm::{SpendLogMetadata, SpendLogRow};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
@@ -87,41 +88,51 @@ fn split(identity: Identity) -> (String, Option<String>) {
     }
 }
 
+/// A JSON string, if it is one and not empty.
+fn string(value: &Value) -> Option<&str> {
+    value.as_str().filter(|s| !s.is_empty())
+}
+
 /// A `/spend/logs/v2` row. Its identity is our call id when the row is of a gateway call,
 /// else LiteLLM's `request_id` with its call id (see `call_ids`).
-pub fn from_spend_log(row: &Value, ids: &CallIds) -> Result<Incoming, RowError> {
-    let request_id = text(row, "request_id").ok_or(RowError("request_id missing"))?;
-    let metadata = &row["metadata"];
-    let occurred_at = text(row, "startTime")
+pub fn from_spend_log(row: &SpendLogRow, ids: &CallIds) -> Result<Incoming, RowError> {
+    let request_id = string(&row.request_id).ok_or(RowError("request_id missing"))?;
+    let none = SpendLogMetadata::default();
+    let metadata = row.metadata.as_ref().unwrap_or(&none);
+    let occurred_at = string(&row.start_time)
         .and_then(timestamp)
         .ok_or(RowError("startTime missing or unreadable"))?;
-    let call_id = text(row, "litellm_call_id").or_else(|| text(metadata, "litellm_call_id"));
+    let call_id = string(&row.litellm_call_id).or_else(|| string(&metadata.litellm_call_id));
     let (request_id, call_id) = split(ids.identity(call_id, request_id, occurred_at));
-    let provider_cost = decimal(&row["spend"]).ok_or(RowError("spend is not a number"))?;
-    let prompt_tokens = count(row, "prompt_tokens");
+    let provider_cost = decimal(&row.spend).ok_or(RowError("spend is not a number"))?;
+    let prompt_tokens = row.prompt_tokens.as_u64().unwrap_or(0);
+    let job_id = [&metadata.spend_logs_metadata, &metadata.requester_metadata]
+        .into_iter()
+        .find_map(|tag| tag.as_ref().and_then(|tag| string(&tag.job_id)))
+        .map(str::to_owned);
     let input = UsageInput {
         request_id,
-        model: text(row, "model_group")
-            .or_else(|| text(row, "model"))
+        model: string(&row.model_group)
+            .or_else(|| string(&row.model))
             .unwrap_or("unknown")
             .to_owned(),
-        provider_model: text(row, "model").map(str::to_owned),
+        provider_model: string(&row.model).map(str::to_owned),
         prompt_tokens,
-        completion_tokens: count(row, "completion_tokens"),
-        cached_tokens: cached_tokens(&metadata["usage_object"]).min(prompt_tokens),
+        completion_tokens: row.completion_tokens.as_u64().unwrap_or(0),
+        cached_tokens: cached_tokens(&metadata.usage_object).min(prompt_tokens),
         provider_cost,
-        status: status(text(row, "status").or_else(|| text(metadata, "status"))),
-        latency_ms: row.get("request_duration_ms").and_then(Value::as_u64),
+        status: status(string(&row.status).or_else(|| string(&metadata.status))),
+        latency_ms: row.request_duration_ms.as_u64(),
         occurred_at,
-        job_id: job_id(metadata),
+        job_id,
         source: UsageSource::SpendLogs,
     };
     Ok(Incoming {
         input,
-        key_hash: text(row, "api_key").and_then(key_hash),
+        key_hash: string(&row.api_key).and_then(key_hash),
         call_id,
-        team_id: text(row, "team_id")
-            .or_else(|| text(metadata, "user_api_key_team_id"))
+        team_id: string(&row.team_id)
+            .or_else(|| string(&metadata.user_api_key_team_id))
             .map(str::to_owned),
     })
 }
@@ -180,9 +191,14 @@ mod tests {
         CallIds::new([3; 32], None)
     }
 
+    /// A row as a page's parse reads it.
+    fn spend_row(value: Value) -> SpendLogRow {
+        serde_json::from_value(value).unwrap()
+    }
+
     #[test]
     fn a_spend_log_row_is_read_exactly() {
-        let row: Value = serde_json::from_str(
+        let row: SpendLogRow = serde_json::from_str(
             r#"{"request_id": "chatcmpl-7b254c0dbd1c", "api_key": "eac505cceb246e39f7e5d3fb36a6cf118876a38f997b721a1789f6a6603d1dee",
                 "spend": 3.5e-05, "prompt_tokens": 1000, "completion_tokens": 500,
                 "startTime": "2026-11-27T13:34:19.510+00:00", "model": "openai/fake-gpt", "model_group": "fake-gpt",
@@ -224,13 +240,42 @@ mod tests {
         assert!(incoming.key_hash.is_none());
     }
 
+    /// LiteLLM's metadata is free-form JSON: a row whose metadata, or a part of it, is not the
+    /// object we expect is still read from its own fields.
+    #[test]
+    fn a_row_with_metadata_of_another_shape_is_still_read() {
+        let base = json!({"request_id": "r-1", "spend": "0.25", "startTime": "2026-11-27T13:34:19+00:00",
+                          "team_id": "t-1", "prompt_tokens": 7});
+        for metadata in [
+            json!("a string"),
+            json!(null),
+            json!([1, 2]),
+            json!({"requester_metadata": "job-1", "spend_logs_metadata": [1], "usage_object": null}),
+            json!({"model_map_information": {"model_map_value": {"input_cost_per_token": 1e-6}},
+                   "requester_metadata": {"job_id": "job-2", "tags": ["a"]}}),
+        ] {
+            let mut row = base.clone();
+            row["metadata"] = metadata.clone();
+            let incoming = from_spend_log(&spend_row(row), &ids()).unwrap();
+            assert_eq!(incoming.input.request_id, "r-1", "{metadata}");
+            assert_eq!(incoming.input.prompt_tokens, 7, "{metadata}");
+            assert_eq!(incoming.team_id.as_deref(), Some("t-1"), "{metadata}");
+            let job = metadata["requester_metadata"]["job_id"].as_str();
+            assert_eq!(incoming.input.job_id.as_deref(), job, "{metadata}");
+        }
+    }
+
     #[test]
     fn rows_without_identity_or_cost_are_refused() {
         assert!(
-            from_spend_log(&json!({"startTime": "2026-11-27T13:34:19+00:00"}), &ids()).is_err()
+            from_spend_log(
+                &spend_row(json!({"startTime": "2026-11-27T13:34:19+00:00"})),
+                &ids()
+            )
+            .is_err()
         );
         assert!(
-            from_spend_log(&json!({"request_id": "r", "startTime": "2026-11-27T13:34:19+00:00", "spend": "lots"}), &ids())
+            from_spend_log(&spend_row(json!({"request_id": "r", "startTime": "2026-11-27T13:34:19+00:00", "spend": "lots"})), &ids())
                 .is_err()
         );
         assert!(from_push(&json!({"id": "x"}), &ids()).is_err());
@@ -243,8 +288,10 @@ mod tests {
         let started = Utc.timestamp_opt(1_795_000_000, 0).unwrap();
         let ours = ids().issue(started);
         let row = |call_id: &str| {
-            json!({"request_id": "chatcmpl-reused", "spend": 0.5, "startTime": "2026-11-18T11:06:40+00:00",
-                   "litellm_call_id": call_id, "metadata": {"litellm_call_id": call_id}})
+            spend_row(
+                json!({"request_id": "chatcmpl-reused", "spend": 0.5, "startTime": "2026-11-18T11:06:40+00:00",
+                   "litellm_call_id": call_id, "metadata": {"litellm_call_id": call_id}}),
+            )
         };
         let gateway = from_spend_log(&row(&ours), &ids()).unwrap();
         assert_eq!(gateway.input.request_id, ours);
@@ -252,8 +299,8 @@ mod tests {
         let direct = from_spend_log(&row("client-chosen"), &ids()).unwrap();
         assert_eq!(direct.input.request_id, "chatcmpl-reused");
         assert_eq!(direct.call_id.as_deref(), Some("client-chosen"));
-        let only_in_metadata = json!({"request_id": "chatcmpl-reused", "spend": 0.5,
-            "startTime": "2026-11-18T11:06:40+00:00", "metadata": {"litellm_call_id": ours}});
+        let only_in_metadata = spend_row(json!({"request_id": "chatcmpl-reused", "spend": 0.5,
+            "startTime": "2026-11-18T11:06:40+00:00", "metadata": {"litellm_call_id": ours}}));
         assert_eq!(
             from_spend_log(&only_in_metadata, &ids())
                 .unwrap()
