@@ -66,6 +66,32 @@ impl AppState {
         Ok(())
     }
 
+    /// Waits until `projector` holds every event committed before this call: for an answer
+    /// that depends on a read model whatever the client asked (a lookup through it).
+    pub async fn caught_up(
+        &self,
+        projector: &dyn projections::projector::Projector,
+    ) -> Result<(), ApiError> {
+        if progress::wait_caught_up(
+            &self.pool,
+            &self.progress,
+            projector,
+            self.read_wait_timeout,
+        )
+        .await?
+        {
+            return Ok(());
+        }
+        Err(ApiError::unavailable(
+            ErrorCode::ProjectionLag,
+            format!(
+                "the {} read model is behind; retry shortly",
+                projector.name()
+            ),
+            1,
+        ))
+    }
+
     async fn wait_one(&self, projector: &str, position: i64) -> Result<(), ApiError> {
         let outcome = progress::wait_for(
             &self.pool,

@@ -216,6 +216,11 @@ async fn events(
 ) -> ApiResult<Json<Value>> {
     let (mut filter, limit) = params.filter()?;
     filter.without_usage = params.include_usage == Some(false);
+    // An organization's events are found through the teams read model (which teams are its):
+    // a team created a moment ago is in its organization's audit.
+    if filter.organization_id.is_some() {
+        state.caught_up(&projections::teams::TeamsProjector).await?;
+    }
     page(&state, &admin, &filter, limit).await
 }
 

@@ -33,20 +33,9 @@ struct SetWebhook {
 /// The organization exists and is live, as of every command committed before this request (an
 /// organization created a moment ago is found).
 async fn require_organization(state: &AppState, id: &str) -> ApiResult<()> {
-    let fresh = projections::progress::wait_caught_up(
-        &state.pool,
-        &state.progress,
-        &projections::organizations::OrganizationsProjector,
-        state.read_wait_timeout,
-    )
-    .await?;
-    if !fresh {
-        return Err(ApiError::unavailable(
-            ErrorCode::ProjectionLag,
-            "the organizations read model is behind; retry shortly",
-            1,
-        ));
-    }
+    state
+        .caught_up(&projections::organizations::OrganizationsProjector)
+        .await?;
     match projections::organizations::get(&state.pool, id).await? {
         Some(org) if org.deleted_at.is_none() => Ok(()),
         _ => Err(ApiError::not_found(

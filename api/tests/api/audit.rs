@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::helpers::{TeamSpec, TestApp, assert_error, dec, spawn_app};
+use crate::helpers::{TeamSpec, TestApp, assert_error, dec, spawn_app, spawn_app_with};
 
 async fn team(app: &TestApp, team_id: &str, credits: &str) {
     app.team(TeamSpec::new(team_id, credits).markup("50")).await;
@@ -78,6 +78,36 @@ async fn history_shows_every_command_with_its_actor_and_request() {
 
     let (status, _) = app.get_json("/api/teams/team_nobody/history", None).await;
     assert_eq!(status, 404);
+}
+
+/// An organization's audit finds its teams through the teams read model: a team created a
+/// moment ago, which that model does not show yet, is not left out of an answer given as
+/// complete; the answer waits for it (or says the model is behind).
+#[tokio::test]
+async fn an_organizations_audit_never_leaves_out_a_team_just_created() {
+    let app = spawn_app_with(|config| config.read_wait_timeout = Duration::from_millis(800)).await;
+    app.seed_catalog().await;
+    // Hold the teams projector's checkpoint row, as a stalled projector would.
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("select 1 from consumer_checkpoints where consumer_name = 'teams' for update")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    team(&app, "team_new", "10").await;
+
+    let response = app
+        .admin_get("/api/audit/events?organization_id=org_acme")
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 503, "projection_lag").await;
+
+    blocker.rollback().await.unwrap();
+    let (status, org) = app
+        .get_json("/api/audit/events?organization_id=org_acme", None)
+        .await;
+    assert_eq!(status, 200, "{org}");
+    assert_eq!(types(&org), ["OrganizationCreated", "TeamCreated"]);
 }
 
 #[tokio::test]
