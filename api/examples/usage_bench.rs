@@ -3,6 +3,9 @@
 //! `scripts/bench-usage` runs it in release mode and appends the output to bench/RESULTS.md.
 //!
 //!   cargo run --release -p api --example usage_bench -- [TEAMS] [RECORDS] [INGEST_ROWS] [REPORT_RECORDS]
+//!
+//! Reports over REPORT_RECORDS: 64 closed-loop clients measure the saturation rate, then open
+//! loop at a quarter and half of it measures latency from each request's due time.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,10 @@ use tokio_util::sync::CancellationToken;
 const MASTER_KEY: &str = "mk-bench-7c1e9a0b3d5f2e4a6c8b";
 const MODELS: [&str; 3] = ["gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet"];
 
+#[path = "shared/pacing.rs"]
+mod pacing;
+
+#[derive(Clone)]
 struct Bench {
     base: String,
     http: reqwest::Client,
@@ -140,12 +147,14 @@ async fn grow_ledger(pool: &PgPool, copies: u64) -> anyhow::Result<()> {
 
 /// 64 clients, each asking for random teams' reports back to back: throughput and latency
 /// (closed loop: each client sends its next request when the last one is answered).
+/// 64 closed-loop clients asking for random teams' reports: the rate the service saturates at.
+/// Returns the table row and that rate.
 async fn concurrent_reports(
     bench: &Bench,
     teams: &[String],
     query: &str,
     records: u64,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, f64)> {
     const CLIENTS: u64 = 64;
     const EACH: u64 = 300;
     let started = Instant::now();
@@ -173,15 +182,75 @@ async fn concurrent_reports(
         .collect();
     let secs = started.elapsed().as_secs_f64();
     samples.sort();
-    Ok(format!(
-        "| `GET /api/teams/{{id}}/usage` 10-day period with partial edge days, {records} records / {} teams, {CLIENTS} clients at once ({} requests, {:.0}/s) | p50 {:.2} ms, p99 {:.2} ms | max {:.2} ms |",
-        teams.len(),
-        samples.len(),
-        samples.len() as f64 / secs,
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.99),
-        percentile(&samples, 1.0)
+    let rate = samples.len() as f64 / secs;
+    Ok((
+        format!(
+            "| `GET /api/teams/{{id}}/usage` 10-day period with partial edge days, {records} records / {} teams, {CLIENTS} closed-loop clients (each sends when answered: the saturation rate; {} requests, {rate:.0}/s) | p50 {:.2} ms, p99 {:.2} ms | max {:.2} ms |",
+            teams.len(),
+            samples.len(),
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.99),
+            percentile(&samples, 1.0)
+        ),
+        rate,
     ))
+}
+
+/// The same reports sent open loop at `rate` a second for `seconds`: report `i` is due at
+/// `start + i / rate` (`pacing::paced`) and its latency runs from then; a failed or wrong
+/// answer counts as slower than any served one.
+async fn paced_reports(
+    bench: &Bench,
+    teams: &[String],
+    query: &str,
+    records: u64,
+    rate: f64,
+    seconds: u64,
+) -> String {
+    let total = (rate * seconds as f64) as u64;
+    let runtime = tokio::runtime::Handle::current();
+    let (bench, teams, query) = (bench.clone(), teams.to_vec(), query.to_owned());
+    let team_count = teams.len();
+    let mut state = 0x2545f4914f6cdd1du64;
+    let tasks = pacing::paced(rate, total, move |_, due| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let path = format!(
+            "/api/teams/{}/usage{query}",
+            teams[(state % teams.len() as u64) as usize]
+        );
+        let bench = bench.clone();
+        runtime.spawn(async move {
+            let served = matches!(bench.get(&path).await, Ok(body) if body["request_count"].as_i64().is_some());
+            served.then(|| due.elapsed())
+        })
+    })
+    .await;
+    let mut samples = Vec::with_capacity(tasks.len());
+    let mut failed = 0;
+    for task in tasks {
+        match task.await {
+            Ok(Some(latency)) => samples.push(latency),
+            _ => failed += 1,
+        }
+    }
+    samples.sort();
+    // Failures sort after every served request.
+    samples.extend(std::iter::repeat_n(Duration::MAX, failed));
+    let shown = |p: f64| {
+        let index = ((samples.len() as f64 - 1.0) * p).round() as usize;
+        match samples[index] {
+            Duration::MAX => "failed".to_owned(),
+            latency => format!("{:.2} ms", latency.as_secs_f64() * 1000.0),
+        }
+    };
+    format!(
+        "| `GET /api/teams/{{id}}/usage` as above, {records} records / {team_count} teams, open loop at {rate:.0}/s for {seconds} s (latency from each request's due time; {total} requests, {failed} failed) | p50 {}, p99 {} | max {} |",
+        shown(0.5),
+        shown(0.99),
+        shown(1.0)
+    )
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -537,9 +606,16 @@ async fn main() -> anyhow::Result<()> {
             .as_i64()
             .unwrap_or(-1);
         anyhow::ensure!(reported == rows, "report {reported} vs rows {rows}");
-        lines.push(
-            concurrent_reports(&bench, &team_ids, &format!("?from={from}"), report_records).await?,
-        );
+        let query = format!("?from={from}");
+        let (line, saturation) =
+            concurrent_reports(&bench, &team_ids, &query, report_records).await?;
+        lines.push(line);
+        // Open loop at a quarter and at half of that rate: what a report costs when the
+        // service is not saturated.
+        for share in [0.25, 0.5] {
+            let rate = (saturation * share).round().max(1.0);
+            lines.push(paced_reports(&bench, &team_ids, &query, report_records, rate, 10).await);
+        }
     }
 
     shutdown.cancel();
