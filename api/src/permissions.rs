@@ -164,7 +164,16 @@ pub async fn within(
     }
     if route.starts_with("/api/teams/{id}") {
         let id = path_id(route, path).unwrap_or_default();
-        return match team_organization(id).await? {
+        let organization = match team_organization(id).await? {
+            Some(organization) => Some(organization),
+            // A team created a moment ago may not be in the read model yet: ask again once it
+            // holds every committed event, or another organization's new team would pass.
+            None => {
+                state.caught_up(&projections::teams::TeamsProjector).await?;
+                team_organization(id).await?
+            }
+        };
+        return match organization {
             Some(organization) if !reaches(&organization) => Err(team_not_found()),
             // A team that does not exist is the handler's 404.
             _ => Ok(()),

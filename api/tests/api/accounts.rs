@@ -7,7 +7,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 /// What the issue's roles may do, written from its text (not from the server's table).
 fn allowed(role: &str, method: &str, template: &str) -> bool {
@@ -297,6 +297,107 @@ async fn the_audit_names_the_account_and_key_behind_a_command_and_no_key_is_in_t
     );
 }
 
+/// An admin account scoped to org_acme: its id, and its API key with the position it was
+/// issued at.
+async fn acme_admin_key(app: &TestApp) -> (String, String, i64) {
+    let (status, body) = app
+        .post_json(
+            "/api/accounts/create",
+            json!({"email": "acme-admin@example.com", "display_name": "Acme's admin", "role": "admin",
+                   "organizations": ["org_acme"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let account_id = body["account_id"].as_str().unwrap().to_owned();
+    let (status, body) = issue_key(app, &account_id, json!({"name": "acme"})).await;
+    assert_eq!(status, 201, "{body}");
+    (
+        account_id,
+        body["api_key"].as_str().unwrap().to_owned(),
+        body["position"].as_i64().unwrap(),
+    )
+}
+
+/// The race an organization-scoped admin could try: act on another organization's team in the
+/// moment after it is created, before the teams read model (which says whose a team is) shows
+/// it. The command must not go through.
+#[tokio::test]
+async fn a_scoped_admin_cannot_act_on_another_organizations_team_before_it_is_projected() {
+    let app =
+        spawn_app_with(|config| config.read_wait_timeout = std::time::Duration::from_millis(800))
+            .await;
+    app.seed_catalog().await;
+    let (status, body) = app
+        .post_json(
+            "/api/organizations/create",
+            json!({"organization_id": "org_beta", "name": "Beta"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // The account's organizations are checked against the organizations read model.
+    let (status, _) = app
+        .get_json("/api/organizations/org_beta", body["position"].as_i64())
+        .await;
+    assert_eq!(status, 200);
+    let (_, key, position) = acme_admin_key(&app).await;
+    let add_credits = |wait: bool| {
+        let (app, key) = (&app, &key);
+        async move {
+            let mut request = app
+                .client
+                .post(app.url("/api/teams/team_victim/credits/add"))
+                .header("x-admin-key", key)
+                .json(&json!({"amount": 5}));
+            if wait {
+                request = request.header("x-wait-for-position", position.to_string());
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    // The key works (its account is projected) and reaches nothing outside org_acme.
+    let (status, body) = add_credits(true).await;
+    assert_eq!(status, 404, "{body}");
+
+    // Hold the teams projector's checkpoint row, as a stalled projector would, and create the
+    // victim team in the other organization.
+    let mut blocker = app.pool.begin().await.unwrap();
+    sqlx::query("select 1 from consumer_checkpoints where consumer_name = 'teams' for update")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let (status, body) = app
+        .post_json(
+            "/api/teams/create",
+            json!({"organization_id": "org_beta", "team_id": "team_victim", "model_groups": ["gpt"], "credits": 10}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = add_credits(false).await;
+    assert!(
+        status >= 400,
+        "a scoped admin acted on another organization's team: {status} {body}"
+    );
+
+    blocker.rollback().await.unwrap();
+    let (status, body) = add_credits(false).await;
+    assert_eq!(status, 404, "{body}");
+    let credited: i64 = sqlx::query_scalar(
+        "select count(*) from events where aggregate_id = 'team_victim' and event_type = 'CreditsAdded'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        credited, 0,
+        "credits were added to another organization's team"
+    );
+}
+
 #[tokio::test]
 async fn an_organization_scoped_admin_sees_and_acts_on_nothing_outside_its_organizations() {
     let app = spawn_app().await;
@@ -317,19 +418,7 @@ async fn an_organization_scoped_admin_sees_and_acts_on_nothing_outside_its_organ
             .await;
         assert_eq!(status, 201, "{body}");
     }
-    let (status, body) = app
-        .post_json(
-            "/api/accounts/create",
-            json!({"email": "acme-admin@example.com", "display_name": "Acme's admin", "role": "admin",
-                   "organizations": ["org_acme"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let account_id = body["account_id"].as_str().unwrap().to_owned();
-    let (status, body) = issue_key(&app, &account_id, json!({"name": "acme"})).await;
-    assert_eq!(status, 201, "{body}");
-    let key = body["api_key"].as_str().unwrap().to_owned();
-    let position = body["position"].as_i64().unwrap();
+    let (account_id, key, position) = acme_admin_key(&app).await;
     let get = |path: String| {
         let (app, key) = (&app, &key);
         async move {
