@@ -139,6 +139,10 @@ async fn existing_organizations(
             "organizations must name at least one organization, or be null for every one",
         ));
     }
+    // Every organization created before this request is known (one made a moment ago too).
+    state
+        .caught_up(&projections::organizations::OrganizationsProjector)
+        .await?;
     let mut ids = Vec::new();
     for id in raw {
         let known = projections::organizations::get(&state.pool, &id)

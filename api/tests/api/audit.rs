@@ -88,11 +88,7 @@ async fn an_organizations_audit_never_leaves_out_a_team_just_created() {
     let app = spawn_app_with(|config| config.read_wait_timeout = Duration::from_millis(800)).await;
     app.seed_catalog().await;
     // Hold the teams projector's checkpoint row, as a stalled projector would.
-    let mut blocker = app.pool.begin().await.unwrap();
-    sqlx::query("select 1 from consumer_checkpoints where consumer_name = 'teams' for update")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
+    let blocker = app.stall_projector("teams").await;
     team(&app, "team_new", "10").await;
 
     let response = app

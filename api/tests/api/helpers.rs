@@ -106,6 +106,21 @@ async fn spawn(database_url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 impl TestApp {
+    /// Holds `consumer`'s checkpoint row, as a stalled projector would: it cannot apply until
+    /// the returned transaction is rolled back.
+    pub async fn stall_projector(
+        &self,
+        consumer: &str,
+    ) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let mut blocker = self.pool.begin().await.unwrap();
+        sqlx::query("select 1 from consumer_checkpoints where consumer_name = $1 for update")
+            .bind(consumer)
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        blocker
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -329,13 +329,7 @@ async fn bad_list_and_wait_parameters_are_400() {
 async fn waiting_for_an_unprojected_position_times_out_with_503_then_succeeds() {
     let app = spawn_app_with(|config| config.read_wait_timeout = Duration::from_millis(800)).await;
     // Hold the projector's checkpoint row, as a stalled projector would: it cannot apply.
-    let mut blocker = app.pool.begin().await.unwrap();
-    sqlx::query(
-        "select 1 from consumer_checkpoints where consumer_name = 'organizations' for update",
-    )
-    .execute(&mut *blocker)
-    .await
-    .unwrap();
+    let blocker = app.stall_projector("organizations").await;
     let body: Value = app
         .create_org(json!({"name": "Lagging"}))
         .await
