@@ -323,6 +323,18 @@ async fn an_account_can_be_scoped_to_an_organization_just_created() {
     assert_eq!(status, 201, "{body}");
 }
 
+/// The catalog (org_acme among it) and a second organization, org_beta.
+async fn catalog_and_a_second_organization(app: &TestApp) {
+    app.seed_catalog().await;
+    let (status, body) = app
+        .post_json(
+            "/api/organizations/create",
+            json!({"organization_id": "org_beta", "name": "Beta"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
 /// An admin account scoped to org_acme: its id, and its API key with the position it was
 /// issued at.
 async fn acme_admin_key(app: &TestApp) -> (String, String, i64) {
@@ -352,14 +364,7 @@ async fn a_scoped_admin_cannot_act_on_another_organizations_team_before_it_is_pr
     let app =
         spawn_app_with(|config| config.read_wait_timeout = std::time::Duration::from_millis(800))
             .await;
-    app.seed_catalog().await;
-    let (status, body) = app
-        .post_json(
-            "/api/organizations/create",
-            json!({"organization_id": "org_beta", "name": "Beta"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    catalog_and_a_second_organization(&app).await;
     let (_, key, position) = acme_admin_key(&app).await;
     let add_credits = |wait: bool| {
         let (app, key) = (&app, &key);
@@ -418,14 +423,7 @@ async fn a_scoped_admin_cannot_act_on_another_organizations_team_before_it_is_pr
 #[tokio::test]
 async fn an_organization_scoped_admin_sees_and_acts_on_nothing_outside_its_organizations() {
     let app = spawn_app().await;
-    app.seed_catalog().await;
-    let (status, body) = app
-        .post_json(
-            "/api/organizations/create",
-            json!({"organization_id": "org_beta", "name": "Beta"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    catalog_and_a_second_organization(&app).await;
     for (team, org) in [("team_in", "org_acme"), ("team_out", "org_beta")] {
         let (status, body) = app
             .post_json(

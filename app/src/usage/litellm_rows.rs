@@ -18,10 +18,7 @@ use super::ledger::Incoming;
 pub struct RowError(pub &'static str);
 
 fn text<'a>(value: &'a Value, field: &str) -> Option<&'a str> {
-    value
-        .get(field)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    value.get(field).and_then(string)
 }
 
 fn count(value: &Value, field: &str) -> u64 {
