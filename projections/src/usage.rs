@@ -51,7 +51,7 @@ impl Projector for UsageProjector {
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        insert(tx, &records_of(events)?, false).await?;
+        copy_in(tx, &records_of(events)?).await?;
         Ok(())
     }
 
@@ -205,4 +205,84 @@ async fn insert(
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+/// The columns `copy_in` writes, in its order.
+const COPY_COLUMNS: &str = "request_id, team_id, organization_id, key_fingerprint, model,
+    provider_model, prompt_tokens, completion_tokens, cached_tokens, provider_cost, price,
+    status, latency_ms, occurred_at, job_id, source, position";
+
+/// A rebuild's bulk load: the records through `COPY` in text format, checking nothing (the
+/// copy has no primary key yet). PostgreSQL parses COPY's rows for about half the CPU of the
+/// same rows as `unnest` arrays (2.4 s against 4.2 s a million, measured in SQL).
+async fn copy_in(tx: &mut PgConnection, records: &[(UsageRecord, i64)]) -> Result<(), sqlx::Error> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::with_capacity(records.len() * 200);
+    for (r, position) in records {
+        copy_row(&mut text, r, *position);
+    }
+    let mut copy = tx
+        .copy_in_raw(&format!("copy usage_records ({COPY_COLUMNS}) from stdin"))
+        .await?;
+    copy.send(text.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// One record as a line of COPY's text format, in `COPY_COLUMNS` order.
+fn copy_row(out: &mut String, r: &UsageRecord, position: i64) {
+    use std::fmt::Write;
+    let text = |out: &mut String, value: Option<&str>| {
+        match value {
+            None => out.push_str("\\N"),
+            Some(value) => {
+                for c in value.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        c => out.push(c),
+                    }
+                }
+            }
+        }
+        out.push('\t');
+    };
+    text(out, Some(r.request_id.as_str()));
+    text(out, Some(r.team_id.as_str()));
+    text(out, Some(r.organization_id.as_str()));
+    text(out, r.key_fingerprint.as_ref().map(|f| f.as_str()));
+    text(out, Some(&r.model));
+    text(out, r.provider_model.as_deref());
+    // Numbers and times print nothing COPY would need escaped; `write!` to a String cannot fail.
+    let _ = write!(
+        out,
+        "{}\t{}\t{}\t{}\t{}\t",
+        tokens(r.prompt_tokens),
+        tokens(r.completion_tokens),
+        tokens(r.cached_tokens),
+        r.provider_cost.as_decimal(),
+        r.price.as_decimal()
+    );
+    text(out, Some(r.status.as_str()));
+    match r.latency_ms {
+        Some(l) => {
+            let _ = write!(out, "{}\t", i64::try_from(l).unwrap_or(i64::MAX));
+        }
+        None => out.push_str("\\N\t"),
+    }
+    // Cut to microseconds here: PostgreSQL rounds finer text, and the live path's binary
+    // encoding truncates, so the two would differ by a microsecond half the time.
+    let _ = write!(
+        out,
+        "{}\t",
+        r.occurred_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    );
+    text(out, r.job_id.as_deref());
+    text(out, Some(r.source.as_str()));
+    let _ = writeln!(out, "{position}");
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use projections::progress::ProgressSignal;
+use projections::progress::{self, ProgressSignal, Projected};
 use projections::runner::Step;
 use projections::{ConsumerRunner, ProjectionError, Projector, RunnerConfig};
 use sqlx::{Connection, PgConnection, PgPool, Row};
@@ -571,5 +571,71 @@ async fn a_consumer_that_cannot_apply_an_event_does_not_hold_back_the_rest_of_it
         .await?
         .expect("registered");
     assert_eq!(fragile, LogPosition::START, "and its checkpoint stayed put");
+    Ok(())
+}
+
+/// Read-your-writes waits: answered by this process's runner in memory or, when another process
+/// projects, by the stored checkpoint, and never before the consumer has passed every event
+/// committed before the wait began.
+#[tokio::test]
+async fn a_read_model_wait_ends_only_once_its_consumer_has_passed_what_was_committed()
+-> anyhow::Result<()> {
+    let pool = setup().await?;
+    let here = ProgressSignal::default();
+    let recorder: Arc<dyn Projector> = Arc::new(Recorder { name: "waited_on" });
+    let local = ConsumerRunner::new(
+        pool.clone(),
+        recorder.clone(),
+        RunnerConfig::default(),
+        here.clone(),
+    );
+    checkpoint::register(&pool, "waited_on").await?;
+    let short = Duration::from_millis(30);
+    let long = Duration::from_secs(30);
+    let wait = |signal: ProgressSignal| {
+        let (pool, recorder) = (pool.clone(), recorder.clone());
+        tokio::spawn(async move {
+            progress::wait_caught_up(&pool, &signal, recorder.as_ref(), long).await
+        })
+    };
+    let mut conn = connect(&pool).await?;
+    let first = insert_event(&mut conn, "s", 1, "Tested").await?;
+    assert!(!progress::wait_caught_up(&pool, &here, recorder.as_ref(), short).await?);
+
+    let waiting = wait(here.clone());
+    drain(&local).await?;
+    assert!(waiting.await??);
+    assert_eq!(
+        progress::wait_for(&pool, &here, "waited_on", first, short).await?,
+        Projected::Yes
+    );
+
+    // The runner here has announced where it stands; an event committed after that is still
+    // waited for, by either kind of wait.
+    let second = insert_event(&mut conn, "s", 2, "Tested").await?;
+    assert!(!progress::wait_caught_up(&pool, &here, recorder.as_ref(), short).await?);
+    assert_eq!(
+        progress::wait_for(&pool, &here, "waited_on", second, short).await?,
+        Projected::NotYet
+    );
+
+    // Another process applies it: the waits here learn so from the stored checkpoint.
+    let elsewhere = ConsumerRunner::new(
+        pool.clone(),
+        recorder.clone(),
+        RunnerConfig::default(),
+        ProgressSignal::default(),
+    );
+    let waiting = wait(here.clone());
+    let waiting_for = {
+        let (pool, here) = (pool.clone(), here.clone());
+        tokio::spawn(
+            async move { progress::wait_for(&pool, &here, "waited_on", second, long).await },
+        )
+    };
+    drain(&elsewhere).await?;
+    assert!(waiting.await??);
+    assert_eq!(waiting_for.await??, Projected::Yes);
+    assert_eq!(applied(&pool, "waited_on").await?, vec![first, second]);
     Ok(())
 }

@@ -545,3 +545,37 @@ async fn jobs_sum_their_calls_and_end_once() -> anyhow::Result<()> {
     assert_eq!((again.calls, again.price), (2, d("0.75")));
     Ok(())
 }
+
+/// A rebuild bulk-loads usage rows by another path than the live projection; every field comes
+/// out the same, text that needs escaping and absent values included.
+#[tokio::test]
+async fn a_rebuild_reads_back_every_field_of_usage_as_the_live_model_holds_it() -> anyhow::Result<()>
+{
+    let db = testkit::fresh_database().await?;
+    let pool = &db.pool;
+    let projector: Arc<dyn Projector> = Arc::new(projections::usage::UsageProjector);
+    let mut odd = usage("team-a", "r1", "0.000123456789", "12.5");
+    odd.model = "gpt\\N\tmini\nnew\r\\.".into();
+    odd.provider_model = Some("openai/\\gpt".into());
+    odd.job_id = Some("job\t1".into());
+    odd.latency_ms = None;
+    // Below the microsecond PostgreSQL keeps: dropped the same way by either path.
+    odd.occurred_at = "2026-12-06T10:11:12.123456999Z".parse()?;
+    let mut plain = usage("team-b", "r2", "3", "0");
+    plain.provider_model = None;
+    plain.occurred_at = "2026-12-06T10:11:12.123456Z".parse()?;
+    record(pool, vec![odd, plain]).await?;
+    project(pool, projector.clone()).await?;
+
+    let diffs = projections::rebuild::Rebuild::start(pool, projector)
+        .await?
+        .verify(&mut |_| {})
+        .await?;
+    assert_eq!(diffs, vec![], "the rebuilt tables equal the live ones");
+    let model: String =
+        sqlx::query_scalar("select model from usage_records where team_id = 'team-a'")
+            .fetch_one(pool)
+            .await?;
+    assert_eq!(model, "gpt\\N\tmini\nnew\r\\.");
+    Ok(())
+}
