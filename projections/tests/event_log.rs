@@ -574,9 +574,9 @@ async fn a_consumer_that_cannot_apply_an_event_does_not_hold_back_the_rest_of_it
     Ok(())
 }
 
-/// Read-your-writes waits: answered by this process's runner in memory or, when another process
-/// projects, by the stored checkpoint, and never before the consumer has passed every event
-/// committed before the wait began.
+/// Read-your-writes waits end once the consumer has passed every event committed before the
+/// wait began, whether this process's runner or another process's applies them, and never
+/// before.
 #[tokio::test]
 async fn a_read_model_wait_ends_only_once_its_consumer_has_passed_what_was_committed()
 -> anyhow::Result<()> {
@@ -610,8 +610,8 @@ async fn a_read_model_wait_ends_only_once_its_consumer_has_passed_what_was_commi
         Projected::Yes
     );
 
-    // The runner here has announced where it stands; an event committed after that is still
-    // waited for, by either kind of wait.
+    // The runner here has caught up once; an event committed after that is still waited for,
+    // by either kind of wait.
     let second = insert_event(&mut conn, "s", 2, "Tested").await?;
     assert!(!progress::wait_caught_up(&pool, &here, recorder.as_ref(), short).await?);
     assert_eq!(
@@ -619,7 +619,7 @@ async fn a_read_model_wait_ends_only_once_its_consumer_has_passed_what_was_commi
         Projected::NotYet
     );
 
-    // Another process applies it: the waits here learn so from the stored checkpoint.
+    // Another process applies it (its runner signals nothing here): the waits here still end.
     let elsewhere = ConsumerRunner::new(
         pool.clone(),
         recorder.clone(),
