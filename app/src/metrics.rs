@@ -46,6 +46,15 @@ pub fn register() {
         counter!("saas_usage_records_total", "source" => source).increment(0);
     }
     counter!("saas_litellm_sync_failures_total").increment(0);
+    for when in ["ahead", "on_demand"] {
+        counter!("saas_gateway_lease_grants_total", "when" => when).increment(0);
+    }
+}
+
+/// A hard-budget lease asked of the database: `ahead` (fetched while the current one still
+/// admits) or `on_demand` (a request waits for it).
+pub fn lease_granted(when: &'static str) {
+    counter!("saas_gateway_lease_grants_total", "when" => when).increment(1);
 }
 
 /// A call through the gateway: `served`, `budget_exceeded`, `model_not_allowed`,

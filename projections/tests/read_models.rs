@@ -234,7 +234,7 @@ async fn budgets_release_the_part_of_a_hold_each_recorded_request_took() -> anyh
     project(pool, budgets.clone()).await?;
 
     // A lease of at least one worst case of 2: a quarter of what is left, so 25.
-    let Grant::Granted(leased) = holds::grant(pool, "team-a", "lease-1", d("2")).await? else {
+    let Grant::Granted(leased) = holds::grant(pool, "team-a", "lease-1", d("2"), 32).await? else {
         panic!("100 of credit left, a lease of worst case 2 is refused");
     };
     assert_eq!(leased, d("25"));

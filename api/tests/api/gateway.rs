@@ -320,6 +320,63 @@ async fn two_replicas_together_never_spend_past_the_credits() {
         .await;
 }
 
+/// A counter's value on `/metrics` (0 when the series is not served).
+async fn counter(app: &TestApp, series: &str) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_busy_hard_budget_team_is_admitted_from_leases_fetched_ahead() {
+    // A hard-budget request is admitted from the team's lease in memory; when the lease runs
+    // out, the request waits for the database to grant the next one. A busy team's leases
+    // grow with its pace and the next one is fetched well before the current one ends, so
+    // after the first request almost none waits, and the team's row is not written for every
+    // few dozen requests.
+    let double = double().await;
+    double.set_prices("gpt-4o", "0.0001", "0.0002");
+    let app = app_with(&double).await;
+    app.seed_catalog().await;
+    let key = team(&app, "team_busy", "1000", "hard").await;
+    let body = chat_body("gpt-4o");
+    let (clients, each) = (8, 60);
+    let workers = (0..clients).map(|_| async {
+        for _ in 0..each {
+            assert_eq!(chat(&app, &key, &body).await.status(), 200);
+        }
+    });
+    futures::future::join_all(workers).await;
+    usage_count(&app, "team_busy", clients * each).await;
+    let on_demand = counter(&app, "saas_gateway_lease_grants_total{when=\"on_demand\"}").await;
+    let ahead = counter(&app, "saas_gateway_lease_grants_total{when=\"ahead\"}").await;
+    assert!(
+        on_demand >= 1,
+        "the first request found no lease and waited for one"
+    );
+    assert!(
+        on_demand <= 4,
+        "{on_demand} requests waited for a lease ({ahead} fetched ahead)"
+    );
+    // Leases of a fixed 32 requests take 15-16 grants for 480 requests; doubling ones 4-5 at
+    // this test's pace (leases grow while they last under a quarter of a second).
+    assert!(
+        on_demand + ahead < 10,
+        "{} grants for {} requests",
+        on_demand + ahead,
+        clients * each
+    );
+}
+
 #[tokio::test]
 async fn soft_mode_keeps_serving_and_warns() {
     let double = double().await;

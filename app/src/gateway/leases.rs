@@ -4,7 +4,9 @@
 //! goes back when it runs short, sits idle, or grows old. Since every chunk is granted against
 //! the team's row, the sum over all processes never exceeds what the team has left: a lease can
 //! refuse a request another replica's lease would have fit (conservative), never admit one the
-//! credits do not cover.
+//! credits do not cover. A busy team's leases grow with its pace and the next one is fetched
+//! when half of the current one is left, so its requests seldom wait for the database and its
+//! budget row is not written every few dozen requests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as SyncMutex};
@@ -18,6 +20,15 @@ use projections::budgets::holds::{self, Grant};
 
 /// A lease is handed back this long after it was granted, well inside the hold's TTL.
 const MAX_AGE: Duration = Duration::from_secs(60);
+
+/// A lease asks for this many worst cases at first and for a team that is not busy...
+const MIN_REQUESTS: u32 = 32;
+/// ...and doubles while a lease lasts less than `SPAN` (halves while one lasts more than four
+/// times it), up to this many.
+const MAX_REQUESTS: u32 = 2048;
+/// How long a lease should last at the team's pace: long enough that the next one, fetched
+/// at half, arrives before it ends, short enough that little credit sits in one process.
+const SPAN: Duration = Duration::from_millis(250);
 
 /// One request's part of a lease.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +65,10 @@ struct Lease {
     spare: Option<Spare>,
     /// A spare was asked for since this lease was installed (asked once, granted or not).
     spare_asked: bool,
+    /// How many worst cases the next grant asks for (kept across leases: the team's pace).
+    requests: u32,
+    /// When this lease began admitting (a spare is granted before it is installed).
+    installed_at: Instant,
 }
 
 impl Lease {
@@ -66,6 +81,8 @@ impl Lease {
             last_used: Instant::now(),
             spare: None,
             spare_asked: false,
+            requests: MIN_REQUESTS,
+            installed_at: Instant::now(),
         }
     }
 
@@ -79,6 +96,8 @@ impl Lease {
             last_used: Instant::now(),
             spare: self.spare.take(),
             spare_asked: false,
+            requests: self.requests,
+            installed_at: Instant::now(),
         };
     }
 
@@ -95,15 +114,26 @@ impl Lease {
         })
     }
 
-    /// Below a quarter of its chunk, with no spare yet: time to fetch the next one, so the
-    /// request that empties this lease does not wait for the database.
+    /// Below half of its chunk, with no spare yet: time to fetch the next one, so the request
+    /// that empties this lease does not wait for the database.
     fn wants_spare(&self) -> bool {
         !self.spare_asked && self.spare.is_none() && self.remaining * LOW_WATER < self.granted
+    }
+
+    /// Sizes the next grant from how fast this lease's first half went (called when the spare
+    /// is asked for): the whole lease lasts about twice that.
+    fn pace(&mut self) {
+        let lasts = self.installed_at.elapsed() * 2;
+        if lasts < SPAN {
+            self.requests = (self.requests * 2).min(MAX_REQUESTS);
+        } else if lasts > SPAN * 4 {
+            self.requests = (self.requests / 2).max(MIN_REQUESTS);
+        }
     }
 }
 
 /// A lease asks for its successor when less than 1/LOW_WATER of it is left.
-const LOW_WATER: Decimal = Decimal::from_parts(4, 0, 0, false, 0);
+const LOW_WATER: Decimal = Decimal::from_parts(2, 0, 0, false, 0);
 
 /// This process's leases, one per busy hard-mode team.
 pub struct Leases {
@@ -149,10 +179,12 @@ impl Leases {
                 return Ok(Admission::Held(ticket));
             }
         }
-        // Too little left here (or none yet): hand the rest back, then ask for a new chunk.
+        // Too little left here (or none yet): hand the rest back, then ask for a new chunk
+        // while this request (and any behind it for the team) waits.
         self.hand_back(&mut lease).await;
+        crate::metrics::lease_granted("on_demand");
         let hold_key = uuid::Uuid::new_v4().to_string();
-        match holds::grant(&self.pool, team_id, &hold_key, worst).await? {
+        match holds::grant(&self.pool, team_id, &hold_key, worst, lease.requests).await? {
             Grant::Granted(amount) => {
                 // The grant is at least `worst`: this request's part comes out of it at once.
                 lease.install(hold_key.clone(), amount, Instant::now());
@@ -180,10 +212,13 @@ impl Leases {
             return;
         }
         lease.spare_asked = true;
+        lease.pace();
+        crate::metrics::lease_granted("ahead");
+        let requests = lease.requests;
         let (pool, team_id, shared) = (self.pool.clone(), team_id.to_owned(), shared.clone());
         tokio::spawn(async move {
             let hold_key = uuid::Uuid::new_v4().to_string();
-            match holds::grant(&pool, &team_id, &hold_key, worst).await {
+            match holds::grant(&pool, &team_id, &hold_key, worst, requests).await {
                 Ok(Grant::Granted(amount)) => {
                     let mut lease = shared.lock().await;
                     if lease.spare.is_none() {

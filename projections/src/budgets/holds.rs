@@ -16,10 +16,8 @@ use sqlx::{PgConnection, PgPool};
 
 pub const HOLD_TTL_SECS: f64 = 900.0;
 
-/// A lease asks for this many worst cases at once...
-pub const LEASE_REQUESTS: i64 = 32;
-/// ...but never more than this share of what the team has left, so that other replicas (and
-/// other requests of different sizes) still find credit.
+/// A grant is never more than this share of what the team has left, so that other replicas
+/// (and other requests of different sizes) still find credit.
 const LEASE_SHARE: i64 = 4;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,13 +28,14 @@ pub enum Grant {
     Refused { available: Decimal },
 }
 
-/// Sets aside credit for at least one request costing up to `worst`: a quarter of what the team
-/// has left, between one and `LEASE_REQUESTS` worst cases.
+/// Sets aside credit for at least one request costing up to `worst`: `requests` worst cases, but
+/// no more than a quarter of what the team has left (and never less than one worst case).
 pub async fn grant(
     pool: &PgPool,
     team_id: &str,
     hold_key: &str,
     worst: Decimal,
+    requests: u32,
 ) -> Result<Grant, sqlx::Error> {
     // The chunk is sized from a snapshot; the UPDATE's WHERE re-checks it against the locked
     // row, so a stale snapshot can only size the chunk, never let it exceed what is left.
@@ -62,7 +61,7 @@ pub async fn grant(
     .bind(worst)
     .bind(HOLD_TTL_SECS)
     .bind(Decimal::from(LEASE_SHARE))
-    .bind(Decimal::from(LEASE_REQUESTS))
+    .bind(Decimal::from(requests.max(1)))
     .fetch_one(pool)
     .await?;
     Ok(match granted {
