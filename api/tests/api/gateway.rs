@@ -322,16 +322,9 @@ async fn two_replicas_together_never_spend_past_the_credits() {
 
 /// A counter's value on `/metrics` (0 when the series is not served).
 async fn counter(app: &TestApp, series: &str) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
+    app.scrape()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
         .unwrap_or(0)
 }

@@ -224,6 +224,13 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
 }
 
 impl TestApp {
+    /// The text of `/metrics` (Prometheus' format).
+    pub async fn scrape(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     /// POST as admin with a JSON body; returns status and body.
     pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
         let response = self

@@ -299,12 +299,6 @@ async fn replay_and_verify_need_only_the_database_and_failures_are_one_line() {
     );
 }
 
-async fn scrape(app: &TestApp) -> String {
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response.text().await.unwrap()
-}
-
 /// The metric names in a deploy file (`saas_…` tokens), histogram suffixes kept as written.
 fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
     let mut names = std::collections::BTreeSet::new();
@@ -340,7 +334,7 @@ async fn the_deploy_dashboards_and_alerts_name_only_metrics_that_exist() {
         )
         .await;
     assert_eq!(status, 201);
-    let text = scrape(&app).await;
+    let text = app.scrape().await;
     let served: std::collections::BTreeSet<&str> = text
         .lines()
         .filter(|line| !line.starts_with('#'))
@@ -376,7 +370,7 @@ async fn the_deploy_dashboards_and_alerts_name_only_metrics_that_exist() {
         |team| team["spend"] == json!(8.5),
     )
     .await;
-    let text = scrape(&app).await;
+    let text = app.scrape().await;
     assert_eq!(
         sample(&text, "saas_teams_budget_used", &[("level", "80")]),
         Some(1.0)
