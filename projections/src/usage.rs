@@ -51,8 +51,7 @@ impl Projector for UsageProjector {
         tx: &mut PgConnection,
         events: &[StoredEvent],
     ) -> Result<(), ProjectionError> {
-        copy_in(tx, &records_of(events)?).await?;
-        Ok(())
+        copy_in(tx, events).await
     }
 
     fn bulk_loaded_tables(&self) -> &'static [&'static str] {
@@ -203,21 +202,39 @@ async fn insert(tx: &mut PgConnection, records: &[(UsageRecord, i64)]) -> Result
     Ok(())
 }
 
+/// Usage records a bulk load decodes and sends at a time: PostgreSQL parses one chunk while
+/// the next is decoded, instead of the two taking turns over a whole batch.
+const COPY_CHUNK: usize = 250;
+
 /// A rebuild's bulk load: the records through `COPY` in text format, checking nothing (the
 /// copy has no primary key yet). PostgreSQL parses COPY's rows for about half the CPU of the
 /// same rows as `unnest` arrays (2.4 s against 4.2 s a million, measured in SQL).
-async fn copy_in(tx: &mut PgConnection, records: &[(UsageRecord, i64)]) -> Result<(), sqlx::Error> {
-    if records.is_empty() {
+async fn copy_in(tx: &mut PgConnection, events: &[StoredEvent]) -> Result<(), ProjectionError> {
+    let usage: Vec<&StoredEvent> = events
+        .iter()
+        .filter(|e| e.aggregate_type == USAGE_AGGREGATE)
+        .collect();
+    if usage.is_empty() {
         return Ok(());
-    }
-    let mut text = String::with_capacity(records.len() * 200);
-    for (r, position) in records {
-        copy_row(&mut text, r, *position);
     }
     let mut copy = tx
         .copy_in_raw(&format!("copy usage_records ({RECORD_COLUMNS}) from stdin"))
         .await?;
-    copy.send(text.into_bytes()).await?;
+    for chunk in usage.chunks(COPY_CHUNK) {
+        let mut text = String::with_capacity(chunk.len() * 200);
+        for event in chunk {
+            match event.decode() {
+                Ok(UsageEvent::UsageRecorded(record)) => {
+                    copy_row(&mut text, &record, event.global_position)
+                }
+                Err(e) => {
+                    copy.abort("an event could not be decoded").await.ok();
+                    return Err(ProjectionError::decode(event, e));
+                }
+            }
+        }
+        copy.send(text.into_bytes()).await?;
+    }
     copy.finish().await?;
     Ok(())
 }

@@ -564,7 +564,9 @@ async fn a_rebuild_reads_back_every_field_of_usage_as_the_live_model_holds_it() 
     let mut plain = usage("team-b", "r2", "3", "0");
     plain.provider_model = None;
     plain.occurred_at = "2026-12-06T10:11:12.123456Z".parse()?;
-    record(pool, vec![odd, plain]).await?;
+    // Enough more that the bulk load sends its rows in several chunks.
+    let bulk = (0..600).map(|i| usage("team-c", &format!("bulk-{i}"), "0.01", "0.0125"));
+    record(pool, [odd, plain].into_iter().chain(bulk).collect()).await?;
     project(pool, projector.clone()).await?;
 
     let diffs = projections::rebuild::Rebuild::start(pool, projector)
