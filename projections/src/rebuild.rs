@@ -22,8 +22,10 @@ use store::event_log::{self, LogPosition, StoredEvent};
 /// million rows' sort can stay in memory.
 const INDEX_BUILD_MEMORY: &str = "set local maintenance_work_mem = '256MB'";
 
-/// Events per rebuild transaction.
-pub const BATCH: i64 = 2000;
+/// Events per rebuild transaction. Larger batches go faster (1M events: 13.5 s at 2,000, 12.6 s
+/// at 4,000) but three are in memory at once (read ahead, being read, being applied): peak RSS
+/// 35, 46 and 54 MB at 2,000, 3,000 and 4,000, against a 64 MB budget.
+pub const BATCH: i64 = 3000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
