@@ -110,7 +110,7 @@ impl KeyInfo {
 /// One page of `GET /spend/logs/v2`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SpendLogPage {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rows")]
     pub data: Vec<SpendLogRow>,
     #[serde(default)]
     pub total: u64,
@@ -178,9 +178,101 @@ where
     })
 }
 
+/// A page's rows, where an element that is not an object (null, a number, a list) reads as
+/// an empty row, which ingestion refuses and counts as unreadable: one odd element must not
+/// make its page, and so every row after it, unreadable. `data: null` is no rows.
+fn rows<'de, D>(deserializer: D) -> Result<Vec<SpendLogRow>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer};
+
+    struct Row(SpendLogRow);
+    impl<'de> Deserialize<'de> for Row {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Shape;
+            impl<'de> Visitor<'de> for Shape {
+                type Value = SpendLogRow;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a spend-log row")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SpendLogRow, A::Error> {
+                    SpendLogRow::deserialize(MapAccessDeserializer::new(map))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<SpendLogRow, A::Error> {
+                    while seq.next_element::<IgnoredAny>()?.is_some() {}
+                    Ok(SpendLogRow::default())
+                }
+                fn visit_unit<E>(self) -> Result<SpendLogRow, E> {
+                    Ok(SpendLogRow::default())
+                }
+                fn visit_bool<E>(self, _: bool) -> Result<SpendLogRow, E> {
+                    Ok(SpendLogRow::default())
+                }
+                fn visit_i64<E>(self, _: i64) -> Result<SpendLogRow, E> {
+                    Ok(SpendLogRow::default())
+                }
+                fn visit_u64<E>(self, _: u64) -> Result<SpendLogRow, E> {
+                    Ok(SpendLogRow::default())
+                }
+                fn visit_f64<E>(self, _: f64) -> Result<SpendLogRow, E> {
+                    Ok(SpendLogRow::default())
+                }
+                fn visit_str<E>(self, _: &str) -> Result<SpendLogRow, E> {
+                    Ok(SpendLogRow::default())
+                }
+            }
+            deserializer.deserialize_any(Shape).map(Row)
+        }
+    }
+
+    struct Rows;
+    impl<'de> Visitor<'de> for Rows {
+        type Value = Vec<SpendLogRow>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of spend-log rows")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1000));
+            while let Some(Row(row)) = seq.next_element()? {
+                rows.push(row);
+            }
+            Ok(rows)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+    }
+    deserializer.deserialize_any(Rows)
+}
+
 /// A client's metadata, of which we read only the job it tags the call with.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct JobTag {
     pub job_id: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_element_of_a_page_that_is_not_a_row_leaves_the_other_rows_readable() {
+        let text = r#"{"data": [{"request_id": "r1", "spend": 0.5}, null, 7, "row", [1, {"a": 2}],
+                                 true, {"request_id": "r2", "metadata": "odd"}],
+                       "total": 7, "page": 1, "total_pages": 1}"#;
+        let page: SpendLogPage = serde_json::from_str(text).expect("the page is readable");
+        assert_eq!(page.data.len(), 7);
+        assert_eq!(page.data[0].request_id, "r1");
+        assert_eq!(page.data[0].spend, 0.5);
+        assert_eq!(page.data[6].request_id, "r2");
+        assert!(page.data[6].metadata.is_none());
+        // The odd ones read as rows without an id, which ingestion counts as unreadable.
+        assert!(page.data[1..6].iter().all(|row| row.request_id.is_null()));
+        assert_eq!(page.total, 7);
+
+        let empty: SpendLogPage = serde_json::from_str(r#"{"data": null}"#).unwrap();
+        assert!(empty.data.is_empty());
+    }
 }
