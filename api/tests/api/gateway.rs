@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    LITELLM_MASTER, TeamSpec, TestApp, assert_error, dec, double, spawn_app_with_database,
+    LITELLM_MASTER, TeamSpec, TestApp, assert_error, dec, double, sample, spawn_app_with_database,
     spawn_app_with_double,
 };
 
@@ -320,15 +320,6 @@ async fn two_replicas_together_never_spend_past_the_credits() {
         .await;
 }
 
-/// A counter's value on `/metrics` (0 when the series is not served).
-async fn counter(app: &TestApp, series: &str) -> u64 {
-    app.scrape()
-        .await
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_busy_hard_budget_team_is_admitted_from_leases_fetched_ahead() {
     // A hard-budget request is admitted from the team's lease in memory; when the lease runs
@@ -350,8 +341,16 @@ async fn a_busy_hard_budget_team_is_admitted_from_leases_fetched_ahead() {
     });
     futures::future::join_all(workers).await;
     usage_count(&app, "team_busy", clients * each).await;
-    let on_demand = counter(&app, "saas_gateway_lease_grants_total{when=\"on_demand\"}").await;
-    let ahead = counter(&app, "saas_gateway_lease_grants_total{when=\"ahead\"}").await;
+    let metrics = app.scrape().await;
+    let grants = |when| {
+        sample(
+            &metrics,
+            "saas_gateway_lease_grants_total",
+            &[("when", when)],
+        )
+        .unwrap_or(0.0) as u64
+    };
+    let (on_demand, ahead) = (grants("on_demand"), grants("ahead"));
     assert!(
         on_demand >= 1,
         "the first request found no lease and waited for one"

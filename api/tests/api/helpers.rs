@@ -223,6 +223,23 @@ pub async fn assert_error(response: Response, status: u16, code: &str) -> Value 
     body
 }
 
+/// The value of the first sample of `series` whose labels include every `labels` pair.
+pub fn sample(text: &str, series: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(series)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .next()
+}
+
 impl TestApp {
     /// The text of `/metrics` (Prometheus' format).
     pub async fn scrape(&self) -> String {

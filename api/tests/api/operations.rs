@@ -6,24 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{MASTER_KEY, TestApp, spawn_app};
-
-/// The value of the first sample of `series` whose labels include every `labels` pair.
-fn sample(text: &str, series: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            line.strip_prefix(series)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter(|line| {
-            labels
-                .iter()
-                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
-        .next()
-}
+use crate::helpers::{MASTER_KEY, TestApp, sample, spawn_app};
 
 #[tokio::test]
 async fn metrics_show_requests_commands_lag_usage_and_pool() {
