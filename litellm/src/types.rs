@@ -226,24 +226,8 @@ where
         }
     }
 
-    struct Rows;
-    impl<'de> Visitor<'de> for Rows {
-        type Value = Vec<SpendLogRow>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a list of spend-log rows")
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1000));
-            while let Some(Row(row)) = seq.next_element()? {
-                rows.push(row);
-            }
-            Ok(rows)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(Vec::new())
-        }
-    }
-    deserializer.deserialize_any(Rows)
+    let rows = Option::<Vec<Row>>::deserialize(deserializer)?.unwrap_or_default();
+    Ok(rows.into_iter().map(|Row(row)| row).collect())
 }
 
 /// A client's metadata, of which we read only the job it tags the call with.
