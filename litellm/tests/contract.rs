@@ -391,6 +391,37 @@ async fn blocked_expired_and_deleted_keys_are_refused_with_401() {
 }
 
 #[tokio::test]
+async fn a_team_lists_its_own_keys_and_deleting_it_deletes_them() {
+    let t = target().await;
+    let (team, key) = t.team(json!({"models": ["fake-gpt"]})).await;
+    let (other, other_key) = t.team(json!({"models": ["fake-gpt"]})).await;
+    let (status, info) = t.get(&format!("/team/info?team_id={team}")).await;
+    assert_eq!(status, 200, "{info}");
+    let tokens: Vec<&str> = info["keys"]
+        .as_array()
+        .expect("/team/info lists the team's keys")
+        .iter()
+        .filter_map(|k| k["token"].as_str())
+        .collect();
+    assert_eq!(tokens, [litellm::key_hash(&key).as_str()], "{info}");
+
+    let (status, body) = t.admin("/team/delete", json!({"team_ids": [team]})).await;
+    assert_eq!(status, 200, "{body}");
+    let refused = eventually(10, async || {
+        let (status, _, body) = t.chat(&key, json!({})).await;
+        (status != 200).then_some((status, body))
+    })
+    .await
+    .expect("a deleted team's key kept working");
+    assert_eq!(refused.0, 401, "{}", refused.1);
+    // The other team and its key are untouched.
+    assert_eq!(t.chat(&other_key, json!({})).await.0, 200);
+    let (status, info) = t.get(&format!("/team/info?team_id={other}")).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["keys"].as_array().map(Vec::len), Some(1), "{info}");
+}
+
+#[tokio::test]
 async fn request_validation_errors_have_fastapis_shape() {
     let t = target().await;
     let (status, body) = t
