@@ -155,9 +155,16 @@ impl LitellmClient {
             .call::<Value>(Method::GET, "/team/info", &[("team_id", team_id)], None)
             .await
         {
-            Ok(value) => serde_json::from_value(value["team_info"].clone())
-                .map(Some)
-                .map_err(|e| LitellmError::Garbage(format!("/team/info: {e}"))),
+            Ok(mut value) => {
+                let garbage =
+                    |e: serde_json::Error| LitellmError::Garbage(format!("/team/info: {e}"));
+                let mut info: TeamInfo =
+                    serde_json::from_value(value["team_info"].take()).map_err(garbage)?;
+                if !value["keys"].is_null() {
+                    info.keys = serde_json::from_value(value["keys"].take()).map_err(garbage)?;
+                }
+                Ok(Some(info))
+            }
             Err(LitellmError::NotFound(_)) => Ok(None),
             Err(error) => Err(error),
         }

@@ -41,9 +41,32 @@ pub struct TeamInfo {
     /// LiteLLM's spend counter, digits as sent (it is a float in LiteLLM).
     #[serde(default)]
     pub spend: Option<serde_json::Number>,
+    /// The team's keys, as `/team/info` lists them beside the team (`keys`).
+    #[serde(skip)]
+    pub keys: Vec<ListedKey>,
+}
+
+/// A key as `/team/info` lists it: enough to tell whether one of ours is there and blocked.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ListedKey {
+    /// The key's SHA-256, hex.
+    pub token: String,
+    #[serde(default)]
+    pub blocked: Option<bool>,
+}
+
+impl ListedKey {
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.unwrap_or(false)
+    }
 }
 
 impl TeamInfo {
+    /// The listed key with this hash, if the team has it.
+    pub fn key(&self, key_hash: &str) -> Option<&ListedKey> {
+        self.keys.iter().find(|k| k.token == key_hash)
+    }
+
     /// Whether LiteLLM already holds `spec` (model order does not matter).
     pub fn matches(&self, spec: &TeamSpec) -> bool {
         let mut have = self.models.clone();

@@ -225,6 +225,28 @@ async fn teams_block_keys_update_and_keys_see_their_models() {
         client.models_for_key(&plaintext).await.unwrap(),
         ["fake-gpt"]
     );
+    // The team lists the key by its hash, with its blocked state (the reconciler relies on it).
+    let hash = litellm::key_hash(&plaintext);
+    let info = client.team_info(&team).await.unwrap().unwrap();
+    assert_eq!(info.keys.len(), 1, "{info:?}");
+    assert!(
+        !info
+            .key(&hash)
+            .expect("the team lists its key")
+            .is_blocked()
+    );
+    client.key_set_blocked(&hash, true).await.unwrap();
+    let info = client.team_info(&team).await.unwrap().unwrap();
+    assert!(
+        info.key(&hash).expect("still listed").is_blocked(),
+        "{info:?}"
+    );
+    client.key_set_blocked(&hash, false).await.unwrap();
+    let info = client.team_info(&team).await.unwrap().unwrap();
+    assert!(
+        !info.key(&hash).expect("still listed").is_blocked(),
+        "{info:?}"
+    );
     client
         .key_update(
             &plaintext,

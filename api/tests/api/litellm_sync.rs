@@ -190,6 +190,73 @@ async fn drift_made_by_hand_is_repaired_by_the_periodic_pass() {
     }
 }
 
+/// The team and key calls made to LiteLLM after the first `skip` requests.
+fn team_and_key_calls(double: &LitellmDouble, skip: usize) -> Vec<String> {
+    double.urls()[skip..]
+        .iter()
+        .filter(|url| url.starts_with("/team/") || url.starts_with("/key/"))
+        .map(|url| url.split('?').next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_change_to_a_team_in_sync_costs_one_look_and_one_update() {
+    let double = double().await;
+    let app = app_with(&double, Duration::from_secs(300)).await;
+    app.seed_catalog().await;
+    let (_, position) = create_team(&app, "team_c").await;
+    wait_in_sync(&app, "team_c", position).await;
+    let before = double.urls().len();
+    let (_, body) = app
+        .post_json("/api/teams/team_c/credits/add", json!({"amount": "12"}))
+        .await;
+    wait_in_sync(&app, "team_c", body["position"].as_i64().unwrap()).await;
+    assert_eq!(double.team("team_c").unwrap()["max_budget"], json!(110.0));
+    // The key is seen in the team's own listing: no key call at all.
+    assert_eq!(
+        team_and_key_calls(&double, before),
+        ["/team/info", "/team/update"]
+    );
+}
+
+#[tokio::test]
+async fn a_key_blocked_or_deleted_by_hand_is_put_right_by_the_periodic_pass() {
+    let double = double().await;
+    let app = app_with(&double, Duration::from_secs(1)).await;
+    app.seed_catalog().await;
+    let (key, position) = create_team(&app, "team_k").await;
+    wait_in_sync(&app, "team_k", position).await;
+    let hash = litellm::key_hash(&key);
+    let blocked = reqwest::Client::new()
+        .post(format!("{}/key/block", double.base_url()))
+        .bearer_auth(LITELLM_MASTER)
+        .json(&json!({"key": hash}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), 200);
+    assert_eq!(double.key(&key).unwrap()["blocked"], true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while double.key(&key).unwrap()["blocked"] != false {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a key blocked by hand stayed blocked"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    double.delete_key_by_hand(&key);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while double.key(&key).is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a key deleted by hand was not put back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(double.key(&key).unwrap()["team_id"], "team_k");
+}
+
 #[tokio::test]
 async fn two_instances_share_the_work_without_repeating_it() {
     let double = double().await;

@@ -294,7 +294,8 @@ impl Reconciler {
         }
 
         let spec = desired_team(&team);
-        match self.client.team_info(team_id).await? {
+        let info = self.client.team_info(team_id).await?;
+        match &info {
             None => self.client.team_new(&spec).await?,
             Some(info) if !info.matches(&spec) => self.client.team_update(&spec).await?,
             Some(_) => {}
@@ -309,15 +310,23 @@ impl Reconciler {
             team_id: team_id.to_owned(),
             fingerprint: team.key_fingerprint.clone(),
         };
-        // Generating an existing custom key changes nothing in LiteLLM, so this also puts back
-        // a key deleted by hand.
-        self.client.key_generate(&key_spec).await?;
         let suspended = team.status == "suspended";
         // By its hash: a plaintext key in a URL would stay in LiteLLM's access log.
         let key_hash = litellm::key_hash(key.expose());
-        match self.client.key_info(&key_hash).await? {
-            Some(info) if info.is_blocked() == suspended => {}
-            _ => self.client.key_set_blocked(&key_hash, suspended).await?,
+        // `/team/info` lists the team's keys: when ours is there in the right state, nothing
+        // more is asked (the common case, one call per sync instead of three).
+        match info.as_ref().and_then(|info| info.key(&key_hash)) {
+            Some(listed) if listed.is_blocked() == suspended => {}
+            Some(_) => self.client.key_set_blocked(&key_hash, suspended).await?,
+            None => {
+                // Generating an existing custom key changes nothing in LiteLLM, so this also
+                // puts back a key deleted by hand; its state is then read, not assumed.
+                self.client.key_generate(&key_spec).await?;
+                match self.client.key_info(&key_hash).await? {
+                    Some(info) if info.is_blocked() == suspended => {}
+                    _ => self.client.key_set_blocked(&key_hash, suspended).await?,
+                }
+            }
         }
 
         let old_keys = keys::rotated_out(&self.pool, team_id, &team.key_fingerprint).await?;
