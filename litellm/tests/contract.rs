@@ -374,8 +374,9 @@ async fn blocked_expired_and_deleted_keys_are_refused_with_401() {
         refused.1
     );
 
-    // Deleted: requests are refused at once, while `/key/info` still answers from its cache.
-    let (_, key) = t.team(json!({"models": ["fake-gpt"]})).await;
+    // Deleted: requests are refused at once, while `/key/info` still answers from its cache;
+    // the team's own listing (which the reconciler reads) leaves the key out at once.
+    let (team, key) = t.team(json!({"models": ["fake-gpt"]})).await;
     assert_eq!(t.chat(&key, json!({})).await.0, 200);
     let hash = litellm::key_hash(&key);
     let (status, _) = t.admin("/key/delete", json!({"keys": [hash]})).await;
@@ -388,6 +389,9 @@ async fn blocked_expired_and_deleted_keys_are_refused_with_401() {
     );
     let (status, info) = t.get(&format!("/key/info?key={hash}")).await;
     assert_eq!(status, 200, "{info}");
+    let (status, info) = t.get(&format!("/team/info?team_id={team}")).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["keys"], json!([]), "{info}");
 }
 
 #[tokio::test]
