@@ -23,13 +23,29 @@ async fn create_team(app: &TestApp, team_id: &str) -> (String, i64) {
     (team.key, team.position)
 }
 
+/// A double, an app syncing with it (every team re-checked each `resync`), the catalog, and
+/// `team_id` created and in sync in LiteLLM; returns them with the team's key.
+async fn synced_team(resync: Duration, team_id: &str) -> (LitellmDouble, TestApp, String) {
+    let double = double().await;
+    let app = app_with(&double, resync).await;
+    app.seed_catalog().await;
+    let (key, position) = create_team(&app, team_id).await;
+    wait_in_sync(&app, team_id, position).await;
+    (double, app, key)
+}
+
+/// Waits up to 15 s for `done`, checking every 100 ms; fails with `what` if it never holds.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn litellm_follows_every_team_command() {
-    let double = double().await;
-    let app = app_with(&double, Duration::from_secs(300)).await;
-    app.seed_catalog().await;
-    let (key, position) = create_team(&app, "team_s").await;
-    wait_in_sync(&app, "team_s", position).await;
+    let (double, app, key) = synced_team(Duration::from_secs(300), "team_s").await;
     let team = double.team("team_s").expect("team created in LiteLLM");
     assert_eq!(team["models"], json!(["gpt-4o", "gpt-4o-mini"]));
     assert_eq!(
@@ -91,11 +107,7 @@ async fn litellm_follows_every_team_command() {
 
 #[tokio::test]
 async fn a_model_group_change_resyncs_its_teams() {
-    let double = double().await;
-    let app = app_with(&double, Duration::from_secs(300)).await;
-    app.seed_catalog().await;
-    let (_, position) = create_team(&app, "team_g").await;
-    wait_in_sync(&app, "team_g", position).await;
+    let (double, app, _) = synced_team(Duration::from_secs(300), "team_g").await;
     let (_, body) = app
         .post_json(
             "/api/model-groups/gpt/models",
@@ -164,11 +176,7 @@ async fn changes_made_while_litellm_is_down_all_arrive() {
 
 #[tokio::test]
 async fn drift_made_by_hand_is_repaired_by_the_periodic_pass() {
-    let double = double().await;
-    let app = app_with(&double, Duration::from_secs(1)).await;
-    app.seed_catalog().await;
-    let (key, position) = create_team(&app, "team_h").await;
-    wait_in_sync(&app, "team_h", position).await;
+    let (double, _app, key) = synced_team(Duration::from_secs(1), "team_h").await;
     double.tamper_team("team_h", "models", json!(["claude-3-5-sonnet"]));
     double.tamper_team("team_h", "max_budget", json!(1_000_000.0));
     double.delete_key_by_hand(&key);
@@ -201,11 +209,7 @@ fn team_and_key_calls(double: &LitellmDouble, skip: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn a_change_to_a_team_in_sync_costs_one_look_and_one_update() {
-    let double = double().await;
-    let app = app_with(&double, Duration::from_secs(300)).await;
-    app.seed_catalog().await;
-    let (_, position) = create_team(&app, "team_c").await;
-    wait_in_sync(&app, "team_c", position).await;
+    let (double, app, _) = synced_team(Duration::from_secs(300), "team_c").await;
     let before = double.urls().len();
     let (_, body) = app
         .post_json("/api/teams/team_c/credits/add", json!({"amount": "12"}))
@@ -221,11 +225,7 @@ async fn a_change_to_a_team_in_sync_costs_one_look_and_one_update() {
 
 #[tokio::test]
 async fn a_key_blocked_or_deleted_by_hand_is_put_right_by_the_periodic_pass() {
-    let double = double().await;
-    let app = app_with(&double, Duration::from_secs(1)).await;
-    app.seed_catalog().await;
-    let (key, position) = create_team(&app, "team_k").await;
-    wait_in_sync(&app, "team_k", position).await;
+    let (double, _app, key) = synced_team(Duration::from_secs(1), "team_k").await;
     let hash = litellm::key_hash(&key);
     let blocked = reqwest::Client::new()
         .post(format!("{}/key/block", double.base_url()))
@@ -236,24 +236,16 @@ async fn a_key_blocked_or_deleted_by_hand_is_put_right_by_the_periodic_pass() {
         .unwrap();
     assert_eq!(blocked.status(), 200);
     assert_eq!(double.key(&key).unwrap()["blocked"], true);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while double.key(&key).unwrap()["blocked"] != false {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a key blocked by hand stayed blocked"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("a key blocked by hand stayed blocked", || {
+        double.key(&key).unwrap()["blocked"] == false
+    })
+    .await;
 
     double.delete_key_by_hand(&key);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while double.key(&key).is_none() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "a key deleted by hand was not put back"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("a key deleted by hand was not put back", || {
+        double.key(&key).is_some()
+    })
+    .await;
     assert_eq!(double.key(&key).unwrap()["team_id"], "team_k");
 }
 

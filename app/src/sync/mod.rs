@@ -305,28 +305,30 @@ impl Reconciler {
         let key = keys::reveal(&self.pool, &self.vault, &team.key_fingerprint)
             .await
             .map_err(|e| SyncError::Key(e.to_string()))?;
-        let key_spec = KeySpec {
-            key: key.expose().to_owned().into(),
-            team_id: team_id.to_owned(),
-            fingerprint: team.key_fingerprint.clone(),
-        };
         let suspended = team.status == "suspended";
         // By its hash: a plaintext key in a URL would stay in LiteLLM's access log.
         let key_hash = litellm::key_hash(key.expose());
-        // `/team/info` lists the team's keys: when ours is there in the right state, nothing
-        // more is asked (the common case, one call per sync instead of three).
-        match info.as_ref().and_then(|info| info.key(&key_hash)) {
-            Some(listed) if listed.is_blocked() == suspended => {}
-            Some(_) => self.client.key_set_blocked(&key_hash, suspended).await?,
+        // `/team/info` lists the team's keys: when ours is there, its state is read from the
+        // listing (the common case, one call per sync instead of three).
+        let blocked = match info.as_ref().and_then(|info| info.key(&key_hash)) {
+            Some(listed) => Some(listed.is_blocked()),
             None => {
                 // Generating an existing custom key changes nothing in LiteLLM, so this also
                 // puts back a key deleted by hand; its state is then read, not assumed.
+                let key_spec = KeySpec {
+                    key: key.expose().to_owned().into(),
+                    team_id: team_id.to_owned(),
+                    fingerprint: team.key_fingerprint.clone(),
+                };
                 self.client.key_generate(&key_spec).await?;
-                match self.client.key_info(&key_hash).await? {
-                    Some(info) if info.is_blocked() == suspended => {}
-                    _ => self.client.key_set_blocked(&key_hash, suspended).await?,
-                }
+                self.client
+                    .key_info(&key_hash)
+                    .await?
+                    .map(|info| info.is_blocked())
             }
+        };
+        if blocked != Some(suspended) {
+            self.client.key_set_blocked(&key_hash, suspended).await?;
         }
 
         let old_keys = keys::rotated_out(&self.pool, team_id, &team.key_fingerprint).await?;
